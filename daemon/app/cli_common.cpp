@@ -1,0 +1,42 @@
+#include "loopstall/cli_common.hpp"
+
+#include <csignal>
+#include <cstring>
+#include <stdexcept>
+
+#include "loopstall/json_sink.hpp"
+#include "loopstall/text_sink.hpp"
+
+namespace loopstall {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop.store(true); }
+
+}  // namespace
+
+const std::atomic<bool>& install_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  return g_stop;
+}
+
+std::FILE* open_output(const std::string& path, bool append) {
+  if (path == "-") return stdout;
+  std::FILE* f = std::fopen(path.c_str(), append ? "a" : "w");
+  if (!f) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+  return f;
+}
+
+std::unique_ptr<Sink> make_sink(const std::string& format, std::FILE* out) {
+  if (format == "json") return std::make_unique<JsonLinesSink>(out);
+  return std::make_unique<TextSink>(out);
+}
+
+}  // namespace loopstall

@@ -1,0 +1,160 @@
+#include "loopstall/correlator.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "loopstall/decode.hpp"
+
+namespace loopstall {
+namespace {
+
+LoopKind loop_kind(const ProcInfo& p) {
+  if (!p.python) return LoopKind::Epoll;
+  return p.gevent ? LoopKind::Gevent : LoopKind::Asyncio;
+}
+
+}  // namespace
+
+Correlator::Correlator(Selection sel, double threshold_ms, Sink& sink, ProcInspector inspect, WallClock clock)
+    : sel_(std::move(sel)),
+      threshold_ms_(threshold_ms),
+      sink_(sink),
+      inspect_(inspect ? std::move(inspect) : ProcInspector([](std::uint32_t pid) { return inspect_process(pid); })),
+      clock_(clock) {}
+
+const ProcInfo* Correlator::process(std::uint32_t pid) {
+  auto it = procs_.find(pid);
+  if (it != procs_.end()) {
+    // Python processes may import gevent after their first epoll_wait:
+    // look again (stalls are rare, so this costs little).
+    if (it->second.python && !it->second.gevent) {
+      if (auto fresh = inspect_(pid)) it->second.gevent = fresh->gevent;
+    }
+    return &it->second;
+  }
+  auto info = inspect_(pid);
+  if (!info) return nullptr;
+  return &procs_.emplace(pid, std::move(*info)).first->second;
+}
+
+ls_proc_state Correlator::classify(std::uint32_t pid) {
+  if (!sel_.pids.empty() && !sel_.pids.count(pid)) return LS_PROC_IGNORE;
+  procs_.erase(pid);  // a new decision: the image may have changed (exec)
+  const ProcInfo* p = process(pid);
+  if (!p) return LS_PROC_IGNORE;
+  if (p->python || sel_.all_loops) return LS_PROC_WATCH;
+  procs_.erase(pid);
+  return LS_PROC_IGNORE;
+}
+
+void Correlator::forget_process(std::uint32_t pid) {
+  procs_.erase(pid);
+  for (auto it = threads_.begin(); it != threads_.end();) {
+    it = it->second.pid == pid ? threads_.erase(it) : std::next(it);
+  }
+}
+
+StallReport Correlator::make_report(const ls_loop& l, std::uint64_t end_ns, bool ongoing, const char* comm) {
+  StallReport r;
+  const IterationTiming t = decode_iteration(l, end_ns, ongoing);
+  r.stall_id = make_stall_id(l.tid, l.iter_start_ns);
+  r.pid = l.tgid;
+  r.tid = l.tid;
+  if (const ProcInfo* p = process(l.tgid)) {
+    r.exe = p->exe;
+    r.service = p->service;
+    r.loop = loop_kind(*p);
+    r.python_version = p->python_version;
+    r.comm = p->comm;
+  }
+  if (comm && *comm) r.comm = std::string(comm, strnlen(comm, 16));  // the thread's own name
+  r.start_unix_ns = clock_.to_unix_ns(l.iter_start_ns);
+  r.duration_ms = t.duration_ms;
+  r.threshold_ms = threshold_ms_;
+  r.ongoing = ongoing;
+  r.breakdown = t.breakdown;
+  r.cause = classify_cause(t.breakdown);
+  r.syscalls = t.syscalls;
+  return r;
+}
+
+void Correlator::account_iterations(const ls_loop& l) {
+  ThreadCounters& tc = threads_[l.tid];
+  tc.pid = l.tgid;
+  if (l.iterations > tc.iterations) {
+    totals_[l.tgid].iterations += l.iterations - tc.iterations;
+    tc.iterations = l.iterations;
+  }
+}
+
+void Correlator::on_stall(const ls_stall_event& e) {
+  const std::string id = make_stall_id(e.loop.tid, e.loop.iter_start_ns);
+  const bool was_ongoing = ongoing_.erase(id) > 0;
+  const double dur_ms = static_cast<double>(e.end_ns - e.loop.iter_start_ns) / 1e6;
+  // The kernel threshold may be lower than ours (several consumers).
+  if (dur_ms < threshold_ms_ && !was_ongoing) return;
+  account_iterations(e.loop);
+  StallReport r = make_report(e.loop, e.end_ns, false, e.comm);
+  ProcessTotals& pt = totals_[r.pid];
+  pt.comm = r.comm;
+  pt.loop = r.loop;
+  pt.stalls++;
+  pt.max_stall_ms = std::max(pt.max_stall_ms, r.duration_ms);
+  pt.stalled_ms += r.duration_ms;
+  sink_.stall(r);
+}
+
+void Correlator::on_loop_exit(const ls_stall_event& e) {
+  account_iterations(e.loop);
+  threads_.erase(e.loop.tid);
+}
+
+void Correlator::on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns) {
+  const auto threshold_ns = static_cast<std::uint64_t>(threshold_ms_ * 1e6);
+  for (const ls_loop& l : loops) {
+    account_iterations(l);
+    if (!l.iter_start_ns || now_ns < l.iter_start_ns || now_ns - l.iter_start_ns < threshold_ns) continue;
+    const std::string id = make_stall_id(l.tid, l.iter_start_ns);
+    auto [it, fresh] = ongoing_.try_emplace(id);
+    it->second.last_seen_ns = now_ns;
+    if (!fresh && now_ns - it->second.last_report_ns < kOngoingRepeatNs) continue;
+    it->second.last_report_ns = now_ns;
+    sink_.stall(make_report(l, now_ns, true, nullptr));
+  }
+  // Stalls whose final report will never come (the process died, or the
+  // event was dropped and counted as such in the BPF stats).
+  for (auto it = ongoing_.begin(); it != ongoing_.end();) {
+    if (now_ns - it->second.last_seen_ns > kForgetNs) {
+      it = ongoing_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Correlator::flush_ongoing(const std::vector<ls_loop>& loops, std::uint64_t now_ns) {
+  const auto threshold_ns = static_cast<std::uint64_t>(threshold_ms_ * 1e6);
+  for (const ls_loop& l : loops) {
+    if (!l.iter_start_ns || now_ns < l.iter_start_ns || now_ns - l.iter_start_ns < threshold_ns) continue;
+    sink_.stall(make_report(l, now_ns, true, nullptr));
+  }
+}
+
+Summary Correlator::summary(double elapsed_s) const {
+  Summary s;
+  s.elapsed_s = elapsed_s;
+  s.lost_events = lost_;
+  s.processes = totals_;
+  for (auto& [pid, t] : s.processes) {
+    if (t.comm.empty()) {
+      auto it = procs_.find(pid);
+      if (it != procs_.end()) {
+        t.comm = it->second.comm;
+        t.loop = loop_kind(it->second);
+      }
+    }
+  }
+  return s;
+}
+
+}  // namespace loopstall

@@ -1,0 +1,138 @@
+#include "loopstall/procinfo.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <vector>
+
+namespace loopstall {
+namespace {
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string read_link(const std::string& path) {
+  std::array<char, 4096> buf{};
+  const ssize_t n = readlink(path.c_str(), buf.data(), buf.size() - 1);
+  return n > 0 ? std::string(buf.data(), static_cast<std::size_t>(n)) : std::string();
+}
+
+std::string_view basename(std::string_view p) {
+  const auto pos = p.rfind('/');
+  return pos == std::string_view::npos ? p : p.substr(pos + 1);
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    const auto pos = s.find(sep, start);
+    if (pos == std::string_view::npos) {
+      out.push_back(s.substr(start));
+      break;
+    }
+    out.push_back(s.substr(start, pos - start));
+    start = pos + 1;
+  }
+  return out;
+}
+
+bool is_hex_id(std::string_view s) {
+  if (s.size() < 12) return false;
+  for (char c : s)
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+// "docker-<id>.scope", "cri-containerd-<id>.scope", "libpod-<id>.scope",
+// "crio-<id>.scope", or a bare "<id>" (cgroupfs driver): first 12 of the id.
+std::optional<std::string> container_id(std::string_view comp) {
+  constexpr std::string_view scope = ".scope";
+  if (comp.size() > scope.size() && comp.substr(comp.size() - scope.size()) == scope) {
+    comp.remove_suffix(scope.size());
+    const auto dash = comp.rfind('-');
+    if (dash == std::string_view::npos) return std::nullopt;
+    comp = comp.substr(dash + 1);
+  }
+  if (is_hex_id(comp)) return std::string(comp.substr(0, 12));
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> python_version_from_path(std::string_view path) {
+  static const std::regex re(R"((?:^|/)(?:lib)?python(3\.[0-9]+)[a-z]*(?:\.so[.0-9]*)?$)");
+  std::match_results<std::string_view::const_iterator> m;
+  if (std::regex_search(path.begin(), path.end(), m, re)) return m[1].str();
+  return std::nullopt;
+}
+
+std::string service_from_cgroup(std::string_view text) {
+  std::string_view best_path;
+  for (auto line : split(text, '\n')) {
+    if (line.empty()) continue;
+    auto fields = split(line, ':');
+    if (fields.size() < 3) continue;
+    // cgroup v2 ("0::/path") wins; else the v1 name=systemd or any path.
+    std::string_view path = line.substr(fields[0].size() + fields[1].size() + 2);
+    if (fields[0] == "0" && fields[1].empty()) {
+      best_path = path;
+      break;
+    }
+    if (best_path.empty() || fields[1] == "name=systemd") best_path = path;
+  }
+  auto comps = split(best_path, '/');
+  for (auto it = comps.rbegin(); it != comps.rend(); ++it) {
+    std::string_view c = *it;
+    if (c.empty()) continue;
+    if (auto id = container_id(c)) return *id;
+    constexpr std::string_view svc = ".service";
+    if (c.size() > svc.size() && c.substr(c.size() - svc.size()) == svc) return std::string(c);
+  }
+  return "";
+}
+
+std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& proc_root) {
+  const std::string dir = proc_root + "/" + std::to_string(pid);
+  auto maps = read_file(dir + "/maps");
+  if (!maps) return std::nullopt;  // gone, or not ours to read
+  ProcInfo info;
+  info.pid = pid;
+  info.exe = read_link(dir + "/exe");
+  if (auto comm = read_file(dir + "/comm")) {
+    info.comm = *comm;
+    while (!info.comm.empty() && info.comm.back() == '\n') info.comm.pop_back();
+  }
+  if (auto cg = read_file(dir + "/cgroup")) info.service = service_from_cgroup(*cg);
+
+  std::string_view exe_name = basename(info.exe);
+  if (exe_name.rfind("python", 0) == 0) {
+    info.python = true;
+    info.python_version = python_version_from_path(info.exe);
+  }
+  for (auto line : split(*maps, '\n')) {
+    const auto slash = line.find('/');
+    if (slash == std::string_view::npos) continue;
+    std::string_view path = line.substr(slash);
+    std::string_view name = basename(path);
+    if (name.rfind("libpython3", 0) == 0) {
+      info.python = true;
+      if (!info.python_version) info.python_version = python_version_from_path(path);
+    }
+    // gevent's C modules live in its package directory; Debian links the
+    // system libev.
+    if (path.find("/gevent/") != std::string_view::npos || name.rfind("libev.so", 0) == 0) info.gevent = true;
+  }
+  if (!info.python) info.gevent = false;
+  return info;
+}
+
+}  // namespace loopstall

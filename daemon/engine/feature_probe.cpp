@@ -1,0 +1,54 @@
+// Can this host run loopstall's BPF programs? Say precisely what is missing.
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "loopstall/engine.hpp"
+
+namespace loopstall {
+namespace {
+
+bool exists(const char* path) {
+  struct stat st {};
+  return stat(path, &st) == 0;
+}
+
+// Effective capability mask of this process (from /proc/self/status).
+unsigned long long effective_caps() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("CapEff:", 0) == 0) return std::stoull(line.substr(7), nullptr, 16);
+  return 0;
+}
+
+constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
+
+bool has_cap(unsigned long long caps, int cap) { return caps & (1ULL << cap); }
+
+}  // namespace
+
+void probe_features() {
+  const auto caps = effective_caps();
+  const bool bpf_ok = has_cap(caps, kCapBpf) || has_cap(caps, kCapSysAdmin);
+  const bool perf_ok = has_cap(caps, kCapPerfmon) || has_cap(caps, kCapSysAdmin);
+  if (!bpf_ok || !perf_ok)
+    throw EngineError(geteuid() == 0 ? "missing capabilities: loopstall needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)"
+                                     : "permission denied: loopstall must run as root (or with CAP_BPF and CAP_PERFMON)");
+  if (!exists("/sys/kernel/btf/vmlinux"))
+    throw EngineError("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): loopstall needs CONFIG_DEBUG_INFO_BTF=y");
+  // Syscall tracepoints are attached through tracefs.
+  if (!exists("/sys/kernel/tracing/events") && !exists("/sys/kernel/debug/tracing/events")) {
+    if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr) != 0)
+      throw EngineError(std::string("tracefs is not mounted and mounting it on /sys/kernel/tracing failed: ") +
+                        std::strerror(errno));
+  }
+  if (!exists("/sys/kernel/tracing/events/syscalls") && !exists("/sys/kernel/debug/tracing/events/syscalls"))
+    throw EngineError("this kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS)");
+}
+
+}  // namespace loopstall

@@ -1,0 +1,98 @@
+// The maps userspace reads (loops, procs) and writes (procs decisions,
+// threshold).
+#include <bpf/bpf.h>
+
+#include <cerrno>
+#include <memory>
+#include <vector>
+
+#include "engine_impl.hpp"
+
+namespace loopstall {
+namespace {
+
+// Every key/value of a hash map, in as few syscalls as the kernel allows.
+// The buffers are kept between calls: the loops map is read every few ms
+// and must not cost a fresh, zeroed allocation each time.
+template <typename V>
+class HashDump {
+ public:
+  // Returns how many entries are valid in keys()/values().
+  std::size_t read(int fd, std::size_t max_entries) {
+    if (cap_ < max_entries) {
+      keys_ = std::make_unique_for_overwrite<std::uint32_t[]>(max_entries);
+      values_ = std::make_unique_for_overwrite<V[]>(max_entries);
+      cap_ = max_entries;
+    }
+    std::size_t total = 0;
+    std::uint32_t out_batch = 0, in_batch = 0;
+    bool first = true;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    while (total < max_entries) {
+      auto count = static_cast<std::uint32_t>(max_entries - total);
+      in_batch = out_batch;
+      const int err = bpf_map_lookup_batch(fd, first ? nullptr : &in_batch, &out_batch, keys_.get() + total,
+                                           values_.get() + total, &count, &opts);
+      first = false;
+      total += count;
+      // ENOENT: done. Anything else (e.g. a concurrent delete invalidated
+      // the cursor): keep what we got, the next scan sees the rest.
+      if (err) break;
+    }
+    return total;
+  }
+  const std::uint32_t* keys() const { return keys_.get(); }
+  const V* values() const { return values_.get(); }
+
+ private:
+  std::unique_ptr<std::uint32_t[]> keys_;
+  std::unique_ptr<V[]> values_;
+  std::size_t cap_ = 0;
+};
+
+}  // namespace
+
+void Engine::set_threshold_ns(std::uint64_t ns) { impl_->skel->data->threshold_ns = ns; }
+
+void Engine::set_proc_state(std::uint32_t tgid, ls_proc_state state) {
+  const std::uint32_t v = state;
+  // BPF_EXIST: if the process exited meanwhile its entry is gone; do not
+  // re-create it (it would never be deleted).
+  bpf_map__update_elem(impl_->skel->maps.procs, &tgid, sizeof tgid, &v, sizeof v, BPF_EXIST);
+}
+
+void Engine::forget_proc(std::uint32_t tgid) {
+  bpf_map__delete_elem(impl_->skel->maps.procs, &tgid, sizeof tgid, 0);
+}
+
+namespace {
+
+// procs entries whose state satisfies keep(state).
+template <typename Pred>
+std::vector<std::uint32_t> procs_where(bpf_map* m, Pred keep) {
+  HashDump<std::uint32_t> dump;
+  const std::size_t n = dump.read(bpf_map__fd(m), bpf_map__max_entries(m));
+  std::vector<std::uint32_t> out;
+  for (std::size_t i = 0; i < n; ++i)
+    if (keep(dump.values()[i])) out.push_back(dump.keys()[i]);
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::uint32_t> Engine::known_procs() {
+  return procs_where(impl_->skel->maps.procs, [](std::uint32_t) { return true; });
+}
+
+std::vector<std::uint32_t> Engine::pending_procs() {
+  return procs_where(impl_->skel->maps.procs, [](std::uint32_t st) { return st == LS_PROC_PENDING; });
+}
+
+void Engine::scan_loops(std::vector<ls_loop>& out) {
+  static thread_local HashDump<ls_loop> dump;
+  auto* m = impl_->skel->maps.loops;
+  const std::size_t n = dump.read(bpf_map__fd(m), bpf_map__max_entries(m));
+  out.assign(dump.values(), dump.values() + n);
+}
+
+}  // namespace loopstall

@@ -1,0 +1,73 @@
+#include "loopstall/text_sink.hpp"
+
+#include <cstdio>
+#include <ctime>
+
+namespace loopstall {
+
+std::string format_stall_line(const StallReport& r) {
+  char when[32] = "";
+  const std::time_t secs = static_cast<std::time_t>(r.start_unix_ns / 1'000'000'000LL);
+  std::tm tm{};
+  if (localtime_r(&secs, &tm)) std::strftime(when, sizeof when, "%H:%M:%S", &tm);
+  const int millis = static_cast<int>((r.start_unix_ns / 1'000'000LL) % 1000);
+
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "%s.%03d %s pid=%u tid=%u %s [%s%s%s] %.1f ms %s: cpu %.1f, blocked %.1f, runqueue %.1f, gc %.1f ms",
+                when, millis, r.ongoing ? "STALLING" : "STALL   ", r.pid, r.tid, r.comm.c_str(),
+                std::string(to_string(r.loop)).c_str(), r.python_version ? " " : "",
+                r.python_version ? r.python_version->c_str() : "", r.duration_ms,
+                std::string(to_string(r.cause)).c_str(), r.breakdown.on_cpu_ms, r.breakdown.blocked_ms,
+                r.breakdown.runqueue_ms, r.breakdown.gc_ms);
+  std::string line = buf;
+  if (!r.syscalls.empty()) {
+    line += " | in";
+    for (std::size_t i = 0; i < r.syscalls.size() && i < 3; ++i) {
+      std::snprintf(buf, sizeof buf, " %s %.1f ms x%llu", r.syscalls[i].name.c_str(), r.syscalls[i].ms,
+                    static_cast<unsigned long long>(r.syscalls[i].count));
+      line += buf;
+    }
+  }
+  if (!r.service.empty()) line += " | service " + r.service;
+  if (!r.python_stacks.empty() && !r.python_stacks.front().frames.empty()) {
+    const auto& f = r.python_stacks.front().frames.front();
+    line += " | at " + f.function + " (" + f.file + (f.line ? ":" + std::to_string(*f.line) : "") + ")";
+  }
+  return line;
+}
+
+std::string format_summary(const Summary& s) {
+  std::string out;
+  char buf[256];
+  std::uint64_t stalls = 0;
+  for (const auto& [pid, t] : s.processes) stalls += t.stalls;
+  std::snprintf(buf, sizeof buf, "--- summary: %.1f s, %llu stall(s) in %zu process(es), %llu event(s) lost\n",
+                s.elapsed_s, static_cast<unsigned long long>(stalls), s.processes.size(),
+                static_cast<unsigned long long>(s.lost_events));
+  out += buf;
+  if (s.processes.empty()) return out;
+  std::snprintf(buf, sizeof buf, "%8s %-16s %-8s %12s %7s %10s %12s\n", "PID", "COMM", "LOOP", "ITERATIONS", "STALLS",
+                "MAX_MS", "STALLED_MS");
+  out += buf;
+  for (const auto& [pid, t] : s.processes) {
+    std::snprintf(buf, sizeof buf, "%8u %-16s %-8s %12llu %7llu %10.1f %12.1f\n", pid, t.comm.c_str(),
+                  std::string(to_string(t.loop)).c_str(), static_cast<unsigned long long>(t.iterations),
+                  static_cast<unsigned long long>(t.stalls), t.max_stall_ms, t.stalled_ms);
+    out += buf;
+  }
+  return out;
+}
+
+void TextSink::stall(const StallReport& r) {
+  std::fputs(format_stall_line(r).c_str(), out_);
+  std::fputc('\n', out_);
+  std::fflush(out_);
+}
+
+void TextSink::finish(const Summary& s) {
+  std::fputs(format_summary(s).c_str(), out_);
+  std::fflush(out_);
+}
+
+}  // namespace loopstall

@@ -1,0 +1,83 @@
+// The correlator turns BPF output (ring buffer events, loops-map scans) into
+// stall reports: it decides which processes are watched, builds reports with
+// process context, emits ongoing reports for long/hung iterations and keeps
+// per-process iteration totals.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <unordered_map>
+#include <vector>
+
+#include "loopstall/clock.hpp"
+#include "loopstall/loopstall.h"
+#include "loopstall/procinfo.hpp"
+#include "loopstall/sink.hpp"
+
+namespace loopstall {
+
+struct Selection {
+  std::set<std::uint32_t> pids;  // empty: every process
+  bool all_loops = false;        // also non-Python epoll loops
+};
+
+using ProcInspector = std::function<std::optional<ProcInfo>(std::uint32_t pid)>;
+
+class Correlator {
+ public:
+  // Ongoing reports repeat this often while a stall lasts (contract: <= 10 s).
+  static constexpr std::uint64_t kOngoingRepeatNs = 5'000'000'000ULL;
+  // An ongoing stall whose final event never came (dropped, or the process
+  // died) is forgotten after this long out of sight.
+  static constexpr std::uint64_t kForgetNs = 2'000'000'000ULL;
+
+  Correlator(Selection sel, double threshold_ms, Sink& sink, ProcInspector inspect = {},
+             WallClock clock = {});
+
+  // LS_PROC_WATCH or LS_PROC_IGNORE for a process that called epoll_wait.
+  ls_proc_state classify(std::uint32_t pid);
+
+  void on_stall(const ls_stall_event& e);
+  void on_loop_exit(const ls_stall_event& e);
+  // A snapshot of the loops map taken at now_ns (CLOCK_MONOTONIC).
+  void on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns);
+  // Report every stall in progress once more (on shutdown: nothing pending
+  // is lost).
+  void flush_ongoing(const std::vector<ls_loop>& loops, std::uint64_t now_ns);
+  void add_lost(std::uint64_t n) { lost_ += n; }
+  void forget_process(std::uint32_t pid);
+
+  double threshold_ms() const { return threshold_ms_; }
+  void set_threshold_ms(double ms) { threshold_ms_ = ms; }
+  Summary summary(double elapsed_s) const;
+  std::size_t ongoing_count() const { return ongoing_.size(); }
+
+ private:
+  struct Ongoing {
+    std::uint64_t last_report_ns = 0;
+    std::uint64_t last_seen_ns = 0;
+  };
+  struct ThreadCounters {
+    std::uint32_t pid = 0;
+    std::uint64_t iterations = 0;
+  };
+
+  const ProcInfo* process(std::uint32_t pid);
+  StallReport make_report(const ls_loop& l, std::uint64_t end_ns, bool ongoing, const char* comm);
+  void account_iterations(const ls_loop& l);
+
+  Selection sel_;
+  double threshold_ms_;
+  Sink& sink_;
+  ProcInspector inspect_;
+  WallClock clock_;
+  std::unordered_map<std::uint32_t, ProcInfo> procs_;
+  std::unordered_map<std::uint32_t, ThreadCounters> threads_;     // by tid
+  std::unordered_map<std::string, Ongoing> ongoing_;               // by stall_id
+  std::map<std::uint32_t, ProcessTotals> totals_;                  // by pid
+  std::uint64_t lost_ = 0;
+};
+
+}  // namespace loopstall

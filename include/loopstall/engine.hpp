@@ -1,0 +1,72 @@
+// The BPF side's lifecycle, owned by userspace: feature probing, loading and
+// attaching programs, the maps userspace reads and writes, the ring buffer and
+// the BPF-side counters. One Engine per process.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "loopstall/loopstall.h"
+
+namespace loopstall {
+
+// A failure the user can act on (not root, no BTF, ...): print what() and exit 1.
+class EngineError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Checks that this host can run the BPF programs; throws EngineError naming
+// what is missing. Mounts tracefs when it is not mounted.
+void probe_features();
+
+struct EngineOptions {
+  std::uint64_t threshold_ns = 100'000'000ULL;
+  std::uint32_t ringbuf_bytes = 16u << 20;
+};
+
+struct BpfStats {
+  std::uint64_t ringbuf_drops = 0;
+  std::uint64_t loops_full = 0;
+  std::uint64_t procs_full = 0;
+  std::uint64_t iterations = 0;
+  std::uint64_t stalls = 0;
+};
+
+class Engine {
+ public:
+  // Raw ring buffer record: type from ls_event_hdr, bytes valid for the call.
+  using EventHandler = std::function<void(const void* data, std::size_t size)>;
+
+  explicit Engine(const EngineOptions& opt);  // probes, loads and attaches
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Waits up to timeout_ms for events; returns how many were handled, or -1
+  // when interrupted by a signal.
+  int poll(int timeout_ms, const EventHandler& on_event);
+
+  void set_threshold_ns(std::uint64_t ns);
+  void set_proc_state(std::uint32_t tgid, ls_proc_state state);
+  // Processes still waiting for a decision (their NEW_PROC event was lost).
+  std::vector<std::uint32_t> pending_procs();
+  // All entries in the procs map (for reconciliation with /proc).
+  std::vector<std::uint32_t> known_procs();
+  void forget_proc(std::uint32_t tgid);
+  // Snapshot of every loop thread's state.
+  void scan_loops(std::vector<ls_loop>& out);
+  BpfStats stats();
+  int attached_programs() const;
+
+  struct Impl;  // opaque; defined in daemon/engine/engine_impl.hpp
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace loopstall

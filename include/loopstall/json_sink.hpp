@@ -1,0 +1,24 @@
+// JSON Lines: one stall-event object per line, flushed per line
+// (contract/stall-event.schema.json).
+#pragma once
+
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "loopstall/sink.hpp"
+
+namespace loopstall {
+
+nlohmann::ordered_json to_json(const StallReport& r);
+
+class JsonLinesSink : public Sink {
+ public:
+  explicit JsonLinesSink(std::FILE* out) : out_(out) {}
+  void stall(const StallReport& r) override;
+
+ private:
+  std::FILE* out_;
+};
+
+}  // namespace loopstall

@@ -1,0 +1,31 @@
+// What a process is: Python or not, which version, gevent or not, service.
+// Read from /proc (a root directory is a parameter so tests use fake trees).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace loopstall {
+
+struct ProcInfo {
+  std::uint32_t pid = 0;
+  bool python = false;
+  bool gevent = false;
+  std::optional<std::string> python_version;  // "3.11"
+  std::string exe;                            // resolved /proc/PID/exe
+  std::string comm;
+  std::string service;  // systemd unit or container, "" if none
+};
+
+// nullopt when the process is gone (or never was).
+std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& proc_root = "/proc");
+
+// "3.11" from ".../python3.11", ".../libpython3.11.so.1.0", ".../python3.11d".
+std::optional<std::string> python_version_from_path(std::string_view path);
+
+// Service name from the text of /proc/PID/cgroup (cgroup v2 or v1).
+std::string service_from_cgroup(std::string_view cgroup_text);
+
+}  // namespace loopstall

@@ -1,0 +1,28 @@
+// The detector's main loop, shared by `loopstall capture` and loopstalld:
+// BPF -> ring buffer -> correlator -> sinks.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+
+#include "loopstall/correlator.hpp"
+#include "loopstall/engine.hpp"
+
+namespace loopstall {
+
+struct RunOptions {
+  Selection selection;
+  double threshold_ms = 100;
+  std::optional<double> duration_s;  // until stopped
+  int scan_interval_ms = 20;         // hung-loop detection granularity
+};
+
+// Runs until `stop` is set or the duration ends, then reports what is
+// pending and calls sink.finish(). Throws EngineError when BPF cannot run.
+// `on_ready` is called once the programs are attached.
+void run_detector(const RunOptions& opt, Sink& sink, const std::atomic<bool>& stop,
+                  const std::function<void(Engine&)>& on_ready = {});
+
+}  // namespace loopstall

@@ -1,0 +1,73 @@
+// The userspace model of one stall: what every sink (JSON, text, metrics,
+// alerts) consumes. Mirrors contract/stall-event.schema.json.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace loopstall {
+
+enum class LoopKind { Gevent, Asyncio, Epoll };
+enum class Cause { Cpu, BlockingSyscall, Runqueue, Gc };
+
+std::string_view to_string(LoopKind k);
+std::string_view to_string(Cause c);
+
+struct Breakdown {
+  double on_cpu_ms = 0;  // includes gc_ms
+  double blocked_ms = 0;
+  double runqueue_ms = 0;
+  double gc_ms = 0;
+};
+
+struct SyscallTime {
+  int nr = 0;
+  std::string name;
+  double ms = 0;
+  std::uint64_t count = 0;
+};
+
+struct PyFrame {
+  std::string function;
+  std::string file;
+  std::optional<int> line;
+};
+
+struct PyStack {
+  std::uint64_t samples = 0;
+  std::vector<PyFrame> frames;  // innermost first
+};
+
+struct NativeFrame {
+  std::string symbol;
+  std::string module;
+  std::uint64_t offset = 0;
+};
+
+struct StallReport {
+  std::string stall_id;
+  std::uint32_t pid = 0;
+  std::uint32_t tid = 0;
+  std::string comm;
+  std::string exe;
+  std::string service;
+  LoopKind loop = LoopKind::Epoll;
+  std::optional<std::string> python_version;
+  std::int64_t start_unix_ns = 0;
+  double duration_ms = 0;
+  double threshold_ms = 0;
+  bool ongoing = false;
+  Cause cause = Cause::Cpu;
+  Breakdown breakdown;
+  std::vector<SyscallTime> syscalls;  // most blocked time first
+  std::vector<PyStack> python_stacks;
+  std::vector<NativeFrame> native_stack;
+};
+
+// The largest of on-CPU outside GC, blocked, runnable-waiting and GC time.
+Cause classify_cause(const Breakdown& b);
+
+}  // namespace loopstall
