@@ -1,7 +1,9 @@
 #include "loopstall/runner.hpp"
 
+#include <dirent.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "loopstall/clock.hpp"
@@ -29,8 +31,7 @@ void dispatch(const void* data, std::size_t size, Engine& eng, Correlator& corr)
     case LS_EV_LOOP_EXIT:
       if (size >= sizeof(ls_stall_event)) corr.on_loop_exit(*static_cast<const ls_stall_event*>(data));
       break;
-    default:
-      break;
+    default: break;
   }
 }
 
@@ -44,6 +45,22 @@ void sweep(Engine& eng, Correlator& corr) {
   }
 }
 
+// Decide about every process that exists already, so that loops which are
+// blocked in epoll_wait now have their very next iteration measured (a
+// process first seen through its NEW_PROC event loses that iteration).
+void classify_existing(Engine& eng, Correlator& corr) {
+  DIR* d = opendir("/proc");
+  if (!d) return;
+  while (dirent* de = readdir(d)) {
+    char* end = nullptr;
+    const unsigned long pid = std::strtoul(de->d_name, &end, 10);
+    if (!end || *end != '\0' || pid == 0 || pid > UINT32_MAX) continue;
+    const ls_proc_state st = corr.classify(static_cast<std::uint32_t>(pid));
+    if (st == LS_PROC_WATCH) eng.insert_proc_state(static_cast<std::uint32_t>(pid), st);
+  }
+  closedir(d);
+}
+
 }  // namespace
 
 void run_detector(const RunOptions& opt, Sink& sink, const std::atomic<bool>& stop,
@@ -52,12 +69,12 @@ void run_detector(const RunOptions& opt, Sink& sink, const std::atomic<bool>& st
   eo.threshold_ns = static_cast<std::uint64_t>(opt.threshold_ms * 1e6);
   Engine eng(eo);
   Correlator corr(opt.selection, opt.threshold_ms, sink);
+  classify_existing(eng, corr);
   if (on_ready) on_ready(eng);
 
   const std::uint64_t t0 = monotonic_ns();
   const std::uint64_t scan_ns = static_cast<std::uint64_t>(opt.scan_interval_ms) * 1'000'000ULL;
-  const std::uint64_t end_ns =
-      opt.duration_s ? t0 + static_cast<std::uint64_t>(*opt.duration_s * 1e9) : UINT64_MAX;
+  const std::uint64_t end_ns = opt.duration_s ? t0 + static_cast<std::uint64_t>(*opt.duration_s * 1e9) : UINT64_MAX;
   std::uint64_t next_scan = t0, next_sweep = t0 + kSweepNs, drops_seen = 0;
   std::vector<ls_loop> loops;
   const Engine::EventHandler handler = [&](const void* d, std::size_t n) { dispatch(d, n, eng, corr); };

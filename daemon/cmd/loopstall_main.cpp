@@ -67,9 +67,12 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   cap->add_option("--duration", a.duration_s, "Seconds to capture; default: until SIGINT/SIGTERM")
       ->check(CLI::PositiveNumber);
-  cap->add_option("--threshold-ms", a.threshold_ms, "Report iterations at least this long (ms)")->capture_default_str()
+  cap->add_option("--threshold-ms", a.threshold_ms, "Report iterations at least this long (ms)")
+      ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cap->add_option("--format", a.format, "text or json (JSON Lines)")->capture_default_str()->check(CLI::IsMember({"text", "json"}));
+  cap->add_option("--format", a.format, "text or json (JSON Lines)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
   cap->add_option("--output", a.output, "Write reports to FILE instead of stdout");
   cap->add_flag("--all-loops", a.all_loops, "Also report non-Python epoll loops (loop \"epoll\")");
 

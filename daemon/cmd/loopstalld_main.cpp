@@ -12,12 +12,12 @@ using namespace loopstall;
 int main(int argc, char** argv) {
   CLI::App app{"loopstalld: always-on event-loop stall detector", "loopstalld"};
   app.set_version_flag("--version", std::string(LOOPSTALL_VERSION));
-  std::string config, metrics_listen = "127.0.0.1:9464", control_socket = "/run/loopstalld/control.sock",
-                      events = "-";
+  std::string config, metrics_listen = "127.0.0.1:9464", control_socket = "/run/loopstalld/control.sock", events = "-";
   double threshold_ms = 100;
   app.add_option("--config", config, "JSON configuration file")->check(CLI::ExistingFile);
   app.add_option("--metrics-listen", metrics_listen, "HOST:PORT for GET /metrics")->capture_default_str();
-  app.add_option("--threshold-ms", threshold_ms, "Report iterations at least this long (ms)")->capture_default_str()
+  app.add_option("--threshold-ms", threshold_ms, "Report iterations at least this long (ms)")
+      ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--control-socket", control_socket, "Unix socket for loopstall capture/status")->capture_default_str();
   app.add_option("--events", events, "Append stall events (JSON Lines) to FILE, - for stdout")->capture_default_str();

@@ -13,10 +13,16 @@ std::int64_t read_ns(clockid_t id) {
 
 }  // namespace
 
-std::uint64_t monotonic_ns() { return static_cast<std::uint64_t>(read_ns(CLOCK_MONOTONIC)); }
-std::int64_t realtime_ns() { return read_ns(CLOCK_REALTIME); }
+std::uint64_t monotonic_ns() {
+  return static_cast<std::uint64_t>(read_ns(CLOCK_MONOTONIC));
+}
+std::int64_t realtime_ns() {
+  return read_ns(CLOCK_REALTIME);
+}
 
-WallClock::WallClock() { refresh(); }
+WallClock::WallClock() {
+  refresh();
+}
 
 void WallClock::refresh() {
   // Bracket the realtime read between two monotonic reads to halve the error.

@@ -8,7 +8,9 @@
 namespace loopstall {
 namespace {
 
-constexpr double ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+constexpr double ms(std::uint64_t ns) {
+  return static_cast<double>(ns) / 1e6;
+}
 
 }  // namespace
 

@@ -26,9 +26,17 @@ Cause classify_cause(const Breakdown& b) {
   const double cpu = b.on_cpu_ms > b.gc_ms ? b.on_cpu_ms - b.gc_ms : 0;
   Cause best = Cause::Cpu;
   double max = cpu;
-  if (b.blocked_ms > max) { best = Cause::BlockingSyscall; max = b.blocked_ms; }
-  if (b.runqueue_ms > max) { best = Cause::Runqueue; max = b.runqueue_ms; }
-  if (b.gc_ms > max) { best = Cause::Gc; }
+  if (b.blocked_ms > max) {
+    best = Cause::BlockingSyscall;
+    max = b.blocked_ms;
+  }
+  if (b.runqueue_ms > max) {
+    best = Cause::Runqueue;
+    max = b.runqueue_ms;
+  }
+  if (b.gc_ms > max) {
+    best = Cause::Gc;
+  }
   return best;
 }
 

@@ -28,7 +28,9 @@ unsigned long long effective_caps() {
 
 constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
 
-bool has_cap(unsigned long long caps, int cap) { return caps & (1ULL << cap); }
+bool has_cap(unsigned long long caps, int cap) {
+  return caps & (1ULL << cap);
+}
 
 }  // namespace
 
@@ -37,10 +39,12 @@ void probe_features() {
   const bool bpf_ok = has_cap(caps, kCapBpf) || has_cap(caps, kCapSysAdmin);
   const bool perf_ok = has_cap(caps, kCapPerfmon) || has_cap(caps, kCapSysAdmin);
   if (!bpf_ok || !perf_ok)
-    throw EngineError(geteuid() == 0 ? "missing capabilities: loopstall needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)"
-                                     : "permission denied: loopstall must run as root (or with CAP_BPF and CAP_PERFMON)");
+    throw EngineError(geteuid() == 0
+                          ? "missing capabilities: loopstall needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)"
+                          : "permission denied: loopstall must run as root (or with CAP_BPF and CAP_PERFMON)");
   if (!exists("/sys/kernel/btf/vmlinux"))
-    throw EngineError("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): loopstall needs CONFIG_DEBUG_INFO_BTF=y");
+    throw EngineError(
+        "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): loopstall needs CONFIG_DEBUG_INFO_BTF=y");
   // Syscall tracepoints are attached through tracefs.
   if (!exists("/sys/kernel/tracing/events") && !exists("/sys/kernel/debug/tracing/events")) {
     if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr) != 0)

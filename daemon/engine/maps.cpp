@@ -52,13 +52,20 @@ class HashDump {
 
 }  // namespace
 
-void Engine::set_threshold_ns(std::uint64_t ns) { impl_->skel->data->threshold_ns = ns; }
+void Engine::set_threshold_ns(std::uint64_t ns) {
+  impl_->skel->data->threshold_ns = ns;
+}
 
 void Engine::set_proc_state(std::uint32_t tgid, ls_proc_state state) {
   const std::uint32_t v = state;
   // BPF_EXIST: if the process exited meanwhile its entry is gone; do not
   // re-create it (it would never be deleted).
   bpf_map__update_elem(impl_->skel->maps.procs, &tgid, sizeof tgid, &v, sizeof v, BPF_EXIST);
+}
+
+void Engine::insert_proc_state(std::uint32_t tgid, ls_proc_state state) {
+  const std::uint32_t v = state;
+  bpf_map__update_elem(impl_->skel->maps.procs, &tgid, sizeof tgid, &v, sizeof v, BPF_ANY);
 }
 
 void Engine::forget_proc(std::uint32_t tgid) {

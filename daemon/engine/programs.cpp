@@ -80,6 +80,8 @@ Engine::Engine(const EngineOptions& opt) : impl_(std::make_unique<Impl>()) {
 
 Engine::~Engine() = default;
 
-int Engine::attached_programs() const { return impl_->attached; }
+int Engine::attached_programs() const {
+  return impl_->attached;
+}
 
 }  // namespace loopstall

@@ -6,7 +6,9 @@ namespace loopstall {
 namespace {
 
 // Microsecond resolution is what the kernel side measures meaningfully.
-double round_us(double ms) { return std::round(ms * 1000.0) / 1000.0; }
+double round_us(double ms) {
+  return std::round(ms * 1000.0) / 1000.0;
+}
 
 }  // namespace
 
@@ -39,7 +41,8 @@ nlohmann::ordered_json to_json(const StallReport& r) {
   for (const auto& st : r.python_stacks) {
     ordered_json frames = ordered_json::array();
     for (const auto& f : st.frames)
-      frames.push_back({{"function", f.function}, {"file", f.file},
+      frames.push_back({{"function", f.function},
+                        {"file", f.file},
                         {"line", f.line ? ordered_json(*f.line) : ordered_json(nullptr)}});
     stacks.push_back({{"samples", st.samples}, {"frames", std::move(frames)}});
   }

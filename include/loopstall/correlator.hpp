@@ -33,8 +33,7 @@ class Correlator {
   // died) is forgotten after this long out of sight.
   static constexpr std::uint64_t kForgetNs = 2'000'000'000ULL;
 
-  Correlator(Selection sel, double threshold_ms, Sink& sink, ProcInspector inspect = {},
-             WallClock clock = {});
+  Correlator(Selection sel, double threshold_ms, Sink& sink, ProcInspector inspect = {}, WallClock clock = {});
 
   // LS_PROC_WATCH or LS_PROC_IGNORE for a process that called epoll_wait.
   ls_proc_state classify(std::uint32_t pid);
@@ -74,9 +73,9 @@ class Correlator {
   ProcInspector inspect_;
   WallClock clock_;
   std::unordered_map<std::uint32_t, ProcInfo> procs_;
-  std::unordered_map<std::uint32_t, ThreadCounters> threads_;     // by tid
-  std::unordered_map<std::string, Ongoing> ongoing_;               // by stall_id
-  std::map<std::uint32_t, ProcessTotals> totals_;                  // by pid
+  std::unordered_map<std::uint32_t, ThreadCounters> threads_;  // by tid
+  std::unordered_map<std::string, Ongoing> ongoing_;           // by stall_id
+  std::map<std::uint32_t, ProcessTotals> totals_;              // by pid
   std::uint64_t lost_ = 0;
 };
 

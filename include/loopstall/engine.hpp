@@ -52,7 +52,10 @@ class Engine {
   int poll(int timeout_ms, const EventHandler& on_event);
 
   void set_threshold_ns(std::uint64_t ns);
+  // Answers a NEW_PROC event (only while the process's entry exists).
   void set_proc_state(std::uint32_t tgid, ls_proc_state state);
+  // Decides ahead for a process that has not called epoll_wait yet.
+  void insert_proc_state(std::uint32_t tgid, ls_proc_state state);
   // Processes still waiting for a decision (their NEW_PROC event was lost).
   std::vector<std::uint32_t> pending_procs();
   // All entries in the procs map (for reconciliation with /proc).

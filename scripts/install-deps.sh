@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs every Debian package loopstall needs to build, run and test.
+# Idempotent: a second run installs nothing new. Needs root (apt-get).
+set -euo pipefail
+
+BUILD_DEPS=(
+  build-essential cmake pkg-config clang llvm linux-libc-dev
+  libbpf-dev bpftool libelf-dev zlib1g-dev
+  nlohmann-json3-dev libcli11-dev doctest-dev
+)
+# Real workloads and checkers the tests run (see docs/testing.md).
+TEST_DEPS=(
+  python3.11 python3-gevent python3-gunicorn python3-flask python3-confluent-kafka
+  python3-jsonschema python3-pytest wrk util-linux procps clang-format
+)
+
+want=("${BUILD_DEPS[@]}")
+[[ "${1:-}" == "--with-tests" ]] && want+=("${TEST_DEPS[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
