@@ -38,17 +38,21 @@ const ProcInfo* Correlator::process(std::uint32_t pid) {
 }
 
 ls_proc_state Correlator::classify(std::uint32_t pid) {
+  watched_.erase(pid);
   if (!sel_.pids.empty() && !sel_.pids.count(pid)) return LS_PROC_IGNORE;
   procs_.erase(pid);  // a new decision: the image may have changed (exec)
   const ProcInfo* p = process(pid);
-  if (!p) return LS_PROC_IGNORE;
-  if (p->python || sel_.all_loops) return LS_PROC_WATCH;
+  if (p && (p->python || sel_.all_loops) && (!sel_.accept || sel_.accept(*p))) {
+    watched_.insert(pid);
+    return LS_PROC_WATCH;
+  }
   procs_.erase(pid);
   return LS_PROC_IGNORE;
 }
 
 void Correlator::forget_process(std::uint32_t pid) {
   procs_.erase(pid);
+  watched_.erase(pid);
   for (auto it = threads_.begin(); it != threads_.end();) {
     it = it->second.pid == pid ? threads_.erase(it) : std::next(it);
   }
@@ -88,6 +92,7 @@ void Correlator::account_iterations(const ls_loop& l) {
 }
 
 void Correlator::on_stall(const ls_stall_event& e) {
+  if (!watches(e.loop.tgid)) return;
   const std::string id = make_stall_id(e.loop.tid, e.loop.iter_start_ns);
   const bool was_ongoing = ongoing_.erase(id) > 0;
   const double dur_ms = static_cast<double>(e.end_ns - e.loop.iter_start_ns) / 1e6;
@@ -105,6 +110,7 @@ void Correlator::on_stall(const ls_stall_event& e) {
 }
 
 void Correlator::on_loop_exit(const ls_stall_event& e) {
+  if (!watches(e.loop.tgid)) return;
   account_iterations(e.loop);
   threads_.erase(e.loop.tid);
 }
@@ -112,6 +118,7 @@ void Correlator::on_loop_exit(const ls_stall_event& e) {
 void Correlator::on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns) {
   const auto threshold_ns = static_cast<std::uint64_t>(threshold_ms_ * 1e6);
   for (const ls_loop& l : loops) {
+    if (!watches(l.tgid)) continue;
     account_iterations(l);
     if (!l.iter_start_ns || now_ns < l.iter_start_ns || now_ns - l.iter_start_ns < threshold_ns) continue;
     const std::string id = make_stall_id(l.tid, l.iter_start_ns);
@@ -135,6 +142,7 @@ void Correlator::on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns
 void Correlator::flush_ongoing(const std::vector<ls_loop>& loops, std::uint64_t now_ns) {
   const auto threshold_ns = static_cast<std::uint64_t>(threshold_ms_ * 1e6);
   for (const ls_loop& l : loops) {
+    if (!watches(l.tgid)) continue;
     if (!l.iter_start_ns || now_ns < l.iter_start_ns || now_ns - l.iter_start_ns < threshold_ns) continue;
     sink_.stall(make_report(l, now_ns, true, nullptr));
   }

@@ -21,6 +21,8 @@ namespace loopstall {
 struct Selection {
   std::set<std::uint32_t> pids;  // empty: every process
   bool all_loops = false;        // also non-Python epoll loops
+  // Further policy (config include/exclude rules); empty: accept.
+  std::function<bool(const ProcInfo&)> accept;
 };
 
 using ProcInspector = std::function<std::optional<ProcInfo>(std::uint32_t pid)>;
@@ -36,7 +38,11 @@ class Correlator {
   Correlator(Selection sel, double threshold_ms, Sink& sink, ProcInspector inspect = {}, WallClock clock = {});
 
   // LS_PROC_WATCH or LS_PROC_IGNORE for a process that called epoll_wait.
+  // Events of processes this correlator did not decide to watch are ignored
+  // (several correlators may share one kernel-side detector).
   ls_proc_state classify(std::uint32_t pid);
+  bool watches(std::uint32_t pid) const { return watched_.count(pid) > 0; }
+  std::size_t watched_processes() const { return watched_.size(); }
 
   void on_stall(const ls_stall_event& e);
   void on_loop_exit(const ls_stall_event& e);
@@ -73,6 +79,7 @@ class Correlator {
   ProcInspector inspect_;
   WallClock clock_;
   std::unordered_map<std::uint32_t, ProcInfo> procs_;
+  std::set<std::uint32_t> watched_;
   std::unordered_map<std::uint32_t, ThreadCounters> threads_;  // by tid
   std::unordered_map<std::string, Ongoing> ongoing_;           // by stall_id
   std::map<std::uint32_t, ProcessTotals> totals_;              // by pid

@@ -16,7 +16,6 @@ struct RunOptions {
   Selection selection;
   double threshold_ms = 100;
   std::optional<double> duration_s;  // until stopped
-  int scan_interval_ms = 20;         // hung-loop detection granularity
 };
 
 // Runs until `stop` is set or the duration ends, then reports what is

@@ -1,0 +1,55 @@
+// One set of BPF programs feeding any number of consumers (correlators):
+// BPF -> ring buffer -> correlators -> sinks. loopstalld has its own
+// correlator plus one per `loopstall capture` client; a standalone capture
+// has one.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "loopstall/correlator.hpp"
+#include "loopstall/engine.hpp"
+
+namespace loopstall {
+
+class Detector {
+ public:
+  // Hung-loop detection granularity: ongoing reports come within
+  // threshold + kScanIntervalMs (+ scheduling) of the stall's start.
+  static constexpr int kScanIntervalMs = 20;
+
+  explicit Detector(const EngineOptions& opt);
+
+  Engine& engine() { return engine_; }
+
+  // Starts feeding `c` (not owned; remove() before destroying it). Decides
+  // for every existing process what `c` wants, so loops sitting in
+  // epoll_wait have their next iteration measured.
+  void add(Correlator& c);
+  void remove(Correlator& c);
+  // Call after a consumer's threshold changed.
+  void update_threshold();
+
+  // Waits up to max_wait_ms for events, then scans/sweeps when due.
+  // Returns false when interrupted by a signal.
+  bool step(int max_wait_ms);
+  // Reports what is pending to `c`: events in the ring, stalls in progress.
+  void flush(Correlator& c);
+
+  const std::vector<ls_loop>& last_scan() const { return loops_; }
+  std::uint64_t scans() const { return scans_; }
+
+ private:
+  void dispatch(const void* data, std::size_t size);
+  ls_proc_state decide(std::uint32_t pid);
+  void sweep();
+  void account_drops();
+
+  Engine engine_;
+  std::vector<Correlator*> consumers_;
+  std::vector<ls_loop> loops_;
+  Engine::EventHandler handler_;
+  std::uint64_t next_scan_ = 0, next_sweep_ = 0, drops_seen_ = 0, scans_ = 0;
+};
+
+}  // namespace loopstall
