@@ -11,9 +11,13 @@ namespace loopstall {
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
 
 void on_signal(int) {
   g_stop.store(true);
+}
+void on_hup(int) {
+  g_reload.store(true);
 }
 
 }  // namespace
@@ -29,6 +33,14 @@ const std::atomic<bool>& install_stop_signals() {
   return g_stop;
 }
 
+std::atomic<bool>& install_reload_signal() {
+  struct sigaction sa {};
+  sa.sa_handler = on_hup;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGHUP, &sa, nullptr);
+  return g_reload;
+}
+
 std::FILE* open_output(const std::string& path, bool append) {
   if (path == "-") return stdout;
   std::FILE* f = std::fopen(path.c_str(), append ? "a" : "w");
@@ -36,9 +48,9 @@ std::FILE* open_output(const std::string& path, bool append) {
   return f;
 }
 
-std::unique_ptr<Sink> make_sink(const std::string& format, std::FILE* out) {
-  if (format == "json") return std::make_unique<JsonLinesSink>(out);
-  return std::make_unique<TextSink>(out);
+std::unique_ptr<Sink> make_sink(const std::string& format, Writer out) {
+  if (format == "json") return std::make_unique<JsonLinesSink>(std::move(out));
+  return std::make_unique<TextSink>(std::move(out));
 }
 
 }  // namespace loopstall

@@ -45,6 +45,10 @@ Detector::Detector(const EngineOptions& opt) : engine_(opt) {
 void Detector::add(Correlator& c) {
   consumers_.push_back(&c);
   update_threshold();
+  reclassify(c);
+}
+
+void Detector::reclassify(Correlator& c) {
   for (std::uint32_t pid : all_pids())
     if (c.classify(pid) == LS_PROC_WATCH) engine_.insert_proc_state(pid, LS_PROC_WATCH);
 }

@@ -42,7 +42,7 @@ int capture(const CaptureArgs& a) {
   if (a.duration_s > 0) opt.duration_s = a.duration_s;
 
   std::FILE* out = open_output(a.output, false);
-  auto sink = make_sink(a.format, out);
+  auto sink = make_sink(a.format, file_writer(out));
   const auto& stop = install_stop_signals();
   run_detector(opt, *sink, stop, [&](Engine& eng) {
     std::fprintf(stderr, "loopstall: ready: %d BPF programs attached; threshold %g ms; watching %s%s\n",

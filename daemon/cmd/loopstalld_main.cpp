@@ -1,46 +1,206 @@
-// loopstalld: the always-on daemon. Runs the same detector as
-// `loopstall capture` over every Python loop on the host.
+// loopstalld: the always-on daemon. Watches every Python event loop on the
+// host, serves Prometheus metrics, fires alerts, logs stall events and
+// serves `loopstall capture`/`status` over its control socket.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <memory>
 #include <string>
 
+#include "loopstall/alerts.hpp"
 #include "loopstall/cli_common.hpp"
-#include "loopstall/runner.hpp"
+#include "loopstall/clock.hpp"
+#include "loopstall/config.hpp"
+#include "loopstall/control.hpp"
+#include "loopstall/detector.hpp"
+#include "loopstall/http_server.hpp"
+#include "loopstall/json_sink.hpp"
+#include "loopstall/notify.hpp"
+#include "loopstall/stall_metrics.hpp"
 
 using namespace loopstall;
+
+namespace {
+
+struct Flags {
+  std::string config, metrics_listen, control_socket, events;
+  double threshold_ms = 0;
+};
+
+// Config file (or built-in defaults) with the command line on top.
+Config effective_config(const Flags& f) {
+  Config c = f.config.empty() ? Config{} : load_config(f.config);
+  if (!f.metrics_listen.empty()) c.metrics_listen = f.metrics_listen;
+  if (!f.control_socket.empty()) c.control_socket = f.control_socket;
+  if (!f.events.empty()) c.events = f.events;
+  if (f.threshold_ms > 0) c.threshold_ms = f.threshold_ms;
+  parse_listen(c.metrics_listen, "--metrics-listen");
+  return c;
+}
+
+Selection selection_of(const Config& c) {
+  Selection s;
+  s.all_loops = c.all_loops;
+  auto cfg = std::make_shared<Config>(c);
+  s.accept = [cfg](const ProcInfo& p) { return cfg->accepts(p); };
+  return s;
+}
+
+// Counts final reports for `loopstall status`.
+class StallCounter : public Sink {
+ public:
+  void stall(const StallReport& r) override { stalls += r.ongoing ? 0 : 1; }
+  std::uint64_t stalls = 0;
+};
+
+int run(const Flags& flags) {
+  Config cfg = effective_config(flags);
+  const auto& stop = install_stop_signals();
+  auto& reload = install_reload_signal();
+
+  std::FILE* events = cfg.events.empty() ? nullptr : open_output(cfg.events, true);
+  Registry reg;
+  StallMetrics metrics(reg, cfg.max_services, LOOPSTALL_VERSION);
+  std::unique_ptr<AlertSender> sender;
+  if (!cfg.alertmanager_url.empty())
+    sender = std::make_unique<AlertSender>(cfg.alertmanager_url, cfg.alertmanager_timeout_ms);
+  AlertEngine alerts(cfg.rules, sender.get(), stderr);
+  StallCounter counter;
+  std::unique_ptr<JsonLinesSink> event_log;
+  FanoutSink fan;
+  if (events) {
+    event_log = std::make_unique<JsonLinesSink>(file_writer(events));
+    fan.add(event_log.get());
+  }
+  fan.add(&metrics);
+  fan.add(&alerts);
+  fan.add(&counter);
+
+  EngineOptions eo;
+  eo.threshold_ns = static_cast<std::uint64_t>(cfg.threshold_ms * 1e6);
+  Detector det(eo);
+  Correlator corr(selection_of(cfg), cfg.threshold_ms, fan);
+  corr.keep_exited_totals(false);
+  det.add(corr);
+
+  const std::uint64_t started = monotonic_ns();
+  std::atomic<std::uint64_t> last_step{started};
+  const auto [host, port] = parse_listen(cfg.metrics_listen, "metrics_listen");
+  MetricsServer http(host, port, reg, [&last_step] {
+    // The detector loop wakes at least every 20 ms; 5 s of silence is a hang.
+    return monotonic_ns() - last_step.load() < 5'000'000'000ULL;
+  });
+
+  auto status = [&]() -> nlohmann::json {
+    std::map<std::string, int> kinds = {{"gevent", 0}, {"asyncio", 0}, {"epoll", 0}};
+    int monitored = 0;
+    for (const ls_loop& l : det.last_scan())
+      if (corr.watches(l.tgid)) monitored++, kinds[std::string(to_string(corr.loop_kind_of(l.tgid)))]++;
+    const BpfStats st = det.engine().stats();
+    return {{"version", LOOPSTALL_VERSION},
+            {"uptime_s", static_cast<double>(monotonic_ns() - started) / 1e9},
+            {"threshold_ms", corr.threshold_ms()},
+            {"watched_processes", corr.watched_processes()},
+            {"monitored_loops", monitored},
+            {"loops", kinds},
+            {"stalls_total", counter.stalls},
+            {"ongoing_stalls", corr.ongoing_count()},
+            {"lost_events", corr.lost() + st.loops_full + st.procs_full},
+            {"bpf", {{"programs_attached", det.engine().attached_programs()}, {"iterations", st.iterations}}},
+            {"alerts_firing", alerts.firing_counts()},
+            {"metrics_listen", host + ":" + std::to_string(http.port())}};
+  };
+  std::unique_ptr<ControlServer> control;
+  if (!cfg.control_socket.empty()) control = std::make_unique<ControlServer>(cfg.control_socket, det, status);
+
+  Notifier notifier;
+  std::fprintf(stderr,
+               "loopstalld: ready: %d BPF programs attached; threshold %g ms; metrics on http://%s:%d/metrics\n",
+               det.engine().attached_programs(), cfg.threshold_ms, host.c_str(), http.port());
+  notifier.ready("watching " + std::to_string(corr.watched_processes()) + " Python processes");
+
+  std::uint64_t seen_scans = 0, next_slow = 0;
+  while (!stop.load()) {
+    det.step(20);
+    const std::uint64_t now = monotonic_ns();
+    last_step.store(now);
+    if (control) control->poll();
+    if (det.scans() != seen_scans) {
+      seen_scans = det.scans();
+      metrics.refresh(det.last_scan(), corr, det.engine());
+      alerts.tick(det.last_scan(), corr, now);
+    }
+    if (now >= next_slow) {  // once a second
+      next_slow = now + 1'000'000'000ULL;
+      refresh_process_metrics(reg);
+      {
+        std::lock_guard<std::mutex> lock(reg.mutex());
+        auto& firing = reg.gauge("loopstall_alerts_firing", "Alerts firing now, by rule", {"alert"});
+        for (const auto& [name, n] : alerts.firing_counts()) firing.set({name}, n);
+        if (sender) {
+          auto& d = reg.counter("loopstall_alert_deliveries_total", "Alertmanager deliveries", {"result"});
+          d.set({"ok"}, static_cast<double>(sender->delivered()));
+          d.set({"failed"}, static_cast<double>(sender->failed()));
+        }
+      }
+      notifier.status("watching " + std::to_string(corr.watched_processes()) + " processes, " +
+                      std::to_string(counter.stalls) + " stalls so far");
+    }
+    notifier.maybe_ping(now);
+    if (reload.exchange(false)) {
+      notifier.reloading();
+      try {
+        Config next = effective_config(flags);
+        corr.set_selection(selection_of(next));
+        corr.set_threshold_ms(next.threshold_ms);
+        det.update_threshold();
+        det.reclassify(corr);
+        alerts.set_rules(next.rules, now);
+        metrics.set_max_services(next.max_services);
+        if (next.metrics_listen != cfg.metrics_listen || next.control_socket != cfg.control_socket ||
+            next.events != cfg.events || next.alertmanager_url != cfg.alertmanager_url)
+          std::fprintf(stderr,
+                       "loopstalld: reload: listen address, control socket, event log and Alertmanager URL "
+                       "changes take effect at restart\n");
+        cfg = std::move(next);
+        std::fprintf(stderr, "loopstalld: configuration reloaded (threshold %g ms, %zu alert rules)\n",
+                     cfg.threshold_ms, cfg.rules.size());
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "loopstalld: reload failed, keeping the old configuration: %s\n", e.what());
+      }
+      notifier.ready("configuration reloaded");
+    }
+  }
+  notifier.stopping();
+  std::fprintf(stderr, "loopstalld: stopping\n");
+  det.flush(corr);
+  control.reset();
+  det.remove(corr);
+  if (events && events != stdout) std::fclose(events);
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"loopstalld: always-on event-loop stall detector", "loopstalld"};
   app.set_version_flag("--version", std::string(LOOPSTALL_VERSION));
-  std::string config, metrics_listen = "127.0.0.1:9464", control_socket = "/run/loopstalld/control.sock", events = "-";
-  double threshold_ms = 100;
-  app.add_option("--config", config, "JSON configuration file")->check(CLI::ExistingFile);
-  app.add_option("--metrics-listen", metrics_listen, "HOST:PORT for GET /metrics")->capture_default_str();
-  app.add_option("--threshold-ms", threshold_ms, "Report iterations at least this long (ms)")
-      ->capture_default_str()
+  Flags f;
+  app.add_option("--config", f.config, "JSON configuration file (default: built-in configuration)");
+  app.add_option("--metrics-listen", f.metrics_listen, "HOST:PORT for GET /metrics (default 127.0.0.1:9750)");
+  app.add_option("--threshold-ms", f.threshold_ms, "Report iterations at least this long, ms (default 100)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--control-socket", control_socket, "Unix socket for loopstall capture/status")->capture_default_str();
-  app.add_option("--events", events, "Append stall events (JSON Lines) to FILE, - for stdout")->capture_default_str();
+  app.add_option("--control-socket", f.control_socket,
+                 "Unix socket for loopstall capture/status (default /run/loopstalld/control.sock)");
+  app.add_option("--events", f.events, "Append stall events (JSON Lines) to FILE, - for stdout (default -)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-
   try {
-    std::FILE* out = open_output(events, true);
-    auto sink = make_sink("json", out);
-    const auto& stop = install_stop_signals();
-    RunOptions opt;
-    opt.threshold_ms = threshold_ms;
-    run_detector(opt, *sink, stop, [&](Engine& eng) {
-      std::fprintf(stderr, "loopstalld: ready: %d BPF programs attached; threshold %g ms\n", eng.attached_programs(),
-                   threshold_ms);
-    });
-    if (out != stdout) std::fclose(out);
+    return run(f);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "loopstalld: error: %s\n", e.what());
     return 1;
   }
-  return 0;
 }

@@ -8,6 +8,10 @@
 namespace loopstall {
 namespace {
 
+std::string service_label(const ProcInfo& p) {
+  return p.service.empty() ? p.comm : p.service;
+}
+
 LoopKind loop_kind(const ProcInfo& p) {
   if (!p.python) return LoopKind::Epoll;
   return p.gevent ? LoopKind::Gevent : LoopKind::Asyncio;
@@ -37,6 +41,16 @@ const ProcInfo* Correlator::process(std::uint32_t pid) {
   return &procs_.emplace(pid, std::move(*info)).first->second;
 }
 
+std::string Correlator::service_of(std::uint32_t pid) const {
+  auto it = procs_.find(pid);
+  return it == procs_.end() ? std::string() : service_label(it->second);
+}
+
+LoopKind Correlator::loop_kind_of(std::uint32_t pid) const {
+  auto it = procs_.find(pid);
+  return it == procs_.end() ? LoopKind::Epoll : loop_kind(it->second);
+}
+
 ls_proc_state Correlator::classify(std::uint32_t pid) {
   watched_.erase(pid);
   if (!sel_.pids.empty() && !sel_.pids.count(pid)) return LS_PROC_IGNORE;
@@ -53,6 +67,7 @@ ls_proc_state Correlator::classify(std::uint32_t pid) {
 void Correlator::forget_process(std::uint32_t pid) {
   procs_.erase(pid);
   watched_.erase(pid);
+  if (!keep_exited_totals_) totals_.erase(pid);
   for (auto it = threads_.begin(); it != threads_.end();) {
     it = it->second.pid == pid ? threads_.erase(it) : std::next(it);
   }
@@ -86,8 +101,11 @@ void Correlator::account_iterations(const ls_loop& l) {
   ThreadCounters& tc = threads_[l.tid];
   tc.pid = l.tgid;
   if (l.iterations > tc.iterations) {
-    totals_[l.tgid].iterations += l.iterations - tc.iterations;
+    const std::uint64_t delta = l.iterations - tc.iterations;
+    totals_[l.tgid].iterations += delta;
     tc.iterations = l.iterations;
+    const ProcInfo* p = process(l.tgid);
+    sink_.iterations(l.tgid, p ? service_label(*p) : std::string(), delta);
   }
 }
 
@@ -117,9 +135,12 @@ void Correlator::on_loop_exit(const ls_stall_event& e) {
 
 void Correlator::on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns) {
   const auto threshold_ns = static_cast<std::uint64_t>(threshold_ms_ * 1e6);
+  longest_ongoing_ns_ = 0;
   for (const ls_loop& l : loops) {
     if (!watches(l.tgid)) continue;
     account_iterations(l);
+    if (l.iter_start_ns && now_ns > l.iter_start_ns)
+      longest_ongoing_ns_ = std::max<std::uint64_t>(longest_ongoing_ns_, now_ns - l.iter_start_ns);
     if (!l.iter_start_ns || now_ns < l.iter_start_ns || now_ns - l.iter_start_ns < threshold_ns) continue;
     const std::string id = make_stall_id(l.tid, l.iter_start_ns);
     auto [it, fresh] = ongoing_.try_emplace(id);

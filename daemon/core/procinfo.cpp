@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <fstream>
 #include <regex>
@@ -110,6 +111,11 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
   if (auto comm = read_file(dir + "/comm")) {
     info.comm = *comm;
     while (!info.comm.empty() && info.comm.back() == '\n') info.comm.pop_back();
+  }
+  if (auto cmd = read_file(dir + "/cmdline")) {
+    info.cmdline = std::move(*cmd);
+    while (!info.cmdline.empty() && info.cmdline.back() == '\0') info.cmdline.pop_back();
+    std::replace(info.cmdline.begin(), info.cmdline.end(), '\0', ' ');
   }
   if (auto cg = read_file(dir + "/cgroup")) info.service = service_from_cgroup(*cg);
 

@@ -54,12 +54,16 @@ nlohmann::ordered_json to_json(const StallReport& r) {
   return j;
 }
 
+Writer file_writer(std::FILE* f) {
+  return [f](std::string_view s) {
+    std::fwrite(s.data(), 1, s.size(), f);
+    std::fflush(f);
+  };
+}
+
 void JsonLinesSink::stall(const StallReport& r) {
   // Replace invalid UTF-8 (comm and paths come from other processes).
-  const std::string line = to_json(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  std::fputs(line.c_str(), out_);
-  std::fputc('\n', out_);
-  std::fflush(out_);
+  out_(to_json(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 }  // namespace loopstall

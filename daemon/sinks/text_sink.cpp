@@ -59,15 +59,8 @@ std::string format_summary(const Summary& s) {
   return out;
 }
 
-void TextSink::stall(const StallReport& r) {
-  std::fputs(format_stall_line(r).c_str(), out_);
-  std::fputc('\n', out_);
-  std::fflush(out_);
-}
+void TextSink::stall(const StallReport& r) { out_(format_stall_line(r) + "\n"); }
 
-void TextSink::finish(const Summary& s) {
-  std::fputs(format_summary(s).c_str(), out_);
-  std::fflush(out_);
-}
+void TextSink::finish(const Summary& s) { out_(format_summary(s)); }
 
 }  // namespace loopstall

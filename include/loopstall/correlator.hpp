@@ -37,11 +37,24 @@ class Correlator {
 
   Correlator(Selection sel, double threshold_ms, Sink& sink, ProcInspector inspect = {}, WallClock clock = {});
 
+  // Keep per-process totals of exited processes for summary() (a capture
+  // wants them; the daemon, with processes coming and going for months,
+  // must not grow without bound).
+  void keep_exited_totals(bool keep) { keep_exited_totals_ = keep; }
+  void set_selection(Selection sel) { sel_ = std::move(sel); }
+  std::uint64_t lost() const { return lost_; }
+  // Longest iteration in progress among watched loops in the last scan (ns).
+  std::uint64_t longest_ongoing_ns() const { return longest_ongoing_ns_; }
+
   // LS_PROC_WATCH or LS_PROC_IGNORE for a process that called epoll_wait.
   // Events of processes this correlator did not decide to watch are ignored
   // (several correlators may share one kernel-side detector).
   ls_proc_state classify(std::uint32_t pid);
   bool watches(std::uint32_t pid) const { return watched_.count(pid) > 0; }
+  // Service label of a process: its unit/container, else its comm.
+  std::string service_of(std::uint32_t pid) const;
+  // Loop kind of a watched process (Epoll when unknown).
+  LoopKind loop_kind_of(std::uint32_t pid) const;
   std::size_t watched_processes() const { return watched_.size(); }
 
   void on_stall(const ls_stall_event& e);
@@ -84,6 +97,8 @@ class Correlator {
   std::unordered_map<std::string, Ongoing> ongoing_;           // by stall_id
   std::map<std::uint32_t, ProcessTotals> totals_;              // by pid
   std::uint64_t lost_ = 0;
+  std::uint64_t longest_ongoing_ns_ = 0;
+  bool keep_exited_totals_ = true;
 };
 
 }  // namespace loopstall

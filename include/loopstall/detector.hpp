@@ -29,6 +29,8 @@ class Detector {
   void remove(Correlator& c);
   // Call after a consumer's threshold changed.
   void update_threshold();
+  // Decides again for every process (a consumer's selection changed).
+  void reclassify(Correlator& c);
 
   // Waits up to max_wait_ms for events, then scans/sweeps when due.
   // Returns false when interrupted by a signal.

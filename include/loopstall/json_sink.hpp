@@ -14,11 +14,11 @@ nlohmann::ordered_json to_json(const StallReport& r);
 
 class JsonLinesSink : public Sink {
  public:
-  explicit JsonLinesSink(std::FILE* out) : out_(out) {}
+  explicit JsonLinesSink(Writer out) : out_(std::move(out)) {}
   void stall(const StallReport& r) override;
 
  private:
-  std::FILE* out_;
+  Writer out_;
 };
 
 }  // namespace loopstall

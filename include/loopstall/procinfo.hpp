@@ -16,6 +16,7 @@ struct ProcInfo {
   std::optional<std::string> python_version;  // "3.11"
   std::string exe;                            // resolved /proc/PID/exe
   std::string comm;
+  std::string cmdline;  // arguments joined by spaces
   std::string service;  // systemd unit or container, "" if none
 };
 

@@ -13,12 +13,12 @@ std::string format_summary(const Summary& s);
 
 class TextSink : public Sink {
  public:
-  explicit TextSink(std::FILE* out) : out_(out) {}
+  explicit TextSink(Writer out) : out_(std::move(out)) {}
   void stall(const StallReport& r) override;
   void finish(const Summary& s) override;
 
  private:
-  std::FILE* out_;
+  Writer out_;
 };
 
 }  // namespace loopstall

@@ -1,0 +1,216 @@
+#include "loopstall/config.hpp"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace loopstall {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void fail(const std::string& key, const std::string& why) {
+  throw ConfigError(key + ": " + why);
+}
+
+void only_keys(const json& obj, const std::string& where, std::initializer_list<const char*> allowed) {
+  const std::set<std::string> ok(allowed.begin(), allowed.end());
+  for (const auto& [k, v] : obj.items())
+    if (!ok.count(k)) fail(where.empty() ? k : where + "." + k, "unknown key");
+}
+
+const json& object_at(const json& j, const std::string& key) {
+  if (!j.is_object()) fail(key, "must be an object");
+  return j;
+}
+
+double number(const json& j, const std::string& key, double min, double max) {
+  if (!j.is_number()) fail(key, "must be a number");
+  const double v = j.get<double>();
+  if (!(v >= min && v <= max)) {
+    std::ostringstream os;
+    os << "must be between " << min << " and " << max << " (got " << v << ")";
+    fail(key, os.str());
+  }
+  return v;
+}
+
+std::string string(const json& j, const std::string& key) {
+  if (!j.is_string()) fail(key, "must be a string");
+  return j.get<std::string>();
+}
+
+std::regex regex(const json& j, const std::string& key) {
+  const std::string s = string(j, key);
+  try {
+    return std::regex(s, std::regex::ECMAScript | std::regex::optimize);
+  } catch (const std::regex_error& e) {
+    fail(key, "invalid regular expression '" + s + "': " + e.what());
+  }
+}
+
+std::vector<ProcessMatch> matches(const json& j, const std::string& key) {
+  if (!j.is_array()) fail(key, "must be an array of {exe, cmdline, unit} objects");
+  std::vector<ProcessMatch> out;
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    const std::string k = key + "[" + std::to_string(i) + "]";
+    const json& m = object_at(j[i], k);
+    only_keys(m, k, {"exe", "cmdline", "unit"});
+    if (m.empty()) fail(k, "needs at least one of exe, cmdline, unit");
+    ProcessMatch pm;
+    if (m.contains("exe")) pm.exe = regex(m["exe"], k + ".exe");
+    if (m.contains("cmdline")) pm.cmdline = regex(m["cmdline"], k + ".cmdline");
+    if (m.contains("unit")) pm.unit = string(m["unit"], k + ".unit");
+    out.push_back(std::move(pm));
+  }
+  return out;
+}
+
+AlertRule rule(const json& j, const std::string& key) {
+  const json& r = object_at(j, key);
+  only_keys(r, key, {"name", "severity", "labels", "stall_ms", "stalls", "min_ms", "window_s", "hung_s"});
+  AlertRule a;
+  if (!r.contains("name")) fail(key + ".name", "required");
+  a.name = string(r["name"], key + ".name");
+  static const std::regex name_re("^[a-zA-Z_][a-zA-Z0-9_]*$");
+  if (!std::regex_match(a.name, name_re)) fail(key + ".name", "must match [a-zA-Z_][a-zA-Z0-9_]*");
+  if (r.contains("severity")) a.severity = string(r["severity"], key + ".severity");
+  if (r.contains("labels")) {
+    const json& l = object_at(r["labels"], key + ".labels");
+    for (const auto& [k, v] : l.items()) a.labels[k] = string(v, key + ".labels." + k);
+  }
+  const bool stall = r.contains("stall_ms"), freq = r.contains("stalls"), hung = r.contains("hung_s");
+  if (int(stall) + int(freq) + int(hung) != 1)
+    fail(key, "needs exactly one of stall_ms, stalls (with min_ms, window_s), hung_s");
+  if (stall) {
+    a.kind = AlertRule::Kind::Stall;
+    a.stall_ms = number(r["stall_ms"], key + ".stall_ms", 0, 3.6e6);
+  } else if (freq) {
+    a.kind = AlertRule::Kind::Frequent;
+    a.stalls = static_cast<std::uint32_t>(number(r["stalls"], key + ".stalls", 1, 1e6));
+    if (!r.contains("window_s")) fail(key + ".window_s", "required with stalls");
+    a.window_s = number(r["window_s"], key + ".window_s", 1, 86400);
+    a.min_ms = r.contains("min_ms") ? number(r["min_ms"], key + ".min_ms", 0, 3.6e6) : 0;
+  } else {
+    a.kind = AlertRule::Kind::Hung;
+    a.hung_s = number(r["hung_s"], key + ".hung_s", 0.01, 86400);
+  }
+  if ((a.kind != AlertRule::Kind::Frequent) && (r.contains("min_ms") || r.contains("window_s")))
+    fail(key, "min_ms and window_s go only with stalls");
+  return a;
+}
+
+}  // namespace
+
+bool ProcessMatch::matches(const ProcInfo& p) const {
+  if (exe && !std::regex_search(p.exe, *exe)) return false;
+  if (cmdline && !std::regex_search(p.cmdline, *cmdline)) return false;
+  if (unit && p.service != *unit) return false;
+  return true;
+}
+
+bool Config::accepts(const ProcInfo& p) const {
+  for (const auto& m : exclude)
+    if (m.matches(p)) return false;
+  if (include.empty()) return true;
+  for (const auto& m : include)
+    if (m.matches(p)) return true;
+  return false;
+}
+
+std::pair<std::string, int> parse_listen(const std::string& value, const std::string& key) {
+  const auto colon = value.rfind(':');
+  if (colon == std::string::npos || colon + 1 == value.size()) fail(key, "must be HOST:PORT (got '" + value + "')");
+  std::string host = value.substr(0, colon);
+  if (host.empty()) host = "127.0.0.1";
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  int port = 0;
+  try {
+    std::size_t used = 0;
+    port = std::stoi(value.substr(colon + 1), &used);
+    if (used != value.size() - colon - 1) throw std::invalid_argument("trailing");
+  } catch (const std::exception&) {
+    fail(key, "port must be a number (got '" + value + "')");
+  }
+  if (port < 0 || port > 65535) fail(key, "port must be 0..65535");
+  return {host, port};
+}
+
+Config parse_config(const std::string& text) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw ConfigError(std::string("invalid JSON: ") + e.what());
+  }
+  if (!j.is_object()) throw ConfigError("the configuration must be a JSON object");
+  only_keys(j, "",
+            {"threshold_ms", "sample_hz", "metrics_listen", "events", "control_socket", "watch", "labels", "alerts"});
+  Config c;
+  if (j.contains("threshold_ms")) c.threshold_ms = number(j["threshold_ms"], "threshold_ms", 1, 3.6e6);
+  if (j.contains("sample_hz")) c.sample_hz = number(j["sample_hz"], "sample_hz", 1, 1000);
+  if (j.contains("metrics_listen")) {
+    c.metrics_listen = string(j["metrics_listen"], "metrics_listen");
+    parse_listen(c.metrics_listen, "metrics_listen");
+  }
+  if (j.contains("events")) c.events = string(j["events"], "events");
+  if (j.contains("control_socket")) c.control_socket = string(j["control_socket"], "control_socket");
+  if (j.contains("watch")) {
+    const json& w = object_at(j["watch"], "watch");
+    only_keys(w, "watch", {"all_loops", "include", "exclude"});
+    if (w.contains("all_loops")) {
+      if (!w["all_loops"].is_boolean()) fail("watch.all_loops", "must be true or false");
+      c.all_loops = w["all_loops"].get<bool>();
+    }
+    if (w.contains("include")) c.include = matches(w["include"], "watch.include");
+    if (w.contains("exclude")) c.exclude = matches(w["exclude"], "watch.exclude");
+  }
+  if (j.contains("labels")) {
+    const json& l = object_at(j["labels"], "labels");
+    only_keys(l, "labels", {"max_services"});
+    if (l.contains("max_services"))
+      c.max_services = static_cast<std::size_t>(number(l["max_services"], "labels.max_services", 1, 100000));
+  }
+  if (j.contains("alerts")) {
+    const json& a = object_at(j["alerts"], "alerts");
+    only_keys(a, "alerts", {"alertmanager", "rules"});
+    if (a.contains("alertmanager")) {
+      const json& am = object_at(a["alertmanager"], "alerts.alertmanager");
+      only_keys(am, "alerts.alertmanager", {"url", "timeout_ms"});
+      if (am.contains("url")) {
+        c.alertmanager_url = string(am["url"], "alerts.alertmanager.url");
+        if (c.alertmanager_url.rfind("http://", 0) != 0 && c.alertmanager_url.rfind("https://", 0) != 0)
+          fail("alerts.alertmanager.url", "must start with http:// or https://");
+      }
+      if (am.contains("timeout_ms"))
+        c.alertmanager_timeout_ms =
+            static_cast<int>(number(am["timeout_ms"], "alerts.alertmanager.timeout_ms", 1, 60000));
+    }
+    if (a.contains("rules")) {
+      if (!a["rules"].is_array()) fail("alerts.rules", "must be an array");
+      std::set<std::string> names;
+      for (std::size_t i = 0; i < a["rules"].size(); ++i) {
+        const std::string k = "alerts.rules[" + std::to_string(i) + "]";
+        c.rules.push_back(rule(a["rules"][i], k));
+        if (!names.insert(c.rules.back().name).second) fail(k + ".name", "duplicate rule name");
+      }
+    }
+  }
+  return c;
+}
+
+Config load_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot be read");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  try {
+    return parse_config(ss.str());
+  } catch (const ConfigError& e) {
+    throw ConfigError(path + ": " + e.what());
+  }
+}
+
+}  // namespace loopstall

@@ -1,0 +1,198 @@
+#include "loopstall/control.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "loopstall/clock.hpp"
+#include "loopstall/json_sink.hpp"
+#include "loopstall/text_sink.hpp"
+
+namespace loopstall {
+namespace {
+
+constexpr std::size_t kMaxRequest = 64 * 1024;
+constexpr std::size_t kMaxBacklog = 8u << 20;  // unread output before a client is dropped
+
+sockaddr_un unix_address(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) throw std::runtime_error("control socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return addr;
+}
+
+std::runtime_error sys_error(const std::string& what) {
+  return std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+struct ControlServer::Client {
+  int fd = -1;
+  std::string in, out;
+  bool capturing = false, finishing = false, closed = false;
+  std::uint64_t started_ns = 0;
+  std::unique_ptr<Sink> sink;
+  std::unique_ptr<Correlator> corr;
+};
+
+ControlServer::ControlServer(const std::string& path, Detector& det, std::function<nlohmann::json()> status)
+    : path_(path), det_(det), status_(std::move(status)) {
+  const auto slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    const std::string dir = path.substr(0, slash);
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw sys_error("creating " + dir);
+  }
+  fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) throw sys_error("control socket");
+  const sockaddr_un addr = unix_address(path);
+  // A stale socket of a previous run: replace it only if nobody answers.
+  if (connect_control(path) >= 0) throw std::runtime_error("another loopstalld is listening on " + path);
+  unlink(path.c_str());
+  const mode_t old = umask(0177);  // created 0600: root only
+  const int rc = bind(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  umask(old);
+  if (rc != 0) throw sys_error("binding " + path);
+  chmod(path.c_str(), 0600);
+  if (listen(fd_, 16) != 0) throw sys_error("listening on " + path);
+}
+
+ControlServer::~ControlServer() {
+  for (auto& c : clients_) close_client(*c);
+  if (fd_ >= 0) close(fd_);
+  unlink(path_.c_str());
+}
+
+void ControlServer::close_client(Client& c) {
+  if (c.corr) det_.remove(*c.corr);
+  if (c.fd >= 0) close(c.fd);
+  c.fd = -1;
+  c.closed = true;
+}
+
+void ControlServer::handle_request(Client& c, const std::string& line) {
+  nlohmann::json req, resp;
+  try {
+    req = nlohmann::json::parse(line);
+    const std::string cmd = req.at("cmd").get<std::string>();
+    if (cmd == "status") {
+      c.out += status_().dump() + "\n";
+      c.finishing = true;
+      return;
+    }
+    if (cmd != "capture") throw std::runtime_error("unknown cmd '" + cmd + "'");
+    Selection sel;
+    for (const auto& p : req.value("pids", nlohmann::json::array())) sel.pids.insert(p.get<std::uint32_t>());
+    sel.all_loops = req.value("all_loops", false);
+    const double threshold = req.value("threshold_ms", 100.0);
+    if (!(threshold > 0)) throw std::runtime_error("threshold_ms must be > 0");
+    const std::string format = req.value("format", std::string("json"));
+    if (format != "json" && format != "text") throw std::runtime_error("format must be json or text");
+    Writer w = [&c](std::string_view s) { c.out.append(s); };
+    if (format == "json")
+      c.sink = std::make_unique<JsonLinesSink>(w);
+    else
+      c.sink = std::make_unique<TextSink>(w);
+    c.corr = std::make_unique<Correlator>(std::move(sel), threshold, *c.sink);
+    det_.add(*c.corr);
+    c.capturing = true;
+    c.started_ns = monotonic_ns();
+    // First line: the client knows the daemon is capturing for it.
+    c.out += nlohmann::json({{"ok", true}}).dump() + "\n";
+  } catch (const std::exception& e) {
+    c.out += nlohmann::json({{"ok", false}, {"error", e.what()}}).dump() + "\n";
+    c.finishing = true;
+  }
+}
+
+void ControlServer::poll() {
+  // Accept.
+  while (true) {
+    const int cfd = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd < 0) break;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0) {
+      close(cfd);  // root only, whatever the file mode says
+      continue;
+    }
+    auto c = std::make_unique<Client>();
+    c->fd = cfd;
+    clients_.push_back(std::move(c));
+  }
+  for (auto& cp : clients_) {
+    Client& c = *cp;
+    if (c.closed) continue;
+    // Read: a request line, or EOF (the capture client is done).
+    char buf[4096];
+    while (true) {
+      const ssize_t n = read(c.fd, buf, sizeof buf);
+      if (n > 0) {
+        if (!c.capturing && !c.finishing) {
+          c.in.append(buf, static_cast<std::size_t>(n));
+          const auto nl = c.in.find('\n');
+          if (nl != std::string::npos) {
+            handle_request(c, c.in.substr(0, nl));
+            c.in.clear();
+          } else if (c.in.size() > kMaxRequest) {
+            c.out += R"({"ok":false,"error":"request too long"})"
+                     "\n";
+            c.finishing = true;
+          }
+        }
+        continue;
+      }
+      if (n == 0) {
+        if (c.capturing && !c.finishing) {
+          det_.flush(*c.corr);
+          c.sink->finish(c.corr->summary(static_cast<double>(monotonic_ns() - c.started_ns) / 1e9));
+          det_.remove(*c.corr);
+          c.capturing = false;
+        }
+        c.finishing = true;
+      }
+      break;  // EAGAIN or error
+    }
+    // Write what is buffered.
+    while (!c.out.empty()) {
+      const ssize_t n = send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+      if (n <= 0) {
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) c.finishing = true, c.out.clear();
+        break;
+      }
+      c.out.erase(0, static_cast<std::size_t>(n));
+    }
+    if (c.out.size() > kMaxBacklog) {
+      ++dropped_;
+      close_client(c);
+      continue;
+    }
+    if (c.finishing && c.out.empty() && !c.capturing) close_client(c);
+  }
+  std::erase_if(clients_, [](const std::unique_ptr<Client>& c) { return c->closed; });
+}
+
+int connect_control(const std::string& path) {
+  sockaddr_un addr{};
+  try {
+    addr = unix_address(path);
+  } catch (const std::exception&) {
+    return -1;
+  }
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace loopstall

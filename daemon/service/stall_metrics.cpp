@@ -1,0 +1,130 @@
+#include "loopstall/stall_metrics.hpp"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
+
+namespace loopstall {
+namespace {
+
+std::string label_of(const StallReport& r) {
+  return r.service.empty() ? r.comm : r.service;
+}
+
+}  // namespace
+
+std::string ServiceLabels::operator()(const std::string& service) {
+  if (seen_.count(service)) return service;
+  if (seen_.size() >= max_) return "other";
+  seen_.insert(service);
+  return service;
+}
+
+StallMetrics::StallMetrics(Registry& reg, std::size_t max_services, const std::string& version)
+    : reg_(reg), services_(max_services) {
+  std::lock_guard<std::mutex> lock(reg_.mutex());
+  reg_.gauge("loopstall_build_info", "Build of the running loopstalld (value 1)", {"version"}).set({version}, 1);
+  reg_.counter("loopstall_stalls_total", "Event-loop stalls (iterations >= threshold), by main cause",
+               {"cause", "service"});
+  reg_.histogram("loopstall_stall_duration_seconds", "Duration of finished stalls", {"service"}, kStallBuckets);
+  reg_.counter("loopstall_loop_iterations_total", "Event-loop iterations measured", {"service"});
+  reg_.gauge("loopstall_monitored_loops", "Loop threads being measured now");
+  reg_.counter("loopstall_lost_events_total", "Events lost (ring buffer full) or not tracked (maps full)");
+  reg_.counter("loopstall_stall_time_seconds_total", "Time spent in stalls, by component", {"component", "service"});
+  reg_.counter("loopstall_blocked_seconds_total", "Time stalls were blocked in a syscall", {"syscall", "service"});
+  reg_.gauge("loopstall_loops", "Loop threads being measured now, by loop kind", {"loop"});
+  reg_.gauge("loopstall_ongoing_stalls", "Loops stalled right now (iteration in progress >= threshold)");
+  reg_.gauge("loopstall_longest_ongoing_stall_seconds", "Age of the longest iteration in progress");
+  reg_.gauge("loopstall_watched_processes", "Processes whose loops are measured");
+  reg_.counter("loopstall_bpf_map_full_total", "Threads or processes not tracked because a BPF map was full", {"map"});
+  reg_.counter("loopstall_bpf_iterations_total", "Iterations the BPF programs measured (all consumers)");
+}
+
+void StallMetrics::stall(const StallReport& r) {
+  if (r.ongoing) return;  // counted once, when finished
+  const std::string svc = services_(label_of(r));
+  std::lock_guard<std::mutex> lock(reg_.mutex());
+  reg_.counter("loopstall_stalls_total", "", {"cause", "service"}).add({std::string(to_string(r.cause)), svc}, 1);
+  reg_.histogram("loopstall_stall_duration_seconds", "", {"service"}, kStallBuckets)
+      .observe({svc}, r.duration_ms / 1e3);
+  auto& comp = reg_.counter("loopstall_stall_time_seconds_total", "", {"component", "service"});
+  comp.add({"on_cpu", svc}, (r.breakdown.on_cpu_ms - r.breakdown.gc_ms) / 1e3);
+  comp.add({"blocked", svc}, r.breakdown.blocked_ms / 1e3);
+  comp.add({"runqueue", svc}, r.breakdown.runqueue_ms / 1e3);
+  comp.add({"gc", svc}, r.breakdown.gc_ms / 1e3);
+  auto& blocked = reg_.counter("loopstall_blocked_seconds_total", "", {"syscall", "service"});
+  for (const auto& s : r.syscalls) blocked.add({s.name, svc}, s.ms / 1e3);
+}
+
+void StallMetrics::iterations(std::uint32_t, const std::string& service, std::uint64_t delta) {
+  const std::string svc = services_(service);
+  std::lock_guard<std::mutex> lock(reg_.mutex());
+  reg_.counter("loopstall_loop_iterations_total", "", {"service"}).add({svc}, static_cast<double>(delta));
+}
+
+void StallMetrics::refresh(const std::vector<ls_loop>& loops, const Correlator& corr, Engine& eng) {
+  std::map<std::string, double> by_kind = {{"gevent", 0}, {"asyncio", 0}, {"epoll", 0}};
+  double monitored = 0;
+  for (const ls_loop& l : loops) {
+    if (!corr.watches(l.tgid)) continue;
+    monitored++;
+    by_kind[std::string(to_string(corr.loop_kind_of(l.tgid)))]++;
+  }
+  const BpfStats st = eng.stats();
+  std::lock_guard<std::mutex> lock(reg_.mutex());
+  reg_.gauge("loopstall_monitored_loops", "").set({}, monitored);
+  auto& kinds = reg_.gauge("loopstall_loops", "", {"loop"});
+  for (const auto& [k, n] : by_kind) kinds.set({k}, n);
+  reg_.gauge("loopstall_ongoing_stalls", "").set({}, static_cast<double>(corr.ongoing_count()));
+  reg_.gauge("loopstall_longest_ongoing_stall_seconds", "")
+      .set({}, static_cast<double>(corr.longest_ongoing_ns()) / 1e9);
+  reg_.gauge("loopstall_watched_processes", "").set({}, static_cast<double>(corr.watched_processes()));
+  reg_.counter("loopstall_lost_events_total", "")
+      .set({}, static_cast<double>(corr.lost() + st.loops_full + st.procs_full));
+  auto& full = reg_.counter("loopstall_bpf_map_full_total", "", {"map"});
+  full.set({"loops"}, static_cast<double>(st.loops_full));
+  full.set({"procs"}, static_cast<double>(st.procs_full));
+  reg_.counter("loopstall_bpf_iterations_total", "").set({}, static_cast<double>(st.iterations));
+}
+
+void refresh_process_metrics(Registry& reg) {
+  static const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  static const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  double cpu = 0, rss = 0, start = 0, fds = 0;
+  {
+    std::ifstream in("/proc/self/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    const auto rp = text.rfind(')');
+    if (rp != std::string::npos) {
+      std::istringstream ss(text.substr(rp + 2));
+      std::vector<std::string> f((std::istream_iterator<std::string>(ss)), {});
+      // Fields after ")": state=0 ... utime=11 stime=12 starttime=19 rss=21
+      if (f.size() > 21) {
+        cpu = (std::stod(f[11]) + std::stod(f[12])) / ticks;
+        rss = std::stod(f[21]) * page;
+        double boot = 0;
+        std::ifstream st("/proc/stat");
+        std::string key;
+        while (st >> key)
+          if (key == "btime" && st >> boot) break;
+        start = boot + std::stod(f[19]) / ticks;
+      }
+    }
+  }
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (readdir(d)) fds++;
+    closedir(d);
+    fds -= 3;  // ".", ".." and the directory's own fd
+  }
+  std::lock_guard<std::mutex> lock(reg.mutex());
+  reg.counter("process_cpu_seconds_total", "User and system CPU time of loopstalld").set({}, cpu);
+  reg.gauge("process_resident_memory_bytes", "Resident memory of loopstalld").set({}, rss);
+  reg.gauge("process_start_time_seconds", "Start time of loopstalld since the epoch").set({}, start);
+  reg.gauge("process_open_fds", "Open file descriptors of loopstalld").set({}, fds);
+}
+
+}  // namespace loopstall

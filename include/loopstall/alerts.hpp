@@ -1,0 +1,95 @@
+// Threshold alerts from the config's rules, delivered as structured lines to
+// stderr (the journal under systemd) and, when configured, to Alertmanager's
+// v2 API from a background thread that never blocks the event path.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "loopstall/config.hpp"
+#include "loopstall/correlator.hpp"
+#include "loopstall/sink.hpp"
+
+namespace loopstall {
+
+struct Alert {
+  std::map<std::string, std::string> labels;  // includes alertname
+  std::map<std::string, std::string> annotations;
+  std::int64_t starts_unix_ns = 0;
+  std::int64_t ends_unix_ns = 0;  // when Alertmanager should consider it over
+  bool resolved = false;
+  std::string key() const;  // identity: the labels
+};
+
+// Alertmanager v2 JSON for a batch (POST /api/v2/alerts).
+std::string alertmanager_payload(const std::vector<Alert>& alerts);
+
+// Delivers to Alertmanager with retry and backoff. Keeps only the latest
+// state of each alert while the receiver is down, so memory stays bounded.
+class AlertSender {
+ public:
+  AlertSender(std::string url, int timeout_ms);
+  ~AlertSender();
+  void send(const std::vector<Alert>& alerts);  // never blocks on the network
+  std::uint64_t delivered() const { return ok_; }
+  std::uint64_t failed() const { return failed_; }
+
+ private:
+  void run();
+  std::string url_;
+  int timeout_ms_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, Alert> pending_;
+  bool stop_ = false;
+  std::uint64_t ok_ = 0, failed_ = 0;
+  std::thread thread_;
+};
+
+class AlertEngine : public Sink {
+ public:
+  // Firing alerts are sent again this often (Alertmanager forgets alerts
+  // whose endsAt passed: kResendNs * 4 from the last send).
+  static constexpr std::uint64_t kResendNs = 30'000'000'000ULL;
+  // A single-stall alert is an event: it resolves by itself after this.
+  static constexpr std::uint64_t kStallAlertHoldNs = 300'000'000'000ULL;
+
+  AlertEngine(std::vector<AlertRule> rules, AlertSender* sender, std::FILE* log, WallClock clock = {});
+  void stall(const StallReport& r) override;
+  // Hung-loop rules, window expiry, resends; call after each scan.
+  void tick(const std::vector<ls_loop>& loops, const Correlator& corr, std::uint64_t now_ns);
+  // New rules (SIGHUP): alerts of rules that are gone are resolved.
+  void set_rules(std::vector<AlertRule> rules, std::uint64_t now_ns);
+  // Firing alerts by rule name.
+  std::map<std::string, int> firing_counts() const;
+
+ private:
+  struct Active {
+    Alert alert;
+    std::uint64_t fired_ns = 0, last_sent_ns = 0, last_seen_ns = 0;
+    std::uint64_t expires_ns = 0;  // 0: until the condition clears
+  };
+  void fire(const AlertRule& rule, std::map<std::string, std::string> labels,
+            std::map<std::string, std::string> annotations, std::int64_t starts_unix_ns, std::uint64_t now_ns,
+            std::uint64_t hold_ns);
+  void resolve(const std::string& key, std::uint64_t now_ns);
+  void deliver(const Alert& a);
+  void log_line(const Alert& a);
+
+  std::vector<AlertRule> rules_;
+  AlertSender* sender_;
+  std::FILE* log_;
+  WallClock clock_;
+  std::map<std::string, Active> active_;  // by Alert::key()
+  // Frequent rules: stall end times per (rule, service).
+  std::map<std::pair<std::string, std::string>, std::deque<std::uint64_t>> windows_;
+};
+
+}  // namespace loopstall

@@ -1,0 +1,68 @@
+// loopstalld's configuration: a JSON file over built-in defaults. Every key
+// is checked; an unknown key or a bad value is an error naming the key.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <regex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "loopstall/procinfo.hpp"
+
+namespace loopstall {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Matches a process when every given field matches (exe and cmdline are
+// regular expressions searched in the text, unit is the exact service).
+struct ProcessMatch {
+  std::optional<std::regex> exe, cmdline;
+  std::optional<std::string> unit;
+  bool matches(const ProcInfo& p) const;
+};
+
+struct AlertRule {
+  enum class Kind { Stall, Frequent, Hung };
+  std::string name;
+  std::string severity = "warning";
+  std::map<std::string, std::string> labels;
+  Kind kind = Kind::Stall;
+  double stall_ms = 0;       // Stall: any single stall >= stall_ms
+  std::uint32_t stalls = 0;  // Frequent: >= stalls stalls >= min_ms in window_s, per service
+  double min_ms = 0;
+  double window_s = 0;
+  double hung_s = 0;  // Hung: a loop hung >= hung_s, fired while hung
+};
+
+struct Config {
+  double threshold_ms = 100;
+  double sample_hz = 99;
+  std::string metrics_listen = "127.0.0.1:9750";
+  std::string events = "-";  // "" = off, "-" = stdout
+  std::string control_socket = "/run/loopstalld/control.sock";
+  bool all_loops = false;
+  std::vector<ProcessMatch> include;  // empty: every Python process
+  std::vector<ProcessMatch> exclude;
+  std::size_t max_services = 200;
+  std::string alertmanager_url;  // "" = journal/stderr only
+  int alertmanager_timeout_ms = 2000;
+  std::vector<AlertRule> rules;
+
+  // Whether the include/exclude rules let this process be watched.
+  bool accepts(const ProcInfo& p) const;
+};
+
+// Parses JSON text over the defaults; throws ConfigError("<key>: <why>").
+Config parse_config(const std::string& json_text);
+Config load_config(const std::string& path);
+
+// "HOST:PORT" -> {host, port}; throws ConfigError naming `key`.
+std::pair<std::string, int> parse_listen(const std::string& value, const std::string& key);
+
+}  // namespace loopstall

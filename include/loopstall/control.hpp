@@ -1,0 +1,55 @@
+// The daemon's control socket (AF_UNIX stream, root only). One JSON request
+// line per connection:
+//   {"cmd":"status"}  -> one JSON object, then close
+//   {"cmd":"capture","pids":[..],"threshold_ms":N,"all_loops":b,"format":"json"|"text"}
+//       -> the same lines `loopstall capture` prints standalone; when the
+//          client shuts down its writing side, what is pending and the
+//          summary follow, then close.
+// All sockets are non-blocking and served from the detector's thread; a
+// client that does not read is dropped, never waited for.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "loopstall/correlator.hpp"
+#include "loopstall/detector.hpp"
+
+namespace loopstall {
+
+class ControlServer {
+ public:
+  // Creates the socket (and its directory, 0700) with mode 0600; throws
+  // std::runtime_error naming the path on failure.
+  ControlServer(const std::string& path, Detector& det, std::function<nlohmann::json()> status);
+  ~ControlServer();
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  // Accepts, reads requests, flushes output; call from the main loop.
+  void poll();
+  std::size_t clients() const { return clients_.size(); }
+  std::uint64_t dropped_clients() const { return dropped_; }
+
+ private:
+  struct Client;
+  void handle_request(Client& c, const std::string& line);
+  void close_client(Client& c);
+
+  std::string path_;
+  int fd_ = -1;
+  Detector& det_;
+  std::function<nlohmann::json()> status_;
+  std::vector<std::unique_ptr<Client>> clients_;
+  std::uint64_t dropped_ = 0;
+};
+
+// Client side: connects to the daemon's socket; -1 when no daemon listens.
+int connect_control(const std::string& path);
+
+}  // namespace loopstall

@@ -1,0 +1,59 @@
+// The daemon's Prometheus series (names fixed by contract/CONTRACT.md, plus
+// what an SRE needs). Fed as a Sink by the correlator and refreshed from
+// detector state once per scan.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "loopstall/correlator.hpp"
+#include "loopstall/engine.hpp"
+#include "loopstall/metrics.hpp"
+#include "loopstall/sink.hpp"
+
+namespace loopstall {
+
+// Stall duration buckets: 1 ms ... 30 s.
+inline const std::vector<double> kStallBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                  0.25,  0.5,    1,     2.5,  5,     10,   30};
+
+// Keeps the `service` label bounded: the first max distinct values pass,
+// later ones become "other".
+class ServiceLabels {
+ public:
+  explicit ServiceLabels(std::size_t max) : max_(max) {}
+  std::string operator()(const std::string& service);
+  void set_max(std::size_t max) { max_ = max; }
+
+ private:
+  std::size_t max_;
+  std::set<std::string> seen_;
+};
+
+struct DaemonState {
+  std::uint64_t attach_failures = 0;
+  std::uint64_t alerts_sent_ok = 0;
+  std::uint64_t alerts_send_failed = 0;
+};
+
+class StallMetrics : public Sink {
+ public:
+  StallMetrics(Registry& reg, std::size_t max_services, const std::string& version);
+  void stall(const StallReport& r) override;
+  void iterations(std::uint32_t pid, const std::string& service, std::uint64_t delta) override;
+  // Gauges and BPF counters; call after each scan.
+  void refresh(const std::vector<ls_loop>& loops, const Correlator& corr, Engine& eng);
+  void set_max_services(std::size_t max) { services_.set_max(max); }
+
+ private:
+  Registry& reg_;
+  ServiceLabels services_;
+  std::uint64_t bpf_full_loops_ = 0, bpf_full_procs_ = 0;
+};
+
+// process_* series of this process (CPU, memory, fds, start time).
+void refresh_process_metrics(Registry& reg);
+
+}  // namespace loopstall
