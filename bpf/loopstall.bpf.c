@@ -104,12 +104,30 @@ static __always_inline __u32 hist_bucket(__u64 ns)
 	__u32 b = 0;
 
 	/* b = number of significant bits of us, i.e. floor(log2(us)) + 1. */
-	if (us >> 32) { b += 32; us >>= 32; }
-	if (us >> 16) { b += 16; us >>= 16; }
-	if (us >> 8) { b += 8; us >>= 8; }
-	if (us >> 4) { b += 4; us >>= 4; }
-	if (us >> 2) { b += 2; us >>= 2; }
-	if (us >> 1) { b += 1; us >>= 1; }
+	if (us >> 32) {
+		b += 32;
+		us >>= 32;
+	}
+	if (us >> 16) {
+		b += 16;
+		us >>= 16;
+	}
+	if (us >> 8) {
+		b += 8;
+		us >>= 8;
+	}
+	if (us >> 4) {
+		b += 4;
+		us >>= 4;
+	}
+	if (us >> 2) {
+		b += 2;
+		us >>= 2;
+	}
+	if (us >> 1) {
+		b += 1;
+		us >>= 1;
+	}
 	b += us;
 	return b < LS_HIST_BUCKETS ? b : LS_HIST_BUCKETS - 1;
 }
@@ -262,17 +280,35 @@ static __always_inline int on_epoll_enter(void)
 }
 
 SEC("tracepoint/syscalls/sys_exit_epoll_wait")
-int epoll_wait_exit(void *ctx) { return on_epoll_exit(); }
+int epoll_wait_exit(void *ctx)
+{
+	return on_epoll_exit();
+}
 SEC("tracepoint/syscalls/sys_exit_epoll_pwait")
-int epoll_pwait_exit(void *ctx) { return on_epoll_exit(); }
+int epoll_pwait_exit(void *ctx)
+{
+	return on_epoll_exit();
+}
 SEC("tracepoint/syscalls/sys_exit_epoll_pwait2")
-int epoll_pwait2_exit(void *ctx) { return on_epoll_exit(); }
+int epoll_pwait2_exit(void *ctx)
+{
+	return on_epoll_exit();
+}
 SEC("tracepoint/syscalls/sys_enter_epoll_wait")
-int epoll_wait_enter(void *ctx) { return on_epoll_enter(); }
+int epoll_wait_enter(void *ctx)
+{
+	return on_epoll_enter();
+}
 SEC("tracepoint/syscalls/sys_enter_epoll_pwait")
-int epoll_pwait_enter(void *ctx) { return on_epoll_enter(); }
+int epoll_pwait_enter(void *ctx)
+{
+	return on_epoll_enter();
+}
 SEC("tracepoint/syscalls/sys_enter_epoll_pwait2")
-int epoll_pwait2_enter(void *ctx) { return on_epoll_enter(); }
+int epoll_pwait2_enter(void *ctx)
+{
+	return on_epoll_enter();
+}
 
 /* Syscall a task is sleeping in, read at switch-out from its saved user
  * registers. Outside a syscall (e.g. a page fault) this is not a syscall
@@ -289,8 +325,8 @@ static __always_inline __s32 blocked_syscall(struct task_struct *t)
 }
 
 SEC("tp_btf/sched_switch")
-int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev,
-	     struct task_struct *next, unsigned int prev_state)
+int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
 {
 	__u32 ptid = prev->pid, ntid = next->pid;
 	bool prev_loop = is_loop_tid(ptid), next_loop = is_loop_tid(ntid);
@@ -389,8 +425,7 @@ int BPF_PROG(sched_process_exit, struct task_struct *p, bool group_dead)
 
 /* A new program image: classify the process again. */
 SEC("tp_btf/sched_process_exec")
-int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid,
-	     struct linux_binprm *bprm)
+int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 tgid = p->tgid;
 
