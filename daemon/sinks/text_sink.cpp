@@ -59,8 +59,12 @@ std::string format_summary(const Summary& s) {
   return out;
 }
 
-void TextSink::stall(const StallReport& r) { out_(format_stall_line(r) + "\n"); }
+void TextSink::stall(const StallReport& r) {
+  out_(format_stall_line(r) + "\n");
+}
 
-void TextSink::finish(const Summary& s) { out_(format_summary(s)); }
+void TextSink::finish(const Summary& s) {
+  out_(format_summary(s));
+}
 
 }  // namespace loopstall
