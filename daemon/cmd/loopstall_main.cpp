@@ -1,13 +1,20 @@
 // loopstall: the CLI. `loopstall capture` finds event-loop stalls now.
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "loopstall/cli_common.hpp"
+#include "loopstall/clock.hpp"
+#include "loopstall/control.hpp"
 #include "loopstall/runner.hpp"
 
 using namespace loopstall;
@@ -21,7 +28,73 @@ struct CaptureArgs {
   std::string format = "text";
   std::string output = "-";
   bool all_loops = false;
+  bool standalone = false;
+  std::string socket;
 };
+
+const char* kDefaultSocket = "/run/loopstalld/control.sock";
+
+std::string default_socket() {
+  const char* env = std::getenv("LOOPSTALL_CONTROL_SOCKET");
+  return env && *env ? env : kDefaultSocket;
+}
+
+// Reads one '\n'-terminated line from a blocking fd (at most 64 KiB).
+bool read_line(int fd, std::string& line, std::string& rest) {
+  char buf[4096];
+  while (true) {
+    const auto nl = rest.find('\n');
+    if (nl != std::string::npos) {
+      line = rest.substr(0, nl);
+      rest.erase(0, nl + 1);
+      return true;
+    }
+    if (rest.size() > 65536) return false;
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) return false;
+    rest.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+// The capture runs in loopstalld (its BPF programs, its control socket);
+// the lines it sends are exactly what a standalone capture prints.
+int capture_via_daemon(int fd, const CaptureArgs& a, std::FILE* out) {
+  nlohmann::json req = {{"cmd", "capture"},
+                        {"pids", a.pids},
+                        {"threshold_ms", a.threshold_ms},
+                        {"all_loops", a.all_loops},
+                        {"format", a.format}};
+  const std::string line = req.dump() + "\n";
+  if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+    throw std::runtime_error("writing to loopstalld's control socket failed");
+  std::string first, rest;
+  if (!read_line(fd, first, rest)) throw std::runtime_error("loopstalld closed the control socket");
+  const auto resp = nlohmann::json::parse(first, nullptr, false);
+  if (resp.is_discarded() || !resp.value("ok", false))
+    throw std::runtime_error("loopstalld refused the capture: " +
+                             (resp.is_discarded() ? first : resp.value("error", std::string("?"))));
+  std::fprintf(stderr, "loopstall: ready: capturing through loopstalld (%s); threshold %g ms\n", a.socket.c_str(),
+               a.threshold_ms);
+  const auto& stop = install_stop_signals();
+  const std::uint64_t t0 = monotonic_ns();
+  bool shut = false;
+  if (!rest.empty()) std::fwrite(rest.data(), 1, rest.size(), out), std::fflush(out);
+  while (true) {
+    const bool over = a.duration_s > 0 && monotonic_ns() - t0 >= static_cast<std::uint64_t>(a.duration_s * 1e9);
+    if (!shut && (stop.load() || over)) {
+      shutdown(fd, SHUT_WR);  // the daemon reports what is pending and the summary
+      shut = true;
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    char buf[65536];
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    std::fwrite(buf, 1, static_cast<std::size_t>(n), out);
+    std::fflush(out);
+  }
+  return 0;
+}
 
 bool pid_exists(std::uint32_t pid) {
   struct stat st {};
@@ -42,6 +115,15 @@ int capture(const CaptureArgs& a) {
   if (a.duration_s > 0) opt.duration_s = a.duration_s;
 
   std::FILE* out = open_output(a.output, false);
+  if (!a.standalone) {
+    const int fd = connect_control(a.socket);
+    if (fd >= 0) {
+      const int rc = capture_via_daemon(fd, a, out);
+      close(fd);
+      if (out != stdout) std::fclose(out);
+      return rc;
+    }
+  }
   auto sink = make_sink(a.format, file_writer(out));
   const auto& stop = install_stop_signals();
   run_detector(opt, *sink, stop, [&](Engine& eng) {
@@ -51,6 +133,39 @@ int capture(const CaptureArgs& a) {
                  a.all_loops ? " and every epoll loop" : "");
   });
   if (out != stdout) std::fclose(out);
+  return 0;
+}
+
+int status(const std::string& socket, const std::string& format) {
+  const int fd = connect_control(socket);
+  if (fd < 0) {
+    std::fprintf(stderr, "loopstall: error: loopstalld is not running (nothing listens on %s)\n", socket.c_str());
+    return 1;
+  }
+  const std::string req = "{\"cmd\":\"status\"}\n";
+  std::string line, rest;
+  const bool ok = write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size()) && read_line(fd, line, rest);
+  close(fd);
+  const auto j = nlohmann::json::parse(line, nullptr, false);
+  if (!ok || j.is_discarded()) {
+    std::fprintf(stderr, "loopstall: error: no valid answer from loopstalld on %s\n", socket.c_str());
+    return 1;
+  }
+  if (format == "json") {
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("loopstalld %s, up %.0f s, threshold %g ms, metrics on %s\n", j.value("version", "?").c_str(),
+              j.value("uptime_s", 0.0), j.value("threshold_ms", 0.0), j.value("metrics_listen", "?").c_str());
+  std::printf("watching %d processes, %d loops (gevent %d, asyncio %d, epoll %d)\n", j.value("watched_processes", 0),
+              j.value("monitored_loops", 0), j["loops"].value("gevent", 0), j["loops"].value("asyncio", 0),
+              j["loops"].value("epoll", 0));
+  std::printf("stalls so far %llu, stalled now %d, lost events %llu\n",
+              static_cast<unsigned long long>(j.value("stalls_total", 0ULL)), j.value("ongoing_stalls", 0),
+              static_cast<unsigned long long>(j.value("lost_events", 0ULL)));
+  std::printf("BPF programs attached %d\n", j["bpf"].value("programs_attached", 0));
+  for (const auto& [name, n] : j["alerts_firing"].items())
+    std::printf("alert %s: %d firing\n", name.c_str(), n.get<int>());
   return 0;
 }
 
@@ -75,6 +190,15 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}));
   cap->add_option("--output", a.output, "Write reports to FILE instead of stdout");
   cap->add_flag("--all-loops", a.all_loops, "Also report non-Python epoll loops (loop \"epoll\")");
+  cap->add_flag("--standalone", a.standalone, "Load own BPF programs even when loopstalld is running");
+  a.socket = default_socket();
+  cap->add_option("--socket", a.socket, "loopstalld's control socket (env LOOPSTALL_CONTROL_SOCKET)")
+      ->capture_default_str();
+
+  std::string status_socket = default_socket(), status_format = "text";
+  auto* st = app.add_subcommand("status", "Show what loopstalld watches (loops, stalls, probe health)");
+  st->add_option("--socket", status_socket, "loopstalld's control socket")->capture_default_str();
+  st->add_option("--format", status_format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
   try {
     app.parse(argc, argv);
@@ -83,6 +207,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (*cap) return capture(a);
+    if (*st) return status(status_socket, status_format);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "loopstall: error: %s\n", e.what());
     return 1;
