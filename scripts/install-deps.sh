@@ -11,7 +11,8 @@ BUILD_DEPS=(
 # Real workloads and checkers the tests run (see docs/testing.md).
 TEST_DEPS=(
   python3.11 python3-gevent python3-gunicorn python3-flask python3-confluent-kafka
-  python3-jsonschema python3-pytest wrk util-linux procps clang-format
+  python3-jsonschema python3-pytest python3-yaml wrk util-linux procps strace clang-format
+  prometheus prometheus-alertmanager systemd
 )
 
 want=("${BUILD_DEPS[@]}")

@@ -13,9 +13,9 @@ ctest --test-dir build-asan --output-on-failure
 echo "== format"
 ./scripts/check-format.sh
 
-echo "== integration tests (real BPF, real workloads)"
+echo "== integration tests (real BPF, real workloads, real Prometheus/Alertmanager/systemd tools)"
 export LOOPSTALL_BIN="$PWD/build-asan/loopstall"
 export LOOPSTALLD_BIN="$PWD/build-asan/loopstalld"
 # LeakSanitizer needs ptrace-free operation; keep ASan quiet about alloc/dealloc mismatch in libs.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
-exec /usr/bin/python3.11 -m pytest -ra -p no:cacheprovider tests/integration
+exec /usr/bin/python3.11 -m pytest

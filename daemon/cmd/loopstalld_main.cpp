@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "loopstall/alerts.hpp"
@@ -22,16 +23,18 @@ using namespace loopstall;
 namespace {
 
 struct Flags {
-  std::string config, metrics_listen, control_socket, events;
+  std::string config;
+  // Unset: the config file's value. "" is a value (e.g. --events "" = off).
+  std::optional<std::string> metrics_listen, control_socket, events;
   double threshold_ms = 0;
 };
 
 // Config file (or built-in defaults) with the command line on top.
 Config effective_config(const Flags& f) {
   Config c = f.config.empty() ? Config{} : load_config(f.config);
-  if (!f.metrics_listen.empty()) c.metrics_listen = f.metrics_listen;
-  if (!f.control_socket.empty()) c.control_socket = f.control_socket;
-  if (!f.events.empty()) c.events = f.events;
+  if (f.metrics_listen) c.metrics_listen = *f.metrics_listen;
+  if (f.control_socket) c.control_socket = *f.control_socket;
+  if (f.events) c.events = *f.events;
   if (f.threshold_ms > 0) c.threshold_ms = f.threshold_ms;
   parse_listen(c.metrics_listen, "--metrics-listen");
   return c;
@@ -139,7 +142,7 @@ int run(const Flags& flags) {
         if (sender) {
           auto& d = reg.counter("loopstall_alert_deliveries_total", "Alertmanager deliveries", {"result"});
           d.set({"ok"}, static_cast<double>(sender->delivered()));
-          d.set({"failed"}, static_cast<double>(sender->failed()));
+          d.set({"error"}, static_cast<double>(sender->failed()));
         }
       }
       notifier.status("watching " + std::to_string(corr.watched_processes()) + " processes, " +
@@ -190,8 +193,8 @@ int main(int argc, char** argv) {
   app.add_option("--threshold-ms", f.threshold_ms, "Report iterations at least this long, ms (default 100)")
       ->check(CLI::PositiveNumber);
   app.add_option("--control-socket", f.control_socket,
-                 "Unix socket for loopstall capture/status (default /run/loopstalld/control.sock)");
-  app.add_option("--events", f.events, "Append stall events (JSON Lines) to FILE, - for stdout (default -)");
+                 "Unix socket for loopstall capture/status (default /run/loopstalld/control.sock; \"\" = none)");
+  app.add_option("--events", f.events, "Append stall events (JSON Lines) to FILE, - for stdout (default -; \"\" = none)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -24,6 +24,7 @@ Correlator::Correlator(Selection sel, double threshold_ms, Sink& sink, ProcInspe
       threshold_ms_(threshold_ms),
       sink_(sink),
       inspect_(inspect ? std::move(inspect) : ProcInspector([](std::uint32_t pid) { return inspect_process(pid); })),
+      real_proc_(!inspect),
       clock_(clock) {}
 
 const ProcInfo* Correlator::process(std::uint32_t pid) {
@@ -86,7 +87,12 @@ StallReport Correlator::make_report(const ls_loop& l, std::uint64_t end_ns, bool
     r.python_version = p->python_version;
     r.comm = p->comm;
   }
-  if (comm && *comm) r.comm = std::string(comm, strnlen(comm, 16));  // the thread's own name
+  // The loop thread's own name, in ongoing and final reports alike.
+  if (comm && *comm) {
+    r.comm = std::string(comm, strnlen(comm, 16));
+  } else if (real_proc_) {  // not with an injected (test) inspector
+    if (std::string t = thread_comm(l.tgid, l.tid); !t.empty()) r.comm = std::move(t);
+  }
   r.start_unix_ns = clock_.to_unix_ns(l.iter_start_ns);
   r.duration_ms = t.duration_ms;
   r.threshold_ms = threshold_ms_;
@@ -104,13 +110,13 @@ void Correlator::account_iterations(const ls_loop& l) {
     const std::uint64_t delta = l.iterations - tc.iterations;
     totals_[l.tgid].iterations += delta;
     tc.iterations = l.iterations;
-    const ProcInfo* p = process(l.tgid);
-    sink_.iterations(l.tgid, p ? service_label(*p) : std::string(), delta);
+    // The cached label: process() would re-read /proc on every scan.
+    sink_.iterations(l.tgid, service_of(l.tgid), delta);
   }
 }
 
 void Correlator::on_stall(const ls_stall_event& e) {
-  if (!watches(e.loop.tgid)) return;
+  if (!watches(e.loop.tgid) || e.end_ns < e.loop.iter_start_ns) return;  // not ours, or garbage
   const std::string id = make_stall_id(e.loop.tid, e.loop.iter_start_ns);
   const bool was_ongoing = ongoing_.erase(id) > 0;
   const double dur_ms = static_cast<double>(e.end_ns - e.loop.iter_start_ns) / 1e6;

@@ -69,7 +69,16 @@ std::optional<std::string> container_id(std::string_view comp) {
 
 }  // namespace
 
+std::string_view strip_deleted(std::string_view path) {
+  // The kernel marks files replaced on disk (e.g. by an upgrade) this way.
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (path.size() > kDeleted.size() && path.substr(path.size() - kDeleted.size()) == kDeleted)
+    path.remove_suffix(kDeleted.size());
+  return path;
+}
+
 std::optional<std::string> python_version_from_path(std::string_view path) {
+  path = strip_deleted(path);
   static const std::regex re(R"((?:^|/)(?:lib)?python(3\.[0-9]+)[a-z]*(?:\.so[.0-9]*)?$)");
   std::match_results<std::string_view::const_iterator> m;
   if (std::regex_search(path.begin(), path.end(), m, re)) return m[1].str();
@@ -96,9 +105,21 @@ std::string service_from_cgroup(std::string_view text) {
     if (c.empty()) continue;
     if (auto id = container_id(c)) return *id;
     constexpr std::string_view svc = ".service";
-    if (c.size() > svc.size() && c.substr(c.size() - svc.size()) == svc) return std::string(c);
+    if (c.size() > svc.size() && c.substr(c.size() - svc.size()) == svc) {
+      // A user's service manager is not the app's service: apps in its
+      // scopes have none of their own.
+      if (c.rfind("user@", 0) == 0) return "";
+      return std::string(c);
+    }
   }
   return "";
+}
+
+std::string thread_comm(std::uint32_t pid, std::uint32_t tid, const std::string& proc_root) {
+  auto comm = read_file(proc_root + "/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/comm");
+  if (!comm) return "";
+  while (!comm->empty() && comm->back() == '\n') comm->pop_back();
+  return *comm;
 }
 
 std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& proc_root) {
@@ -119,7 +140,7 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
   }
   if (auto cg = read_file(dir + "/cgroup")) info.service = service_from_cgroup(*cg);
 
-  std::string_view exe_name = basename(info.exe);
+  std::string_view exe_name = basename(strip_deleted(info.exe));
   if (exe_name.rfind("python", 0) == 0) {
     info.python = true;
     info.python_version = python_version_from_path(info.exe);
@@ -128,7 +149,7 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
     const auto slash = line.find('/');
     if (slash == std::string_view::npos) continue;
     std::string_view path = line.substr(slash);
-    std::string_view name = basename(path);
+    std::string_view name = basename(strip_deleted(path));
     if (name.rfind("libpython3", 0) == 0) {
       info.python = true;
       if (!info.python_version) info.python_version = python_version_from_path(path);

@@ -4,6 +4,10 @@
 
 #include <bpf/libbpf.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "loopstall.skel.h"
 #include "loopstall/engine.hpp"
 
@@ -14,6 +18,7 @@ struct Engine::Impl {
   ring_buffer* rb = nullptr;
   const EventHandler* handler = nullptr;  // valid during poll()
   int attached = 0;
+  std::vector<std::pair<std::string, int>> attach_failures;
   int ncpus = 1;
 
   Impl() = default;

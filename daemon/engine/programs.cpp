@@ -71,6 +71,7 @@ Engine::Engine(const EngineOptions& opt) : impl_(std::make_unique<Impl>()) {
       const int err = errno;
       if (p.required) throw_bpf_error(std::string("attaching ") + bpf_program__name(p.prog), err);
       std::fprintf(stderr, "loopstall: warning: %s not attached: %s\n", bpf_program__name(p.prog), std::strerror(err));
+      impl_->attach_failures.emplace_back(bpf_program__name(p.prog), err);
       continue;
     }
     impl_->attached++;
@@ -82,6 +83,14 @@ Engine::~Engine() = default;
 
 int Engine::attached_programs() const {
   return impl_->attached;
+}
+
+}  // namespace loopstall
+
+namespace loopstall {
+
+const std::vector<std::pair<std::string, int>>& Engine::attach_failures() const {
+  return impl_->attach_failures;
 }
 
 }  // namespace loopstall

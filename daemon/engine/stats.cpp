@@ -1,4 +1,6 @@
 // Counters the BPF side keeps about itself (per-CPU, summed here).
+#include <bpf/bpf.h>
+
 #include <vector>
 
 #include "engine_impl.hpp"
@@ -21,6 +23,18 @@ BpfStats Engine::stats() {
   s.iterations = read(LS_STAT_ITERATIONS);
   s.stalls = read(LS_STAT_STALLS);
   return s;
+}
+
+std::vector<ProgramStats> Engine::program_stats() {
+  std::vector<ProgramStats> out;
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, impl_->skel->obj) {
+    bpf_prog_info info{};
+    __u32 len = sizeof info;
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) continue;
+    out.push_back({bpf_program__name(prog), info.run_cnt, info.run_time_ns});
+  }
+  return out;
 }
 
 }  // namespace loopstall

@@ -19,6 +19,9 @@ MetricsServer::MetricsServer(const std::string& host, int port, const Registry& 
   srv_->Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("loopstalld: see /metrics and /healthz\n", "text/plain");
   });
+  // Scrapes are rare: two workers, whatever the host's CPU count (the unit's
+  // TasksMax stays meaningful).
+  srv_->new_task_queue = [] { return new httplib::ThreadPool(2); };
   srv_->set_read_timeout(5, 0);
   srv_->set_write_timeout(5, 0);
   port_ = port == 0 ? srv_->bind_to_any_port(host) : (srv_->bind_to_port(host, port) ? port : -1);

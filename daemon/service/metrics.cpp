@@ -1,7 +1,9 @@
 #include "loopstall/metrics.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace loopstall {
@@ -10,9 +12,11 @@ namespace {
 std::string fmt_double(double v) {
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   if (std::isnan(v)) return "NaN";
+  // Shortest text that reads back as the same double: "0.0025", "10", not
+  // "0.0025000000000000001" or "1e+01" (bucket bounds must read like config).
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  const auto res = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, res.ptr);
 }
 
 void render_labels(std::string& out, const std::vector<std::string>& names, const LabelValues& values,

@@ -42,6 +42,13 @@ StallMetrics::StallMetrics(Registry& reg, std::size_t max_services, const std::s
   reg_.gauge("loopstall_watched_processes", "Processes whose loops are measured");
   reg_.counter("loopstall_bpf_map_full_total", "Threads or processes not tracked because a BPF map was full", {"map"});
   reg_.counter("loopstall_bpf_iterations_total", "Iterations the BPF programs measured (all consumers)");
+  reg_.gauge("loopstall_alerts_firing", "Alerts firing now, by rule", {"alert"});
+  reg_.counter("loopstall_alert_deliveries_total", "Alertmanager deliveries", {"result"});
+  reg_.counter("loopstall_probe_attach_failures_total", "BPF programs that could not be attached", {"probe"});
+  reg_.counter("loopstall_bpf_program_runs_total", "Runs of each BPF program (needs sysctl kernel.bpf_stats_enabled=1)",
+               {"program"});
+  reg_.counter("loopstall_bpf_program_run_seconds_total",
+               "Kernel time spent in each BPF program (needs sysctl kernel.bpf_stats_enabled=1)", {"program"});
 }
 
 void StallMetrics::stall(const StallReport& r) {
@@ -75,7 +82,16 @@ void StallMetrics::refresh(const std::vector<ls_loop>& loops, const Correlator& 
     by_kind[std::string(to_string(corr.loop_kind_of(l.tgid)))]++;
   }
   const BpfStats st = eng.stats();
+  const std::vector<ProgramStats> progs = eng.program_stats();
   std::lock_guard<std::mutex> lock(reg_.mutex());
+  auto& runs = reg_.counter("loopstall_bpf_program_runs_total", "", {"program"});
+  auto& secs = reg_.counter("loopstall_bpf_program_run_seconds_total", "", {"program"});
+  for (const auto& p : progs) {
+    runs.set({p.name}, static_cast<double>(p.runs));
+    secs.set({p.name}, static_cast<double>(p.run_time_ns) / 1e9);
+  }
+  auto& failures = reg_.counter("loopstall_probe_attach_failures_total", "", {"probe"});
+  for (const auto& [name, err] : eng.attach_failures()) failures.set({name}, 1);
   reg_.gauge("loopstall_monitored_loops", "").set({}, monitored);
   auto& kinds = reg_.gauge("loopstall_loops", "", {"loop"});
   for (const auto& [k, n] : by_kind) kinds.set({k}, n);

@@ -90,6 +90,7 @@ class Correlator {
   double threshold_ms_;
   Sink& sink_;
   ProcInspector inspect_;
+  bool real_proc_;  // reading the real /proc (no injected inspector)
   WallClock clock_;
   std::unordered_map<std::uint32_t, ProcInfo> procs_;
   std::set<std::uint32_t> watched_;

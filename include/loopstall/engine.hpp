@@ -37,6 +37,14 @@ struct BpfStats {
   std::uint64_t stalls = 0;
 };
 
+// Kernel-side cost of one BPF program (zeros unless the host enables
+// kernel.bpf_stats_enabled).
+struct ProgramStats {
+  std::string name;
+  std::uint64_t runs = 0;
+  std::uint64_t run_time_ns = 0;
+};
+
 class Engine {
  public:
   // Raw ring buffer record: type from ls_event_hdr, bytes valid for the call.
@@ -64,6 +72,10 @@ class Engine {
   // Snapshot of every loop thread's state.
   void scan_loops(std::vector<ls_loop>& out);
   BpfStats stats();
+  std::vector<ProgramStats> program_stats();
+  // Optional programs that could not be attached (name -> errno), e.g.
+  // epoll_pwait2 on kernels without it.
+  const std::vector<std::pair<std::string, int>>& attach_failures() const;
   int attached_programs() const;
 
   struct Impl;  // opaque; defined in daemon/engine/engine_impl.hpp

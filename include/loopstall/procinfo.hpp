@@ -20,11 +20,17 @@ struct ProcInfo {
   std::string service;  // systemd unit or container, "" if none
 };
 
+// Name of one thread (/proc/PID/task/TID/comm); "" when gone.
+std::string thread_comm(std::uint32_t pid, std::uint32_t tid, const std::string& proc_root = "/proc");
+
 // nullopt when the process is gone (or never was).
 std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& proc_root = "/proc");
 
 // "3.11" from ".../python3.11", ".../libpython3.11.so.1.0", ".../python3.11d".
 std::optional<std::string> python_version_from_path(std::string_view path);
+
+// Path without the kernel's " (deleted)" suffix.
+std::string_view strip_deleted(std::string_view path);
 
 // Service name from the text of /proc/PID/cgroup (cgroup v2 or v1).
 std::string service_from_cgroup(std::string_view cgroup_text);

@@ -1,0 +1,256 @@
+// to_json / JsonLinesSink: the stall-event object of the contract.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <string>
+
+#include "loopstall/json_sink.hpp"
+#include "sample_reports.hpp"
+
+using namespace loopstall;
+using nlohmann::ordered_json;
+
+namespace {
+
+// Mirrors stall-event.schema.json ("required" and the enums); the json_schema
+// ctest checks the same output against the schema file itself.
+const char* const kRequired[] = {"type",         "stall_id", "pid",   "tid",          "comm",     "exe",
+                                 "loop",         "start_unix_ns", "duration_ms", "threshold_ms", "ongoing", "cause",
+                                 "breakdown_ms", "syscalls", "python_stacks", "native_stack"};
+const std::set<std::string> kLoops = {"gevent", "asyncio", "epoll"};
+const std::set<std::string> kCauses = {"cpu", "blocking_syscall", "runqueue", "gc"};
+
+StallReport base_report() {
+  StallReport r;
+  r.stall_id = "101-1a2b";
+  r.pid = 100;
+  r.tid = 101;
+  r.comm = "gunicorn";
+  r.exe = "/usr/bin/python3.11";
+  r.service = "gunicorn.service";
+  r.loop = LoopKind::Gevent;
+  r.python_version = "3.11";
+  r.start_unix_ns = 1'700'000'000'123'456'789LL;
+  r.duration_ms = 250.0;
+  r.threshold_ms = 100;
+  r.cause = Cause::BlockingSyscall;
+  r.breakdown = {25, 225, 0, 5};
+  r.syscalls = {{202, "futex", 225, 3}};
+  return r;
+}
+
+std::string dump_like_sink(const ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Everything JsonLinesSink writes for `rs`, and how many writes it took.
+std::string sink_output(const std::vector<StallReport>& rs, std::size_t* writes = nullptr) {
+  std::string out;
+  std::size_t n = 0;
+  JsonLinesSink sink([&](std::string_view s) {
+    out.append(s);
+    ++n;
+  });
+  for (const auto& r : rs) sink.stall(r);
+  if (writes) *writes = n;
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("to_json: every required key with its JSON type") {
+  const ordered_json j = to_json(base_report());
+  for (const char* k : kRequired) {
+    CAPTURE(k);
+    CHECK(j.contains(k));
+  }
+  CHECK(j.contains("service"));
+  CHECK(j.contains("python_version"));
+  CHECK(j["type"] == "stall");
+  CHECK(j["stall_id"].is_string());
+  CHECK(j["stall_id"] == "101-1a2b");
+  CHECK(j["pid"].is_number_integer());
+  CHECK(j["pid"] == 100);
+  CHECK(j["tid"].is_number_integer());
+  CHECK(j["tid"] == 101);
+  CHECK(j["comm"] == "gunicorn");
+  CHECK(j["exe"] == "/usr/bin/python3.11");
+  CHECK(j["service"] == "gunicorn.service");
+  CHECK(j["loop"] == "gevent");
+  CHECK(j["python_version"].is_string());
+  CHECK(j["python_version"] == "3.11");
+  CHECK(j["start_unix_ns"].is_number_integer());
+  CHECK(j["start_unix_ns"].get<std::int64_t>() == 1'700'000'000'123'456'789LL);
+  CHECK(j["duration_ms"].is_number());
+  CHECK(j["threshold_ms"].is_number());
+  CHECK(j["ongoing"].is_boolean());
+  CHECK(j["ongoing"] == false);
+  CHECK(j["cause"] == "blocking_syscall");
+  REQUIRE(j["breakdown_ms"].is_object());
+  for (const char* k : {"on_cpu", "blocked", "runqueue", "gc"}) {
+    CAPTURE(k);
+    CHECK(j["breakdown_ms"][k].is_number());
+  }
+  CHECK(j["breakdown_ms"]["blocked"].get<double>() == 225.0);
+  CHECK(j["breakdown_ms"]["gc"].get<double>() == 5.0);
+  REQUIRE(j["syscalls"].is_array());
+  REQUIRE(j["syscalls"].size() == 1);
+  const auto& sc = j["syscalls"][0];
+  CHECK(sc["name"] == "futex");
+  CHECK(sc["nr"].is_number_integer());
+  CHECK(sc["nr"] == 202);
+  CHECK(sc["ms"].is_number());
+  CHECK(sc["count"].is_number_integer());
+  CHECK(sc["count"] == 3);
+  CHECK(j["python_stacks"].is_array());
+  CHECK(j["python_stacks"].empty());
+  CHECK(j["native_stack"].is_array());
+  CHECK(j["native_stack"].empty());
+}
+
+TEST_CASE("to_json: nulls and enums") {
+  StallReport r = base_report();
+  r.python_version = std::nullopt;
+  r.ongoing = true;
+  r.python_stacks = {{7, {{"f", "a.py", 12}, {"g", "b.py", std::nullopt}}}};
+  r.native_stack = {{"", "/usr/lib/libc.so.6", 0xdeadbeefULL}};
+  const ordered_json j = to_json(r);
+  CHECK(j["python_version"].is_null());
+  CHECK(j["ongoing"] == true);
+  REQUIRE(j["python_stacks"].size() == 1);
+  const auto& st = j["python_stacks"][0];
+  CHECK(st["samples"].is_number_integer());
+  CHECK(st["samples"] == 7);
+  REQUIRE(st["frames"].size() == 2);
+  CHECK(st["frames"][0]["function"] == "f");  // innermost first, order kept
+  CHECK(st["frames"][0]["file"] == "a.py");
+  CHECK(st["frames"][0]["line"].is_number_integer());
+  CHECK(st["frames"][0]["line"] == 12);
+  CHECK(st["frames"][1]["line"].is_null());
+  REQUIRE(j["native_stack"].size() == 1);
+  CHECK(j["native_stack"][0]["symbol"] == "");
+  CHECK(j["native_stack"][0]["module"] == "/usr/lib/libc.so.6");
+  CHECK(j["native_stack"][0]["offset"].is_number_integer());
+  CHECK(j["native_stack"][0]["offset"].get<std::uint64_t>() == 0xdeadbeefULL);
+
+  for (LoopKind k : {LoopKind::Gevent, LoopKind::Asyncio, LoopKind::Epoll}) {
+    r.loop = k;
+    CHECK(kLoops.count(to_json(r)["loop"].get<std::string>()) == 1);
+  }
+  std::set<std::string> causes;
+  for (Cause c : {Cause::Cpu, Cause::BlockingSyscall, Cause::Runqueue, Cause::Gc}) {
+    r.cause = c;
+    const auto s = to_json(r)["cause"].get<std::string>();
+    CHECK(kCauses.count(s) == 1);
+    causes.insert(s);
+  }
+  CHECK(causes.size() == 4);  // each cause has its own name
+}
+
+TEST_CASE("to_json: times rounded to microseconds") {
+  StallReport r = base_report();
+  r.duration_ms = 123.4567891;
+  r.breakdown = {100.0004999, 23.4562892, 0.0000004, 99.9995001};
+  r.syscalls = {{202, "futex", 23.4562892, 1}};
+  const ordered_json j = to_json(r);
+  CHECK(j["duration_ms"].get<double>() == doctest::Approx(123.457).epsilon(1e-12));
+  CHECK(j["breakdown_ms"]["on_cpu"].get<double>() == doctest::Approx(100.0).epsilon(1e-12));
+  CHECK(j["breakdown_ms"]["blocked"].get<double>() == doctest::Approx(23.456).epsilon(1e-12));
+  CHECK(j["breakdown_ms"]["runqueue"].get<double>() == 0.0);
+  CHECK(j["breakdown_ms"]["gc"].get<double>() == doctest::Approx(100.0).epsilon(1e-12));
+  CHECK(j["syscalls"][0]["ms"].get<double>() == doctest::Approx(23.456).epsilon(1e-12));
+  // Printed short, not with the nanosecond digits.
+  const std::string s = dump_like_sink(j);
+  CHECK(s.find("\"duration_ms\":123.457,") != std::string::npos);
+  CHECK(s.find("4567891") == std::string::npos);
+  CHECK(s.find("2892") == std::string::npos);
+}
+
+TEST_CASE("to_json: invalid UTF-8 from other processes") {
+  StallReport r = base_report();
+  r.comm = "bad\xff\xfe";
+  r.exe = "/usr/bin/\xc3";  // truncated sequence
+  r.python_stacks = {{1, {{"f\x80", "x.py", 1}}}};
+  const ordered_json j = to_json(r);
+  // A strict dump refuses it: the error handler in the sink matters.
+  CHECK_THROWS_AS((void)j.dump(), nlohmann::json::type_error);
+  std::string s;
+  CHECK_NOTHROW(s = dump_like_sink(j));
+  CHECK(s.find("\"comm\":\"bad\xef\xbf\xbd\xef\xbf\xbd\"") != std::string::npos);  // U+FFFD each
+  // The result parses back strictly.
+  ordered_json back;
+  CHECK_NOTHROW(back = ordered_json::parse(s));
+  CHECK(back["pid"] == 100);
+}
+
+TEST_CASE("JsonLinesSink: one parseable object per line") {
+  std::vector<StallReport> rs = test::sample_reports();
+  REQUIRE(rs.size() >= 6);
+  std::size_t writes = 0;
+  const std::string out = sink_output(rs, &writes);
+  CHECK(writes == rs.size());  // a whole line per write: readers never see half a line
+  REQUIRE_FALSE(out.empty());
+  CHECK(out.back() == '\n');
+  std::size_t lines = 0, start = 0;
+  for (std::size_t nl; (nl = out.find('\n', start)) != std::string::npos; start = nl + 1, ++lines) {
+    const std::string line = out.substr(start, nl - start);
+    CAPTURE(line);
+    ordered_json j;
+    REQUIRE_NOTHROW(j = ordered_json::parse(line));
+    REQUIRE(j.is_object());
+    CHECK(j["stall_id"] == rs[lines].stall_id);
+    CHECK(j["type"] == "stall");
+    for (const char* k : kRequired) CHECK(j.contains(k));
+    CHECK(kLoops.count(j["loop"].get<std::string>()) == 1);
+    CHECK(kCauses.count(j["cause"].get<std::string>()) == 1);
+    CHECK(j["pid"].get<std::int64_t>() >= 1);
+    CHECK(j["tid"].get<std::int64_t>() >= 1);
+    CHECK(j["duration_ms"].get<double>() >= 0);
+    CHECK((j["python_version"].is_null() || j["python_version"].is_string()));
+  }
+  CHECK(lines == rs.size());
+  CHECK(out.find('\n') == out.find("}\n") + 1);  // no pretty-printing
+}
+
+TEST_CASE("sample reports cover the shapes the schema test relies on") {
+  const std::vector<StallReport> rs = test::sample_reports();
+  bool ongoing = false, final = false, null_version = false, stacks = false, native = false, same_id = false;
+  for (const auto& r : rs) {
+    ongoing |= r.ongoing;
+    final |= !r.ongoing;
+    null_version |= !r.python_version;
+    stacks |= !r.python_stacks.empty();
+    native |= !r.native_stack.empty();
+    for (const auto& o : rs) same_id |= &o != &r && o.stall_id == r.stall_id && o.ongoing != r.ongoing;
+  }
+  CHECK(ongoing);
+  CHECK(final);
+  CHECK(null_version);
+  CHECK(stacks);
+  CHECK(native);
+  CHECK(same_id);
+}
+
+TEST_CASE("file_writer writes through to the file at once") {
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f != nullptr);
+  JsonLinesSink sink(file_writer(f));
+  StallReport r = base_report();
+  r.comm = "bad\xff";
+  sink.stall(r);
+  // Read through a second descriptor: only what was flushed is there.
+  const std::string path = "/proc/self/fd/" + std::to_string(fileno(f));
+  std::FILE* g = std::fopen(path.c_str(), "rb");
+  REQUIRE(g != nullptr);
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, g)) > 0;) out.append(buf, n);
+  std::fclose(g);
+  std::fclose(f);
+  REQUIRE_FALSE(out.empty());
+  CHECK(out.back() == '\n');
+  CHECK(std::count(out.begin(), out.end(), '\n') == 1);
+  CHECK(ordered_json::parse(out)["comm"] == "bad\xef\xbf\xbd");
+}

@@ -1,0 +1,262 @@
+// procinfo: Python version from paths, service from cgroups, fake /proc trees.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include "loopstall/procinfo.hpp"
+#include "test_util.hpp"
+
+using namespace loopstall;
+using loopstall::test::TempDir;
+
+namespace {
+
+const std::string kHex64 = "4f3c2b1a0e9d8c7b6a5f4e3d2c1b0a99887766554433221100ffeeddccbbaa00";
+const std::string kHex12 = kHex64.substr(0, 12);
+
+}  // namespace
+
+TEST_CASE("python_version_from_path") {
+  CHECK(python_version_from_path("/usr/bin/python3.11") == "3.11");
+  CHECK(python_version_from_path("/usr/local/bin/python3.8") == "3.8");
+  CHECK(python_version_from_path("python3.10") == "3.10");
+  CHECK(python_version_from_path("/root/.pyenv/versions/3.8.18/lib/libpython3.8.so.1.0") == "3.8");
+  CHECK(python_version_from_path("/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0") == "3.11");
+  CHECK(python_version_from_path("/usr/lib/libpython3.12.so") == "3.12");
+  // Debug ("d") and free-threaded ("t", 3.13+) builds: the version is the
+  // language version, the ABI flags are dropped (schema: ^3\.[0-9]+$).
+  CHECK(python_version_from_path("/usr/lib/libpython3.12d.so") == "3.12");
+  CHECK(python_version_from_path("/usr/bin/python3.11d") == "3.11");
+  CHECK(python_version_from_path("/usr/bin/python3.13t") == "3.13");
+  CHECK(python_version_from_path("/usr/lib/libpython3.13t.so.1.0") == "3.13");
+  // No minor version in the name: unknown.
+  CHECK_FALSE(python_version_from_path("/usr/bin/python3").has_value());
+  CHECK_FALSE(python_version_from_path("/usr/bin/python").has_value());
+  CHECK_FALSE(python_version_from_path("/opt/python3.11/bin/python").has_value());
+  // Not an interpreter or libpython.
+  CHECK_FALSE(python_version_from_path("/usr/bin/python3.11-config").has_value());
+  CHECK_FALSE(python_version_from_path("/usr/lib/python3.11/lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so").has_value());
+  CHECK_FALSE(python_version_from_path("/usr/bin/mypython3.11").has_value());
+  CHECK_FALSE(python_version_from_path("/usr/bin/python2.7").has_value());
+  CHECK_FALSE(python_version_from_path("").has_value());
+}
+
+TEST_CASE("service_from_cgroup: cgroup v2") {
+  CHECK(service_from_cgroup("0::/system.slice/gunicorn.service\n") == "gunicorn.service");
+  CHECK(service_from_cgroup("0::/system.slice/gunicorn.service") == "gunicorn.service");
+  CHECK(service_from_cgroup("0::/system.slice/app@2.service\n") == "app@2.service");
+  // A container runtime's systemd scope: the short container id.
+  CHECK(service_from_cgroup("0::/system.slice/docker-" + kHex64 + ".scope\n") == kHex12);
+  CHECK(service_from_cgroup("0::/machine.slice/libpod-" + kHex64 + ".scope\n") == kHex12);
+  CHECK(service_from_cgroup("0::/system.slice/docker-" + kHex64 + ".scope/init.scope\n") == kHex12);
+  // Kubernetes, systemd cgroup driver.
+  CHECK(service_from_cgroup("0::/kubepods.slice/kubepods-burstable.slice/"
+                            "kubepods-burstable-pod8a3b6e1c_22f1_4c1e_9f0a_1b2c3d4e5f60.slice/cri-containerd-" +
+                            kHex64 + ".scope\n") == kHex12);
+  CHECK(service_from_cgroup("0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/crio-" +
+                            kHex64 + ".scope\n") == kHex12);
+  // cgroupfs driver: the bare id.
+  CHECK(service_from_cgroup("0::/docker/" + kHex64 + "\n") == kHex12);
+  CHECK(service_from_cgroup("0::/kubepods/burstable/pod8a3b6e1c-22f1-4c1e-9f0a-1b2c3d4e5f60/" + kHex64 + "\n") ==
+        kHex12);
+  // Rootless podman: the container's own sub-cgroup below the scope.
+  CHECK(service_from_cgroup("0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + kHex64 +
+                            ".scope/container\n") == kHex12);
+  // Neither a service nor a container.
+  CHECK(service_from_cgroup("0::/user.slice/user-1000.slice/session-3.scope\n") == "");
+  CHECK(service_from_cgroup("0::/init.scope\n") == "");
+  CHECK(service_from_cgroup("0::/\n") == "");
+}
+
+TEST_CASE("service_from_cgroup: cgroup v1 and hybrid") {
+  const std::string v1 =
+      "12:memory:/system.slice/wrong.service\n"
+      "11:cpu,cpuacct:/\n"
+      "10:devices:/system.slice/wrong.service\n"
+      "1:name=systemd:/system.slice/redis-server.service\n";
+  CHECK(service_from_cgroup(v1) == "redis-server.service");
+  // name=systemd first, other controllers after it do not override it.
+  const std::string v1_first =
+      "1:name=systemd:/system.slice/redis-server.service\n"
+      "12:memory:/system.slice/wrong.service\n";
+  CHECK(service_from_cgroup(v1_first) == "redis-server.service");
+  // Only controllers: the first path.
+  CHECK(service_from_cgroup("4:pids:/system.slice/nginx.service\n3:memory:/other.service\n") == "nginx.service");
+  // Docker on cgroup v1.
+  CHECK(service_from_cgroup("12:memory:/docker/" + kHex64 + "\n1:name=systemd:/docker/" + kHex64 + "\n") == kHex12);
+  // Hybrid: the unified ("0::") line wins.
+  const std::string hybrid =
+      "12:memory:/system.slice/wrong.service\n"
+      "1:name=systemd:/system.slice/wrong2.service\n"
+      "0::/system.slice/gunicorn.service\n";
+  CHECK(service_from_cgroup(hybrid) == "gunicorn.service");
+}
+
+TEST_CASE("service_from_cgroup: garbage") {
+  CHECK(service_from_cgroup("") == "");
+  CHECK(service_from_cgroup("\n\n\n") == "");
+  CHECK(service_from_cgroup("garbage") == "");
+  CHECK(service_from_cgroup("0:") == "");
+  CHECK(service_from_cgroup(":::") == "");
+  CHECK(service_from_cgroup(std::string("0::/a\0b.service", 15)) == std::string("a\0b.service", 11));
+  // A short hex word is not a container id.
+  CHECK(service_from_cgroup("0::/docker/abcdef\n") == "");
+  CHECK(service_from_cgroup("0::/system.slice/docker-abcdef.scope\n") == "");
+}
+
+namespace {
+
+// /proc/PID/{maps,exe,comm,cgroup} under a temporary root.
+struct FakeProc {
+  TempDir root;
+
+  void add(std::uint32_t pid, const std::string& exe, const std::string& maps, const std::string& comm,
+           const std::string& cgroup) {
+    const std::string dir = std::to_string(pid);
+    root.write(dir + "/maps", maps);
+    if (!comm.empty()) root.write(dir + "/comm", comm);
+    if (!cgroup.empty()) root.write(dir + "/cgroup", cgroup);
+    if (!exe.empty()) {
+      // Dangling on purpose: readlink is all inspect_process needs.
+      REQUIRE(symlink(exe.c_str(), (root.path() / dir / "exe").c_str()) == 0);
+    }
+  }
+  std::optional<ProcInfo> inspect(std::uint32_t pid) const { return inspect_process(pid, root.path().string()); }
+};
+
+const char* kGeventMaps =
+    "55d0c0a00000-55d0c0a6c000 r--p 00000000 08:01 1234                       /usr/bin/python3.11\n"
+    "55d0c0a6c000-55d0c0d31000 r-xp 0006c000 08:01 1234                       /usr/bin/python3.11\n"
+    "55d0c2a3e000-55d0c2b5f000 rw-p 00000000 00:00 0                          [heap]\n"
+    "7f1c2b000000-7f1c2b050000 r-xp 00000000 08:01 9999                       "
+    "/srv/app/venv/lib/python3.11/site-packages/gevent/libev/corecext.cpython-311-x86_64-linux-gnu.so\n"
+    "7f1c2c000000-7f1c2c021000 r-xp 00000000 08:01 4242                       /usr/lib/x86_64-linux-gnu/libc.so.6\n"
+    "7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0                          [stack]\n"
+    "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n";
+
+}  // namespace
+
+TEST_CASE("inspect_process: fake /proc trees") {
+  FakeProc fp;
+
+  SUBCASE("gevent on a statically linked python3.11 under systemd") {
+    fp.add(1000, "/usr/bin/python3.11", kGeventMaps, "gunicorn\n", "0::/system.slice/gunicorn.service\n");
+    const auto p = fp.inspect(1000);
+    REQUIRE(p.has_value());
+    CHECK(p->pid == 1000);
+    CHECK(p->python);
+    CHECK(p->gevent);
+    CHECK(p->python_version == "3.11");
+    CHECK(p->exe == "/usr/bin/python3.11");
+    CHECK(p->comm == "gunicorn");
+    CHECK(p->service == "gunicorn.service");
+  }
+
+  SUBCASE("embedded Python found through libpython, gevent with the system libev") {
+    const std::string maps =
+        "00400000-00452000 r-xp 00000000 08:02 173521      /usr/bin/uwsgi\n"
+        "7f0000000000-7f0000300000 r-xp 00000000 08:02 1   /root/.pyenv/versions/3.8.18/lib/libpython3.8.so.1.0\n"
+        "7f0000400000-7f0000410000 r-xp 00000000 08:02 2   /usr/lib/x86_64-linux-gnu/libev.so.4.0.0\n";
+    fp.add(1001, "/usr/bin/uwsgi", maps, "uwsgi\n", "0::/system.slice/docker-" + kHex64 + ".scope\n");
+    const auto p = fp.inspect(1001);
+    REQUIRE(p.has_value());
+    CHECK(p->python);
+    CHECK(p->gevent);
+    CHECK(p->python_version == "3.8");
+    CHECK(p->exe == "/usr/bin/uwsgi");
+    CHECK(p->service == kHex12);
+  }
+
+  SUBCASE("asyncio: Python without gevent") {
+    const std::string maps =
+        "55d0c0a00000-55d0c0a6c000 r-xp 00000000 08:01 1234 /usr/local/bin/python3.12\n"
+        "7f1c2b000000-7f1c2b050000 r-xp 00000000 08:01 9999 "
+        "/usr/local/lib/python3.12/lib-dynload/_asyncio.cpython-312-x86_64-linux-gnu.so\n";
+    fp.add(1002, "/usr/local/bin/python3.12", maps, "python3\n", "0::/user.slice/user-1000.slice/session-2.scope\n");
+    const auto p = fp.inspect(1002);
+    REQUIRE(p.has_value());
+    CHECK(p->python);
+    CHECK_FALSE(p->gevent);
+    CHECK(p->python_version == "3.12");
+    CHECK(p->comm == "python3");
+    CHECK(p->service == "");
+  }
+
+  SUBCASE("exe without a minor version and no libpython: Python, version unknown") {
+    fp.add(1003, "/usr/bin/python3", "00400000-00452000 r-xp 00000000 08:02 1 /usr/bin/python3\n", "python3\n", "");
+    const auto p = fp.inspect(1003);
+    REQUIRE(p.has_value());
+    CHECK(p->python);
+    CHECK_FALSE(p->python_version.has_value());
+    CHECK(p->service == "");  // no cgroup file
+  }
+
+  SUBCASE("free-threaded build") {
+    fp.add(1004, "/usr/bin/python3.13t", "00400000-00452000 r-xp 00000000 08:02 1 /usr/bin/python3.13t\n", "py\n",
+           "");
+    const auto p = fp.inspect(1004);
+    REQUIRE(p.has_value());
+    CHECK(p->python);
+    CHECK(p->python_version == "3.13");
+  }
+
+  SUBCASE("a non-Python process, even with libev or a gevent-named directory") {
+    const std::string maps =
+        "55d0c0a00000-55d0c0a6c000 r-xp 00000000 08:01 1234 /usr/sbin/nginx\n"
+        "7f0000400000-7f0000410000 r-xp 00000000 08:02 2    /usr/lib/x86_64-linux-gnu/libev.so.4.0.0\n"
+        "7f0000500000-7f0000510000 r--p 00000000 08:02 3    /srv/gevent/data.bin\n";
+    fp.add(1005, "/usr/sbin/nginx", maps, "nginx\n", "0::/system.slice/nginx.service\n");
+    const auto p = fp.inspect(1005);
+    REQUIRE(p.has_value());
+    CHECK_FALSE(p->python);
+    CHECK_FALSE(p->gevent);
+    CHECK_FALSE(p->python_version.has_value());
+    CHECK(p->exe == "/usr/sbin/nginx");
+    CHECK(p->comm == "nginx");
+    CHECK(p->service == "nginx.service");
+  }
+
+  SUBCASE("a missing pid") {
+    fp.add(1006, "/usr/bin/python3.11", kGeventMaps, "x\n", "");
+    CHECK_FALSE(fp.inspect(1007).has_value());
+    CHECK_FALSE(inspect_process(1006, (fp.root.path() / "nonexistent").string()).has_value());
+  }
+
+  SUBCASE("exe unreadable (kernel thread, other user): decided by maps") {
+    fp.add(1008, "", "7f0000000000-7f0000300000 r-xp 00000000 08:02 1 /usr/lib/libpython3.9.so.1.0\n", "w\n", "");
+    const auto p = fp.inspect(1008);
+    REQUIRE(p.has_value());
+    CHECK(p->exe == "");
+    CHECK(p->python);
+    CHECK(p->python_version == "3.9");
+  }
+
+  SUBCASE("empty maps") {
+    fp.add(1009, "/usr/sbin/sshd", "", "", "");
+    const auto p = fp.inspect(1009);
+    REQUIRE(p.has_value());
+    CHECK_FALSE(p->python);
+    CHECK(p->comm == "");
+  }
+
+  SUBCASE("garbage maps lines") {
+    std::string maps =
+        "\n\n   \n"
+        "xyz\n"
+        "/\n"
+        "////\n"
+        "libpython3.11.so.1.0 without a slash\n"
+        "7f-7f r-xp 0 0 0 /x/\n"
+        "\xff\xfe\x01 /\xff/\xfe\n"
+        "7f0000000000-7f0000300000 r-xp 00000000 08:02 1 /usr/lib/libpython3.10.so.1.0\n" +
+        std::string(70000, 'a') + "/" + std::string(5000, 'b') + "\n" + std::string("\0\0/\0", 4) + "\n" +
+        "unterminated /usr/lib/libpython3.7.so";  // no trailing newline
+    fp.add(1010, "/usr/bin/app", maps, std::string("a\xff\n\n", 4), "");
+    const auto p = fp.inspect(1010);
+    REQUIRE(p.has_value());
+    CHECK(p->python);
+    CHECK(p->python_version == "3.10");  // the first libpython mapping
+    CHECK_FALSE(p->gevent);
+    CHECK(p->comm == "a\xff");
+  }
+}

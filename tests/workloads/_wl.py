@@ -1,0 +1,49 @@
+"""Shared plumbing for the workloads: arguments and the lines the tests read.
+
+Protocol on stdout (each line flushed):
+  READY <pid>             the event loop is running
+  STALL_START <unix_ns>   printed inside the stalling iteration, just before it blocks/burns
+  STALL_END <unix_ns>     printed when the stalling call returned
+Pure stdlib and Python 3.8 syntax: asyncio_sleep.py runs on pyenv 3.8-3.13 too.
+"""
+import argparse
+import os
+import sys
+import time
+
+
+def parse(description, **stall_args):
+    """stall_args: name -> default, e.g. ms=300 gives --ms (float)."""
+    p = argparse.ArgumentParser(description=description)
+    for name, default in stall_args.items():
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=default)
+    # The tracer classifies a process on its first epoll_wait; the warm-up leaves it time.
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds between READY and the stall")
+    p.add_argument("--after", type=float, default=1.0, help="seconds the loop keeps running after the stall")
+    return p.parse_args()
+
+
+def say(*words):
+    sys.stdout.write(" ".join(str(w) for w in words) + "\n")
+    sys.stdout.flush()
+
+
+def ready():
+    say("READY", os.getpid())
+
+
+def stall_start():
+    say("STALL_START", time.time_ns())
+
+
+def stall_end():
+    say("STALL_END", time.time_ns())
+
+
+def exit_now():
+    """Exit 0 without interpreter teardown. The teardown runs after the loop's last epoll_wait
+    and lasts ~100 ms with gevent loaded: a tracer rightly reports it as an iteration that never
+    ended (ongoing, no final report), which would blur the one stall each workload performs."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -1,0 +1,47 @@
+"""The gevent loop hangs for --seconds in hang(): a real (unpatched) sleep, or a CPU spin with --spin."""
+import sys
+import time
+
+real_sleep = time.sleep
+
+from gevent import monkey  # noqa: E402
+
+monkey.patch_all()
+
+import gevent  # noqa: E402
+
+import _wl  # noqa: E402
+
+
+def ticker():
+    while True:
+        gevent.sleep(0.01)
+
+
+def hang(seconds, spin):
+    _wl.stall_start()
+    if spin:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+    else:
+        real_sleep(seconds)
+    _wl.stall_end()
+
+
+def main():
+    spin = "--spin" in sys.argv
+    if spin:
+        sys.argv.remove("--spin")
+    args = _wl.parse(__doc__, seconds=5)
+    gevent.spawn(ticker)
+    gevent.sleep(0.05)
+    _wl.ready()
+    gevent.sleep(args.warmup)
+    gevent.spawn(hang, args.seconds, spin).join()
+    gevent.sleep(args.after)
+
+
+if __name__ == "__main__":
+    main()
+    _wl.exit_now()
