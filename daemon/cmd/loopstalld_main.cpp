@@ -194,7 +194,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--control-socket", f.control_socket,
                  "Unix socket for loopstall capture/status (default /run/loopstalld/control.sock; \"\" = none)");
-  app.add_option("--events", f.events, "Append stall events (JSON Lines) to FILE, - for stdout (default -; \"\" = none)");
+  app.add_option("--events", f.events,
+                 "Append stall events (JSON Lines) to FILE, - for stdout (default -; \"\" = none)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -105,14 +105,22 @@ StallReport Correlator::make_report(const ls_loop& l, std::uint64_t end_ns, bool
 
 void Correlator::account_iterations(const ls_loop& l) {
   ThreadCounters& tc = threads_[l.tid];
+  // A tid reused by a new loop thread (or another process) starts from zero.
+  if (tc.pid != l.tgid || l.iterations < tc.iterations) tc = ThreadCounters{};
   tc.pid = l.tgid;
-  if (l.iterations > tc.iterations) {
-    const std::uint64_t delta = l.iterations - tc.iterations;
-    totals_[l.tgid].iterations += delta;
-    tc.iterations = l.iterations;
-    // The cached label: process() would re-read /proc on every scan.
-    sink_.iterations(l.tgid, service_of(l.tgid), delta);
+  if (l.iterations == tc.iterations) return;
+  IterationDelta d;
+  d.count = l.iterations - tc.iterations;
+  for (std::size_t i = 0; i < d.hist.size(); ++i) {
+    d.hist[i] = l.hist[i] >= tc.hist[i] ? l.hist[i] - tc.hist[i] : 0;
+    tc.hist[i] = l.hist[i];
   }
+  tc.iterations = l.iterations;
+  ProcessTotals& pt = totals_[l.tgid];
+  pt.iterations += d.count;
+  for (std::size_t i = 0; i < d.hist.size(); ++i) pt.hist[i] += d.hist[i];
+  // The cached label: process() would re-read /proc on every scan.
+  sink_.iterations(l.tgid, service_of(l.tgid), d);
 }
 
 void Correlator::on_stall(const ls_stall_event& e) {

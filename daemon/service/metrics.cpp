@@ -75,15 +75,19 @@ double MetricFamily::value(const LabelValues& labels) const {
 }
 
 void MetricFamily::observe(const LabelValues& labels, double v) {
+  observe_n(labels, v, 1);
+}
+
+void MetricFamily::observe_n(const LabelValues& labels, double v, std::uint64_t n) {
   Series& s = series_[labels];
   if (s.bucket_counts.empty()) s.bucket_counts.assign(buckets_.size(), 0);
   for (std::size_t i = 0; i < buckets_.size(); ++i)
     if (v <= buckets_[i]) {
-      s.bucket_counts[i]++;
+      s.bucket_counts[i] += n;
       break;
     }
-  s.count++;
-  s.sum += v;
+  s.count += n;
+  s.sum += v * static_cast<double>(n);
 }
 
 void MetricFamily::render(std::string& out) const {

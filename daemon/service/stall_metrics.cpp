@@ -32,6 +32,9 @@ StallMetrics::StallMetrics(Registry& reg, std::size_t max_services, const std::s
                {"cause", "service"});
   reg_.histogram("loopstall_stall_duration_seconds", "Duration of finished stalls", {"service"}, kStallBuckets);
   reg_.counter("loopstall_loop_iterations_total", "Event-loop iterations measured", {"service"});
+  reg_.histogram("loopstall_iteration_duration_seconds",
+                 "Durations of all loop iterations (from the kernel's log2 histogram; _sum is an upper bound)",
+                 {"service"}, kIterationBuckets);
   reg_.gauge("loopstall_monitored_loops", "Loop threads being measured now");
   reg_.counter("loopstall_lost_events_total", "Events lost (ring buffer full) or not tracked (maps full)");
   reg_.counter("loopstall_stall_time_seconds_total", "Time spent in stalls, by component", {"component", "service"});
@@ -67,10 +70,13 @@ void StallMetrics::stall(const StallReport& r) {
   for (const auto& s : r.syscalls) blocked.add({s.name, svc}, s.ms / 1e3);
 }
 
-void StallMetrics::iterations(std::uint32_t, const std::string& service, std::uint64_t delta) {
+void StallMetrics::iterations(std::uint32_t, const std::string& service, const IterationDelta& d) {
   const std::string svc = services_(service);
   std::lock_guard<std::mutex> lock(reg_.mutex());
-  reg_.counter("loopstall_loop_iterations_total", "", {"service"}).add({svc}, static_cast<double>(delta));
+  reg_.counter("loopstall_loop_iterations_total", "", {"service"}).add({svc}, static_cast<double>(d.count));
+  auto& h = reg_.histogram("loopstall_iteration_duration_seconds", "", {"service"}, kIterationBuckets);
+  for (std::size_t i = 0; i < d.hist.size(); ++i)
+    if (d.hist[i]) h.observe_n({svc}, hist_bucket_upper_s(i), d.hist[i]);
 }
 
 void StallMetrics::refresh(const std::vector<ls_loop>& loops, const Correlator& corr, Engine& eng) {

@@ -37,6 +37,19 @@ std::string format_stall_line(const StallReport& r) {
   return line;
 }
 
+double hist_quantile_ms(const std::array<std::uint64_t, LS_HIST_BUCKETS>& hist, double q) {
+  std::uint64_t total = 0;
+  for (auto n : hist) total += n;
+  if (!total) return 0;
+  const double want = q * static_cast<double>(total);
+  std::uint64_t seen = 0;
+  for (std::size_t i = 0; i < hist.size(); ++i) {
+    seen += hist[i];
+    if (static_cast<double>(seen) >= want && hist[i]) return hist_bucket_upper_s(i) * 1e3;
+  }
+  return hist_bucket_upper_s(hist.size() - 1) * 1e3;
+}
+
 std::string format_summary(const Summary& s) {
   std::string out;
   char buf[256];
@@ -47,12 +60,13 @@ std::string format_summary(const Summary& s) {
                 static_cast<unsigned long long>(s.lost_events));
   out += buf;
   if (s.processes.empty()) return out;
-  std::snprintf(buf, sizeof buf, "%8s %-16s %-8s %12s %7s %10s %12s\n", "PID", "COMM", "LOOP", "ITERATIONS", "STALLS",
-                "MAX_MS", "STALLED_MS");
+  std::snprintf(buf, sizeof buf, "%8s %-16s %-8s %12s %9s %9s %7s %10s %12s\n", "PID", "COMM", "LOOP", "ITERATIONS",
+                "P50_MS<=", "P99_MS<=", "STALLS", "MAX_MS", "STALLED_MS");
   out += buf;
   for (const auto& [pid, t] : s.processes) {
-    std::snprintf(buf, sizeof buf, "%8u %-16s %-8s %12llu %7llu %10.1f %12.1f\n", pid, t.comm.c_str(),
+    std::snprintf(buf, sizeof buf, "%8u %-16s %-8s %12llu %9.3f %9.3f %7llu %10.1f %12.1f\n", pid, t.comm.c_str(),
                   std::string(to_string(t.loop)).c_str(), static_cast<unsigned long long>(t.iterations),
+                  hist_quantile_ms(t.hist, 0.5), hist_quantile_ms(t.hist, 0.99),
                   static_cast<unsigned long long>(t.stalls), t.max_stall_ms, t.stalled_ms);
     out += buf;
   }

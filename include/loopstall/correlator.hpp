@@ -4,6 +4,7 @@
 // per-process iteration totals.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -80,6 +81,7 @@ class Correlator {
   struct ThreadCounters {
     std::uint32_t pid = 0;
     std::uint64_t iterations = 0;
+    std::array<std::uint64_t, LS_HIST_BUCKETS> hist{};
   };
 
   const ProcInfo* process(std::uint32_t pid);

@@ -19,9 +19,10 @@ class MetricFamily {
   MetricFamily(std::string name, std::string help, Type type, std::vector<std::string> label_names,
                std::vector<double> buckets = {});
 
-  void add(const LabelValues& labels, double v);      // counter/gauge
-  void set(const LabelValues& labels, double v);      // gauge
-  void observe(const LabelValues& labels, double v);  // histogram
+  void add(const LabelValues& labels, double v);                         // counter/gauge
+  void set(const LabelValues& labels, double v);                         // gauge
+  void observe(const LabelValues& labels, double v);                     // histogram
+  void observe_n(const LabelValues& labels, double v, std::uint64_t n);  // n observations of v
   void clear() { series_.clear(); }
   double value(const LabelValues& labels) const;  // counter/gauge; 0 when absent
   void render(std::string& out) const;

@@ -2,6 +2,7 @@
 // called from the correlator's thread only.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -10,9 +11,26 @@
 #include <string_view>
 #include <vector>
 
+#include "loopstall/loopstall.h"
 #include "loopstall/stall.hpp"
 
 namespace loopstall {
+
+// Iterations of one loop thread measured since the last report, with their
+// durations in the BPF side's log2 buckets (bucket i: [2^(i-1), 2^i) us).
+struct IterationDelta {
+  std::uint64_t count = 0;
+  std::array<std::uint64_t, LS_HIST_BUCKETS> hist{};
+};
+
+// Upper bound (seconds) of log2 bucket i: 2^i microseconds.
+inline double hist_bucket_upper_s(std::size_t i) {
+  return static_cast<double>(1ULL << i) / 1e6;
+}
+
+// The q-quantile (0..1) of a log2 histogram, as its bucket's upper bound in
+// milliseconds; 0 when empty.
+double hist_quantile_ms(const std::array<std::uint64_t, LS_HIST_BUCKETS>& hist, double q);
 
 // Per-process totals for the end-of-capture summary.
 struct ProcessTotals {
@@ -22,6 +40,7 @@ struct ProcessTotals {
   std::uint64_t stalls = 0;  // final reports
   double max_stall_ms = 0;
   double stalled_ms = 0;
+  std::array<std::uint64_t, LS_HIST_BUCKETS> hist{};  // iteration durations
 };
 
 struct Summary {
@@ -41,7 +60,7 @@ class Sink {
   virtual void stall(const StallReport& r) = 0;
   // Iterations measured since the last call, for one process; `service` is
   // its service or, when it has none, its comm.
-  virtual void iterations(std::uint32_t /*pid*/, const std::string& /*service*/, std::uint64_t /*delta*/) {}
+  virtual void iterations(std::uint32_t /*pid*/, const std::string& /*service*/, const IterationDelta& /*d*/) {}
   virtual void finish(const Summary&) {}
 };
 
@@ -52,8 +71,8 @@ class FanoutSink : public Sink {
   void stall(const StallReport& r) override {
     for (Sink* s : sinks_) s->stall(r);
   }
-  void iterations(std::uint32_t pid, const std::string& service, std::uint64_t delta) override {
-    for (Sink* s : sinks_) s->iterations(pid, service, delta);
+  void iterations(std::uint32_t pid, const std::string& service, const IterationDelta& d) override {
+    for (Sink* s : sinks_) s->iterations(pid, service, d);
   }
   void finish(const Summary& sum) override {
     for (Sink* s : sinks_) s->finish(sum);

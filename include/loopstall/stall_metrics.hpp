@@ -19,6 +19,13 @@ namespace loopstall {
 inline const std::vector<double> kStallBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                   0.25,  0.5,    1,     2.5,  5,     10,   30};
 
+// Iteration duration buckets: powers of 4 microseconds, 1 us ... 67 s (each
+// the upper bound of a log2 bucket of the BPF histogram, so no data is
+// split between buckets).
+inline const std::vector<double> kIterationBuckets = {1e-6,     4e-6,     16e-6,     64e-6,     256e-6,
+                                                      1.024e-3, 4.096e-3, 16.384e-3, 65.536e-3, 0.262144,
+                                                      1.048576, 4.194304, 16.777216, 67.108864};
+
 // Keeps the `service` label bounded: the first max distinct values pass,
 // later ones become "other".
 class ServiceLabels {
@@ -42,7 +49,7 @@ class StallMetrics : public Sink {
  public:
   StallMetrics(Registry& reg, std::size_t max_services, const std::string& version);
   void stall(const StallReport& r) override;
-  void iterations(std::uint32_t pid, const std::string& service, std::uint64_t delta) override;
+  void iterations(std::uint32_t pid, const std::string& service, const IterationDelta& d) override;
   // Gauges and BPF counters; call after each scan.
   void refresh(const std::vector<ls_loop>& loops, const Correlator& corr, Engine& eng);
   void set_max_services(std::size_t max) { services_.set_max(max); }

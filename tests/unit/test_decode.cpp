@@ -15,7 +15,9 @@ namespace {
 
 constexpr std::uint64_t T0 = 1'000 * kSec;  // an iteration start far from 0
 
-double breakdown_sum(const Breakdown& b) { return b.on_cpu_ms + b.blocked_ms + b.runqueue_ms; }
+double breakdown_sum(const Breakdown& b) {
+  return b.on_cpu_ms + b.blocked_ms + b.runqueue_ms;
+}
 
 const SyscallTime* find_sc(const IterationTiming& t, int nr) {
   for (const auto& s : t.syscalls)
@@ -26,8 +28,8 @@ const SyscallTime* find_sc(const IterationTiming& t, int nr) {
 // Sane for any input: finite, non-negative, no component above the duration
 // unless the snapshot itself said so, a bounded syscall list.
 void check_sane(const IterationTiming& t) {
-  for (double v : {t.duration_ms, t.breakdown.on_cpu_ms, t.breakdown.blocked_ms, t.breakdown.runqueue_ms,
-                   t.breakdown.gc_ms}) {
+  for (double v :
+       {t.duration_ms, t.breakdown.on_cpu_ms, t.breakdown.blocked_ms, t.breakdown.runqueue_ms, t.breakdown.gc_ms}) {
     CHECK(std::isfinite(v));
     CHECK(v >= 0.0);
   }
@@ -141,8 +143,8 @@ TEST_CASE("decode: ongoing iteration, BLOCKED adds to blocked and to the current
   ls_loop l = make_loop(1, 1, T0);
   l.on_cpu_ns = 40 * kMs;
   l.blocked_ns = 10 * kMs;
-  add_slot(l, 0, 4, 2 * kMs);     // read
-  add_slot(l, 202, 1, 8 * kMs);   // futex
+  add_slot(l, 0, 4, 2 * kMs);    // read
+  add_slot(l, 202, 1, 8 * kMs);  // futex
   l.last_ts_ns = T0 + 50 * kMs;
 
   SUBCASE("existing slot") {
@@ -266,8 +268,8 @@ TEST_CASE("decode: torn and garbage snapshots") {
     // What follows the slots in memory would decode as nr 0x777 count 5.
     l.iterations = (5ULL << 32) | 0x777;
     for (auto& h : l.hist) h = (5ULL << 32) | 0x777;
-    for (std::uint32_t n : {std::uint32_t{LS_MAX_SYSCALLS + 1}, std::uint32_t{1000},
-                            std::numeric_limits<std::uint32_t>::max()}) {
+    for (std::uint32_t n :
+         {std::uint32_t{LS_MAX_SYSCALLS + 1}, std::uint32_t{1000}, std::numeric_limits<std::uint32_t>::max()}) {
       CAPTURE(n);
       l.nsyscalls = n;
       const IterationTiming t = decode_iteration(l, T0 + 100 * kMs, false);

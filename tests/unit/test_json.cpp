@@ -16,9 +16,9 @@ namespace {
 
 // Mirrors stall-event.schema.json ("required" and the enums); the json_schema
 // ctest checks the same output against the schema file itself.
-const char* const kRequired[] = {"type",         "stall_id", "pid",   "tid",          "comm",     "exe",
-                                 "loop",         "start_unix_ns", "duration_ms", "threshold_ms", "ongoing", "cause",
-                                 "breakdown_ms", "syscalls", "python_stacks", "native_stack"};
+const char* const kRequired[] = {"type",         "stall_id",      "pid",           "tid",          "comm",    "exe",
+                                 "loop",         "start_unix_ns", "duration_ms",   "threshold_ms", "ongoing", "cause",
+                                 "breakdown_ms", "syscalls",      "python_stacks", "native_stack"};
 const std::set<std::string> kLoops = {"gevent", "asyncio", "epoll"};
 const std::set<std::string> kCauses = {"cpu", "blocking_syscall", "runqueue", "gc"};
 

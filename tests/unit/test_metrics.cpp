@@ -72,7 +72,11 @@ TEST_CASE("final stalls feed the contract series; ongoing reports do not") {
   m.stall(ongoing);
   m.stall(final_stall(400, Cause::BlockingSyscall, "api.service", "python3"));
   m.stall(final_stall(120, Cause::Cpu, "", "worker"));  // no service: comm
-  m.iterations(10, "api.service", 1000);
+  IterationDelta d;
+  d.count = 1000;
+  d.hist[10] = 990;  // < 1.024 ms
+  d.hist[17] = 10;   // < 131 ms
+  m.iterations(10, "api.service", d);
   const std::string out = reg.render();
   CHECK(has_line(out, "loopstall_build_info{version=\"9.9.9\"} 1"));
   CHECK(has_line(out, "loopstall_stalls_total{cause=\"blocking_syscall\",service=\"api.service\"} 1"));
@@ -81,6 +85,9 @@ TEST_CASE("final stalls feed the contract series; ongoing reports do not") {
   CHECK(has_line(out, "loopstall_stall_duration_seconds_bucket{service=\"api.service\",le=\"0.25\"} 0"));
   CHECK(has_line(out, "loopstall_stall_duration_seconds_bucket{service=\"api.service\",le=\"0.5\"} 1"));
   CHECK(has_line(out, "loopstall_loop_iterations_total{service=\"api.service\"} 1000"));
+  CHECK(has_line(out, "loopstall_iteration_duration_seconds_bucket{service=\"api.service\",le=\"0.001024\"} 990"));
+  CHECK(has_line(out, "loopstall_iteration_duration_seconds_bucket{service=\"api.service\",le=\"0.065536\"} 990"));
+  CHECK(has_line(out, "loopstall_iteration_duration_seconds_bucket{service=\"api.service\",le=\"0.262144\"} 1000"));
   CHECK(has_line(out, "loopstall_blocked_seconds_total{syscall=\"futex\",service=\"api.service\"} 0.3"));
   CHECK(has_line(out, "loopstall_stall_time_seconds_total{component=\"blocked\",service=\"api.service\"} 0.3"));
   for (const char* family : {"loopstall_monitored_loops", "loopstall_lost_events_total", "loopstall_ongoing_stalls",

@@ -35,7 +35,8 @@ TEST_CASE("python_version_from_path") {
   CHECK_FALSE(python_version_from_path("/opt/python3.11/bin/python").has_value());
   // Not an interpreter or libpython.
   CHECK_FALSE(python_version_from_path("/usr/bin/python3.11-config").has_value());
-  CHECK_FALSE(python_version_from_path("/usr/lib/python3.11/lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so").has_value());
+  CHECK_FALSE(
+      python_version_from_path("/usr/lib/python3.11/lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so").has_value());
   CHECK_FALSE(python_version_from_path("/usr/bin/mypython3.11").has_value());
   CHECK_FALSE(python_version_from_path("/usr/bin/python2.7").has_value());
   CHECK_FALSE(python_version_from_path("").has_value());
@@ -192,8 +193,7 @@ TEST_CASE("inspect_process: fake /proc trees") {
   }
 
   SUBCASE("free-threaded build") {
-    fp.add(1004, "/usr/bin/python3.13t", "00400000-00452000 r-xp 00000000 08:02 1 /usr/bin/python3.13t\n", "py\n",
-           "");
+    fp.add(1004, "/usr/bin/python3.13t", "00400000-00452000 r-xp 00000000 08:02 1 /usr/bin/python3.13t\n", "py\n", "");
     const auto p = fp.inspect(1004);
     REQUIRE(p.has_value());
     CHECK(p->python);

@@ -28,7 +28,9 @@ StallReport report() {
   return r;
 }
 
-bool has(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
+bool has(const std::string& s, const std::string& what) {
+  return s.find(what) != std::string::npos;
+}
 
 }  // namespace
 
@@ -141,4 +143,14 @@ TEST_CASE("TextSink writes a line per stall and the summary") {
   CHECK(has(out, format_stall_line(r2) + "\n"));
   CHECK(has(out, format_summary(s)));
   CHECK(out.size() == format_stall_line(report()).size() + format_stall_line(r2).size() + 2 + format_summary(s).size());
+}
+
+TEST_CASE("iteration-duration quantiles come from the log2 histogram's bucket bounds") {
+  std::array<std::uint64_t, LS_HIST_BUCKETS> h{};
+  CHECK(loopstall::hist_quantile_ms(h, 0.5) == 0);
+  h[10] = 98;  // [512 us, 1.024 ms)
+  h[17] = 2;   // [65.5 ms, 131 ms)
+  CHECK(loopstall::hist_quantile_ms(h, 0.5) == doctest::Approx(1.024));
+  CHECK(loopstall::hist_quantile_ms(h, 0.98) == doctest::Approx(1.024));
+  CHECK(loopstall::hist_quantile_ms(h, 0.99) == doctest::Approx(131.072));
 }

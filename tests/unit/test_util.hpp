@@ -61,8 +61,8 @@ class CapturingSink : public Sink {
     std::uint64_t delta;
   };
   void stall(const StallReport& r) override { reports.push_back(r); }
-  void iterations(std::uint32_t pid, const std::string& service, std::uint64_t delta) override {
-    iteration_calls.push_back({pid, service, delta});
+  void iterations(std::uint32_t pid, const std::string& service, const IterationDelta& d) override {
+    iteration_calls.push_back({pid, service, d.count});
   }
   void finish(const Summary& s) override { summaries.push_back(s); }
   std::vector<StallReport> reports;
