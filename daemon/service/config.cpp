@@ -140,11 +140,23 @@ std::pair<std::string, int> parse_listen(const std::string& value, const std::st
 
 Config parse_config(const std::string& text) {
   json j;
+  // Duplicate keys would silently keep the last value: refuse them.
+  std::vector<std::set<std::string>> seen;
+  std::string duplicate;
+  auto check_keys = [&](int, json::parse_event_t ev, json& parsed) {
+    if (ev == json::parse_event_t::object_start) seen.emplace_back();
+    if (ev == json::parse_event_t::object_end && !seen.empty()) seen.pop_back();
+    if (ev == json::parse_event_t::key && !seen.empty() && !seen.back().insert(parsed.get<std::string>()).second &&
+        duplicate.empty())
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
   try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
+    j = json::parse(text, check_keys);
+  } catch (const json::exception& e) {  // syntax errors and numbers out of range
     throw ConfigError(std::string("invalid JSON: ") + e.what());
   }
+  if (!duplicate.empty()) fail(duplicate, "duplicate key");
   if (!j.is_object()) throw ConfigError("the configuration must be a JSON object");
   only_keys(j, "",
             {"threshold_ms", "sample_hz", "metrics_listen", "events", "control_socket", "watch", "labels", "alerts"});

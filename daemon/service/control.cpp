@@ -54,7 +54,10 @@ ControlServer::ControlServer(const std::string& path, Detector& det, std::functi
   if (fd_ < 0) throw sys_error("control socket");
   const sockaddr_un addr = unix_address(path);
   // A stale socket of a previous run: replace it only if nobody answers.
-  if (connect_control(path) >= 0) throw std::runtime_error("another loopstalld is listening on " + path);
+  if (const int other = connect_control(path); other >= 0) {
+    close(other);
+    throw std::runtime_error("another loopstalld is listening on " + path);
+  }
   unlink(path.c_str());
   const mode_t old = umask(0177);  // created 0600: root only
   const int rc = bind(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);

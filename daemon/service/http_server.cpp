@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <chrono>
 #include <stdexcept>
 
 namespace loopstall {
@@ -29,6 +30,10 @@ MetricsServer::MetricsServer(const std::string& host, int port, const Registry& 
     throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) +
                              " for metrics (address in use or not local?)");
   thread_ = std::thread([this] { srv_->listen_after_bind(); });
+  // httplib's stop() is a no-op until listen_after_bind() has marked the
+  // server running: wait for that, or a later start-up failure (e.g. the
+  // control socket) would hang forever in the destructor's join().
+  for (int i = 0; i < 5000 && !srv_->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 MetricsServer::~MetricsServer() {

@@ -124,3 +124,12 @@ TEST_CASE("parse_listen") {
   CHECK_THROWS_AS(parse_listen("x:", "k"), ConfigError);
   CHECK_THROWS_AS(parse_listen("x:12ab", "k"), ConfigError);
 }
+
+TEST_CASE("duplicate keys and numbers out of range are errors") {
+  CHECK(error_of(R"({"threshold_ms": 100, "threshold_ms": 200})").find("threshold_ms: duplicate key") !=
+        std::string::npos);
+  CHECK(error_of(R"({"watch": {"all_loops": true, "all_loops": false}})").find("all_loops: duplicate key") !=
+        std::string::npos);
+  CHECK(error_of(R"({"threshold_ms": 1e400})").find("invalid JSON") != std::string::npos);
+  CHECK(error_of(R"({"a": {"x": 1}, "b": {"x": 2}})").find("duplicate") == std::string::npos);  // other objects
+}

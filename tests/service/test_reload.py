@@ -1,0 +1,45 @@
+"""SIGHUP re-reads the configuration file; a broken file keeps the old configuration."""
+import signal
+import time
+
+import service_harness as h
+from service_harness import Daemon, Workload, wait_for
+
+
+def test_sighup_reloads_threshold_and_survives_broken_config(bpf, tmp):
+    d = Daemon(tmp, config={"threshold_ms": 100})
+    assert d.status()["threshold_ms"] == 100
+
+    d.write_config({"threshold_ms": 400})
+    d.signal(signal.SIGHUP)
+    d.wait_line(lambda l: l.startswith("loopstalld: configuration reloaded") and "threshold 400 ms" in l, 5)
+    assert d.status()["threshold_ms"] == 400
+
+    # Blocking sleeps (not CPU burns): their length does not depend on how busy the box is.
+    short = Workload("gevent_sleep.py", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
+    long_ = Workload("gevent_sleep.py", "--ms", 500, "--warmup", 0.5, "--after", 0.5)
+    ev = d.wait_final_event(long_.pid)[0]
+    h.validate_event(ev)
+    assert ev["threshold_ms"] == 400 and 450 <= ev["duration_ms"] < 2000, ev
+    short.finish()
+    long_.finish()
+    time.sleep(0.3)  # anything about the short one would be out by now
+    short_events = [e for e in d.events() if e["pid"] == short.pid]
+    assert not short_events, f"a 300 ms stall was reported with threshold 400 ms: {short_events}"
+
+    # A broken file: the reload fails loudly, the daemon keeps running with threshold 400.
+    d.write_config('{"threshold_ms": "x"}')
+    d.signal(signal.SIGHUP)
+    line = d.wait_line(lambda l: "reload failed" in l, 5)
+    assert "threshold_ms" in line, line
+    time.sleep(0.3)
+    assert d.alive(), d.describe()
+    assert d.status()["threshold_ms"] == 400
+    assert "loopstall_build_info" in d.metrics_text()
+
+    # Fixed again: the next SIGHUP applies it.
+    d.write_config({"threshold_ms": 250})
+    d.signal(signal.SIGHUP)
+    wait_for(lambda: d.status()["threshold_ms"] == 250, 5, what="threshold 250 after fixing the file",
+             describe=d.describe)
+    assert d.stop() == 0, d.describe()
