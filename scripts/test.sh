@@ -16,6 +16,25 @@ echo "== format"
 echo "== integration tests (real BPF, real workloads, real Prometheus/Alertmanager/systemd tools)"
 export LOOPSTALL_BIN="$PWD/build-asan/loopstall"
 export LOOPSTALLD_BIN="$PWD/build-asan/loopstalld"
-# LeakSanitizer needs ptrace-free operation; keep ASan quiet about alloc/dealloc mismatch in libs.
+# Leak checks on; a sanitizer report fails the test that ran the binary.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
-exec /usr/bin/python3.11 -m pytest
+# One pytest process per suite: each suite has its own conftest.py.
+results=$(mktemp -d)
+rc=0
+for suite in tests/integration tests/deploy tests/service; do
+  echo "== $suite"
+  /usr/bin/python3.11 -m pytest --junitxml="$results/$(basename "$suite").xml" "$suite" || rc=1
+done
+# One closing line for the whole run.
+/usr/bin/python3.11 - "$results" <<'PY'
+import sys, glob, xml.etree.ElementTree as ET
+t = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+for f in glob.glob(sys.argv[1] + "/*.xml"):
+    for s in ET.parse(f).getroot().iter("testsuite"):
+        for k in t:
+            t[k] += int(s.get(k, 0))
+failed = t["failures"] + t["errors"]
+print(f"integration: {t['tests'] - failed - t['skipped']} passed, {failed} failed, {t['skipped']} skipped")
+PY
+rm -rf "$results"
+exit $rc

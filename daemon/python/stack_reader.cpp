@@ -1,0 +1,80 @@
+#include "loopstall/python/stack_reader.hpp"
+
+#include "loopstall/python/debug_offsets.hpp"
+#include "loopstall/python/thread_ids.hpp"
+
+namespace loopstall::python {
+
+PyProcess::PyProcess(pid_t pid, const PyRuntimeInfo& info, const PyOffsets& offsets, bool debug_offsets)
+    : memory_(pid), info_(info), offsets_(offsets), debug_offsets_(debug_offsets), resolver_(offsets, info.types) {}
+
+std::optional<PyProcess> PyProcess::attach(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  const ProcessMemory mem(pid);
+  const auto info = locate_runtime(pid, mem);
+  if (!info) return std::nullopt;
+  const PyOffsets* table = offsets_for(info->major, info->minor);
+  if (!table) return std::nullopt;
+  PyOffsets offsets = *table;
+  bool from_debug = false;
+  if (const auto raw = read_raw_debug_offsets(mem, info->runtime, *table)) {
+    // Free-threaded builds lay objects out differently: neither source of offsets fits them.
+    if (raw->free_threaded != 0) return std::nullopt;
+    if (auto d = apply_debug_offsets(*raw, *table)) {
+      offsets = *d;
+      from_debug = true;
+    }
+  }
+  // An interpreter must exist: before Py_Initialize (or after finalization) there is nothing to read.
+  const auto interp = mem.read_as<std::uint64_t>(info->runtime + offsets.runtime_interpreters_head);
+  if (!interp || !plausible_pointer(*interp)) return std::nullopt;
+  PyProcess p(pid, *info, offsets, from_debug);
+  p.ensure_pthread_tid_offset();
+  return p;
+}
+
+bool PyProcess::ensure_pthread_tid_offset() {
+  if (offsets_.tstate_native_thread_id != kNoField) return true;
+  if (pthread_tid_offset_ != kNoField) return true;
+  std::optional<std::uint32_t> off;
+  if (info_.pthread_tid_descriptor) off = pthread_tid_offset_from_descriptor(memory_, info_.pthread_tid_descriptor);
+  if (!off) off = pthread_tid_offset_by_search(memory_, info_.runtime, offsets_, pid(), live_tids(pid()));
+  if (!off) return false;
+  pthread_tid_offset_ = *off;
+  return true;
+}
+
+std::optional<std::uint64_t> PyProcess::thread_state(std::uint32_t tid) {
+  if (!ensure_pthread_tid_offset()) return std::nullopt;
+  return find_thread_state(memory_, info_.runtime, offsets_, tid, pthread_tid_offset_);
+}
+
+std::vector<RawFrame> PyProcess::raw_stack(std::uint32_t tid) {
+  const auto tstate = thread_state(tid);
+  if (!tstate) return {};
+  return walk_frames(memory_, offsets_, *tstate, kMaxFrames, info_.types.code);
+}
+
+std::vector<PyFrame> PyProcess::stack(std::uint32_t tid) {
+  std::vector<PyFrame> out;
+  const auto tstate = thread_state(tid);
+  if (!tstate) return out;
+  // The resolver checks each code object's type as it reads it, so the walk
+  // need not read it a second time: the first non-code object ends the stack.
+  for (const auto& raw : walk_frames(memory_, offsets_, *tstate, kMaxFrames, 0)) {
+    auto frame = resolver_.try_resolve(memory_, raw);
+    if (!frame) break;
+    out.push_back(std::move(*frame));
+  }
+  return out;
+}
+
+PyFrame PyProcess::resolve(std::uint64_t code, std::uint64_t instr) {
+  return resolver_.resolve(memory_, {code, instr});
+}
+
+std::string PyProcess::version() const {
+  return std::to_string(info_.major) + "." + std::to_string(info_.minor);
+}
+
+}  // namespace loopstall::python

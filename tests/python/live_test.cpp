@@ -1,0 +1,290 @@
+// Live interpreters: start live_target.py under every CPython found (pyenv 3.8
+// .. 3.13, Debian's python3.11) and read each parked thread's stack from
+// outside. Needs root (process_vm_readv on a non-child is fine, but map_files
+// and other users' processes are not); skipped without it unless CI=true.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "loopstall/python/debug_offsets.hpp"
+#include "loopstall/python/stack_reader.hpp"
+#include "loopstall/python/thread_ids.hpp"
+
+using namespace loopstall::python;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const std::string kScript = std::string(LOOPSTALL_PY_TEST_DIR) + "/live_target.py";
+
+bool may_run_live() {
+  if (geteuid() == 0) return true;
+  const char* ci = std::getenv("CI");
+  if (ci && std::string(ci) == "true") {
+    FAIL("live CPython tests need root (CI=true: not skipping)");
+  }
+  MESSAGE("skipping live CPython tests: not root");
+  return false;
+}
+
+struct Interpreter {
+  std::string path;
+  int minor;
+};
+
+std::vector<Interpreter> interpreters() {
+  std::vector<Interpreter> out;
+  const char* root = std::getenv("PYENV_ROOT");
+  const char* home = std::getenv("HOME");
+  const std::filesystem::path versions =
+      std::filesystem::path(root ? root : std::string(home ? home : "/root") + "/.pyenv") / "versions";
+  for (int minor = 8; minor <= 13; ++minor) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(versions, ec)) {
+      const std::string name = e.path().filename().string();
+      const std::string prefix = "3." + std::to_string(minor) + ".";
+      const auto exe = e.path() / "bin" / ("python3." + std::to_string(minor));
+      if (name.rfind(prefix, 0) == 0 && std::filesystem::exists(exe)) {
+        out.push_back({exe.string(), minor});
+        break;
+      }
+    }
+  }
+  if (std::filesystem::exists("/usr/bin/python3.11")) out.push_back({"/usr/bin/python3.11", 11});
+  return out;
+}
+
+// Line numbers of the `# @name` markers in the script.
+std::map<std::string, int> markers() {
+  std::map<std::string, int> out;
+  std::ifstream in(kScript);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const auto at = line.find("# @");
+    if (at == std::string::npos) continue;
+    std::string name = line.substr(at + 3);
+    name = name.substr(0, name.find_first_of(": "));
+    out[name] = n;
+  }
+  return out;
+}
+
+// The target process: its stdout is a pipe, it dies with us, and is killed and reaped when done.
+class Child {
+ public:
+  Child(const std::string& python, const std::vector<std::string>& args) {
+    int fds[2];
+    REQUIRE(pipe2(fds, O_CLOEXEC) == 0);
+    pid_ = fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      dup2(fds[1], 1);
+      std::vector<char*> argv = {const_cast<char*>(python.c_str()), const_cast<char*>(kScript.c_str())};
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(python.c_str(), argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    fd_ = fds[0];
+  }
+  ~Child() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    close(fd_);
+  }
+  pid_t pid() const { return pid_; }
+
+  // "<role> <tid>" lines until all `roles` reported, or the deadline.
+  std::map<std::string, std::uint32_t> wait_for(const std::vector<std::string>& roles, std::chrono::seconds limit) {
+    std::map<std::string, std::uint32_t> got;
+    std::string buf;
+    const auto deadline = Clock::now() + limit;
+    while (got.size() < roles.size() && Clock::now() < deadline) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      char chunk[256];
+      const ssize_t n = read(fd_, chunk, sizeof chunk);
+      if (n <= 0) break;
+      buf.append(chunk, static_cast<std::size_t>(n));
+      for (auto nl = buf.find('\n'); nl != std::string::npos; nl = buf.find('\n')) {
+        std::istringstream line(buf.substr(0, nl));
+        buf.erase(0, nl + 1);
+        std::string role;
+        std::uint32_t tid = 0;
+        if (line >> role >> tid) got[role] = tid;
+      }
+    }
+    return got;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int fd_ = -1;
+};
+
+struct Expect {
+  std::string function;
+  int line;
+};
+
+std::string describe(const std::vector<loopstall::PyFrame>& frames) {
+  std::string s;
+  for (const auto& f : frames) {
+    s += "\n  " + f.function + " " + f.file + ":" + (f.line ? std::to_string(*f.line) : "?");
+  }
+  return s;
+}
+
+bool matches(const std::vector<loopstall::PyFrame>& frames, const std::vector<Expect>& want) {
+  if (frames.size() < want.size()) return false;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    if (frames[i].function != want[i].function || frames[i].line != want[i].line) return false;
+    if (std::filesystem::path(frames[i].file).filename() != "live_target.py") return false;
+  }
+  return true;
+}
+
+// The thread reports just before blocking: poll until the stack settles in the call.
+void check_stack(PyProcess& py, std::uint32_t tid, const std::vector<Expect>& want) {
+  std::vector<loopstall::PyFrame> frames;
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  do {
+    frames = py.stack(tid);
+    if (matches(frames, want)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (Clock::now() < deadline);
+  INFO("tid ", tid, " stack:", describe(frames));
+  CHECK(py.thread_state(tid).has_value());
+  CHECK(matches(frames, want));
+}
+
+std::optional<PyProcess> attach_with_retry(pid_t pid) {
+  for (int i = 0; i < 50; ++i) {
+    if (auto py = PyProcess::attach(pid)) return py;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("live: threads parked in known call chains, every interpreter") {
+  if (!may_run_live()) return;
+  const auto m = markers();
+  REQUIRE(m.count("sleep"));
+  const auto interps = interpreters();
+  if (interps.empty()) MESSAGE("no CPython 3.8 .. 3.13 found");
+  for (const auto& interp : interps) {
+    CAPTURE(interp.path);
+    Child child(interp.path, {});
+    const auto tids = child.wait_for({"main", "worker", "ctypes"}, std::chrono::seconds(20));
+    REQUIRE(tids.size() == 3);
+    CHECK(tids.at("main") == static_cast<std::uint32_t>(child.pid()));
+    auto py = attach_with_retry(child.pid());
+    REQUIRE(py);
+    CHECK(py->version() == "3." + std::to_string(interp.minor));
+    CHECK(py->offsets().minor == static_cast<std::uint32_t>(interp.minor));
+
+    const std::string method = interp.minor >= 11 ? "Klass.method" : "method";
+    const std::vector<Expect> chain = {
+        {"inner_sleep", m.at("sleep")}, {"middle", m.at("middle")}, {"outer", m.at("outer")}};
+    std::vector<Expect> main_chain = chain;
+    main_chain.insert(main_chain.end(),
+                      {{method, m.at("method")}, {"main", m.at("main")}, {"<module>", m.at("module")}});
+    check_stack(*py, tids.at("main"), main_chain);
+    check_stack(*py, tids.at("worker"), chain);
+    // GIL released inside a C call: found by tid, not as the GIL holder.
+    check_stack(*py, tids.at("ctypes"),
+                {{"c_inner", m.at("usleep")}, {"c_middle", m.at("c_middle")}, {"c_outer", m.at("c_outer")}});
+    CHECK(py->stack(tids.at("main")).size() == 6);  // nothing beyond <module>
+
+    if (interp.minor <= 10) {
+      // glibc's libthread_db descriptor and the search agree on where struct pthread keeps the tid.
+      const loopstall::ProcessMemory mem(child.pid());
+      REQUIRE(py->runtime_info().pthread_tid_descriptor != 0);
+      const auto by_symbol = pthread_tid_offset_from_descriptor(mem, py->runtime_info().pthread_tid_descriptor);
+      const auto by_search =
+          pthread_tid_offset_by_search(mem, py->runtime_address(), py->offsets(), child.pid(), live_tids(child.pid()));
+      CHECK(by_symbol.has_value());
+      CHECK(by_symbol == by_search);
+      CHECK(py->pthread_tid_offset() == by_symbol.value_or(kNoField));
+    }
+    if (interp.minor >= 11) CHECK((py->runtime_info().py_version_hex >> 16) == (0x0300u | interp.minor));
+    if (interp.minor == 13) {
+      // The runtime's own _Py_DebugOffsets agree with the static table, field for field.
+      CHECK(py->uses_debug_offsets());
+      const loopstall::ProcessMemory mem(child.pid());
+      const auto d = read_debug_offsets(mem, py->runtime_address(), kPy313);
+      REQUIRE(d);
+      CHECK(*d == kPy313);
+    }
+  }
+}
+
+TEST_CASE("live: gevent, the running greenlet's frames (Debian python3.11)") {
+  if (!may_run_live()) return;
+  if (!std::filesystem::exists("/usr/bin/python3.11") ||
+      std::system("/usr/bin/python3.11 -c 'import gevent' >/dev/null 2>&1") != 0) {
+    MESSAGE("skipping gevent case: /usr/bin/python3.11 with gevent not found");
+    return;
+  }
+  const auto m = markers();
+  Child child("/usr/bin/python3.11", {"gevent"});
+  const auto tids = child.wait_for({"greenlet"}, std::chrono::seconds(20));
+  REQUIRE(tids.size() == 1);
+  CHECK(tids.at("greenlet") == static_cast<std::uint32_t>(child.pid()));  // greenlets run on the main thread
+  auto py = attach_with_retry(child.pid());
+  REQUIRE(py);
+  check_stack(*py, tids.at("greenlet"),
+              {{"inner_sleep", m.at("sleep")},
+               {"middle", m.at("middle")},
+               {"outer", m.at("outer")},
+               {"greenlet_body", m.at("greenlet_body")}});
+}
+
+TEST_CASE("live: stack() cost") {
+  if (!may_run_live()) return;
+  for (const auto& interp : interpreters()) {
+    Child child(interp.path, {});
+    const auto tids = child.wait_for({"main", "worker", "ctypes"}, std::chrono::seconds(20));
+    REQUIRE(tids.size() == 3);
+    {
+      // Wait (with a throwaway reader) until main sits in time.sleep, so both timings see the same stack.
+      auto warmup = attach_with_retry(child.pid());
+      REQUIRE(warmup);
+      const auto m = markers();
+      check_stack(*warmup, tids.at("main"), {{"inner_sleep", m.at("sleep")}});
+    }
+    auto t0 = Clock::now();
+    auto py = attach_with_retry(child.pid());
+    const double attach_us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    REQUIRE(py);
+    t0 = Clock::now();
+    const auto cold = py->stack(tids.at("main"));
+    const double cold_us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    constexpr int kRuns = 2000;
+    t0 = Clock::now();
+    for (int i = 0; i < kRuns; ++i) (void)py->stack(tids.at("main"));
+    const double warm_us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / kRuns;
+    MESSAGE(interp.path, ": attach ", attach_us, " us; stack(tid) of ", cold.size(), " frames: cold ", cold_us,
+            " us, warm ", warm_us, " us");
+    CHECK(cold.size() == 6);
+  }
+}
