@@ -59,7 +59,7 @@ std::vector<Mapping> own_code_mappings() {
 
 }  // namespace
 
-TEST_CASE("random registers and stacks: no crash, bounded frames and time") {
+TEST_CASE("random registers and stacks: no crash, bounded frames") {
   const auto code = own_code_mappings();
   REQUIRE_FALSE(code.empty());
   // LOOPSTALL_GARBAGE_ITERATIONS=100000 LOOPSTALL_GARBAGE_SEED=n for a
@@ -87,7 +87,8 @@ TEST_CASE("random registers and stacks: no crash, bounded frames and time") {
   using std::chrono::milliseconds;
   MESSAGE(iterations << " garbage unwinds: " << total << " frames, " << duration_cast<milliseconds>(total_time).count()
                      << " ms, worst " << duration_cast<milliseconds>(worst).count() << " ms");
-  CHECK(worst < std::chrono::seconds(2));  // generous: sanitizers, a busy 2-core machine
+  // No wall-clock assertion (timing belongs in bench/): a hang is caught by
+  // the ctest TIMEOUT of this test.
   // Offline, with made-up maps too.
   for (int i = 0; i < 50; ++i) {
     const auto s = random_snapshot(rng, code);
