@@ -132,7 +132,7 @@ class Proc:
 class Workload(Proc):
     """A tests/workloads program: prints READY <pid>, STALL_START <ns>, STALL_END <ns>."""
 
-    def __init__(self, argv, ready_timeout=15, boost=False):
+    def __init__(self, argv, ready_timeout=60, boost=False):
         argv = [str(a) for a in argv]
         super().__init__(argv, name=next((Path(a).name for a in argv if a.endswith((".py", "fake_loop"))), None))
         if boost:
@@ -253,7 +253,7 @@ class Run:
 
 
 def run_capture(binary, start_workloads, capture_args=(), before=None, fmt="json",
-                threshold_ms=THRESHOLD_MS, workload_timeout=20, settle=0.5):
+                threshold_ms=THRESHOLD_MS, workload_timeout=60, settle=0.5):
     """Start the capture, wait for ready, start the workloads (start_workloads() -> list of
     Workload, plus optional extra processes), wait for them to exit, wait `settle` s so the last
     events are out, SIGINT the capture and collect its output.
