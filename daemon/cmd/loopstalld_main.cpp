@@ -127,13 +127,13 @@ int run(const Flags& flags) {
     const std::uint64_t now = monotonic_ns();
     last_step.store(now);
     if (control) control->poll();
-    if (det.scans() != seen_scans) {
+    if (det.scans() != seen_scans) {  // hung-loop alerts need every scan
       seen_scans = det.scans();
-      metrics.refresh(det.last_scan(), corr, det.engine());
       alerts.tick(det.last_scan(), corr, now);
     }
-    if (now >= next_slow) {  // once a second
+    if (now >= next_slow) {  // once a second: gauges and BPF counters cost syscalls
       next_slow = now + 1'000'000'000ULL;
+      metrics.refresh(det.last_scan(), corr, det.engine());
       refresh_process_metrics(reg);
       {
         std::lock_guard<std::mutex> lock(reg.mutex());
