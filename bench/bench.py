@@ -152,8 +152,15 @@ class BackgroundLoad:
 
 
 def bpftool_json(*args):
-    out = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, check=True, timeout=30).stdout
-    return json.loads(out or "[]")
+    """bpftool's JSON; [] (and a warning) if it fails or hangs."""
+    try:
+        out = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, check=True,
+                             timeout=20).stdout
+        return json.loads(out or "[]")
+    except (subprocess.SubprocessError, ValueError) as e:
+        warnings.append(f"bpftool {' '.join(args)} failed ({type(e).__name__}): BPF program checks and "
+                        "bpf_stats numbers of that moment are missing")
+        return []
 
 
 def foreign_progs(ours=()):
@@ -428,6 +435,8 @@ def stats_at(tracer):
 
 
 def prog_delta(a, b):
+    if not a or not b:  # a snapshot is missing (bpftool failed)
+        return {}
     return {k: (b[k][0] - a.get(k, (0, 0))[0], b[k][1] - a.get(k, (0, 0))[1]) for k in b}
 
 
@@ -555,6 +564,8 @@ def bench_iteration(a, res):
             floor = fns / fc if fc else 0.0
             # Programs also ran for other tasks: a slight overestimate.
             n = pp.iterations_at(t1) - pp.iterations_at(t0)
+            if not d or not n:
+                continue
             diag[mode] = {
                 "progs": {k: {"per_iter": c / n, "avg_ns": ns / c} for k, (c, ns) in d.items() if c},
                 "bpf_ns_per_iter": sum(ns for _, ns in d.values()) / n,
@@ -773,6 +784,8 @@ def bench_daemon(a, res):
     out["cpu_pct"] = (s1 - s0) / dt * 100
     out["cpu_pct_ns"] = (c1 - c0) / 1e9 / dt * 100
     d = prog_delta(p0, p1)
+    if not d:
+        warnings.append("no bpf_stats for part 3 (bpftool failed)")
     fc, fns = prog_delta(f0, f1).get("btf_switch", (0, 0))
     floor = out["floor_ns"] = fns / fc if fc else 0.0
     out["progs"] = {k: {"runs_per_s": c / dt, "avg_ns": ns / c - floor} for k, (c, ns) in d.items() if c}
