@@ -6,8 +6,11 @@
  * measured is what the kernel spends getting into and out of a program on
  * that hook, plus the cheapest filter loopstall could use there.
  */
-#include <bpf/bpf_helpers.h>
+// linux/bpf.h must come first (it defines __u32 & co).
+// clang-format off
 #include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+// clang-format on
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
