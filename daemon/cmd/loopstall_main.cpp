@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -68,7 +69,12 @@ int capture_via_daemon(int fd, const CaptureArgs& a, std::FILE* out) {
   if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
     throw std::runtime_error("writing to loopstalld's control socket failed");
   std::string first, rest;
-  if (!read_line(fd, first, rest)) throw std::runtime_error("loopstalld closed the control socket");
+  // A daemon that accepts but never answers must not hang the capture.
+  timeval answer_timeout{5, 0}, none{0, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &answer_timeout, sizeof answer_timeout);
+  if (!read_line(fd, first, rest))
+    throw std::runtime_error("loopstalld did not answer on " + a.socket + " (use --standalone)");
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
   const auto resp = nlohmann::json::parse(first, nullptr, false);
   if (resp.is_discarded() || !resp.value("ok", false))
     throw std::runtime_error("loopstalld refused the capture: " +
