@@ -8,17 +8,13 @@
 #include <string>
 
 #include "loopstall/clock.hpp"
+#include "loopstall/procinfo.hpp"
 
 namespace loopstall {
 namespace {
 
 constexpr std::uint64_t kSweepNs = 2'000'000'000ULL;
 constexpr std::uint64_t kScanNs = Detector::kScanIntervalMs * 1'000'000ULL;
-
-bool process_exists(std::uint32_t pid) {
-  struct stat st {};
-  return stat(("/proc/" + std::to_string(pid)).c_str(), &st) == 0;
-}
 
 std::vector<std::uint32_t> all_pids() {
   std::vector<std::uint32_t> out;

@@ -16,6 +16,7 @@
 #include "loopstall/cli_common.hpp"
 #include "loopstall/clock.hpp"
 #include "loopstall/control.hpp"
+#include "loopstall/procinfo.hpp"
 #include "loopstall/runner.hpp"
 
 using namespace loopstall;
@@ -102,14 +103,9 @@ int capture_via_daemon(int fd, const CaptureArgs& a, std::FILE* out) {
   return 0;
 }
 
-bool pid_exists(std::uint32_t pid) {
-  struct stat st {};
-  return stat(("/proc/" + std::to_string(pid)).c_str(), &st) == 0;
-}
-
 int capture(const CaptureArgs& a) {
   for (auto pid : a.pids) {
-    if (pid == 0 || !pid_exists(pid)) {
+    if (pid == 0 || !process_exists(pid)) {
       std::fprintf(stderr, "loopstall: error: no such process: %u\n", pid);
       return 1;
     }

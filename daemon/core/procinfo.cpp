@@ -115,6 +115,10 @@ std::string service_from_cgroup(std::string_view text) {
   return "";
 }
 
+bool process_exists(std::uint32_t pid, const std::string& proc_root) {
+  return access((proc_root + "/" + std::to_string(pid)).c_str(), F_OK) == 0;
+}
+
 std::string thread_comm(std::uint32_t pid, std::uint32_t tid, const std::string& proc_root) {
   auto comm = read_file(proc_root + "/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/comm");
   if (!comm) return "";

@@ -20,6 +20,9 @@ struct ProcInfo {
   std::string service;  // systemd unit or container, "" if none
 };
 
+// Whether /proc/PID exists (the process has not been reaped).
+bool process_exists(std::uint32_t pid, const std::string& proc_root = "/proc");
+
 // Name of one thread (/proc/PID/task/TID/comm); "" when gone.
 std::string thread_comm(std::uint32_t pid, std::uint32_t tid, const std::string& proc_root = "/proc");
 
