@@ -1,7 +1,6 @@
 #include "loopstall/detector.hpp"
 
 #include <dirent.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdlib>
