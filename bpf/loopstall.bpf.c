@@ -2,33 +2,54 @@
 /*
  * loopstall: measure every event-loop iteration of every loop thread.
  *
- * An iteration runs from leaving epoll_wait to entering it again. Inside an
- * iteration sched_switch/sched_wakeup split the time into on-CPU, blocked
- * (per syscall) and runnable-waiting. Iterations >= threshold_ns go to the
- * ring buffer; every iteration feeds per-thread counters that userspace reads
- * from the `loops` map.
+ * An iteration runs from leaving epoll_wait to entering it again. Only the
+ * *entry* to epoll_wait is hooked: it closes the running iteration and
+ * provisionally opens the next one. If the thread then sleeps inside
+ * epoll_wait, sched_switch sees it switch out with an epoll syscall in
+ * orig_ax (the loop is idle) and the next iteration really starts when the
+ * thread gets the CPU back. One syscall tracepoint per iteration instead of
+ * two: each tracepoint hit costs more than all of our program bodies.
+ *
+ * Inside an iteration sched_switch/sched_wakeup split the time into on-CPU,
+ * blocked (per syscall) and runnable-waiting; USDT gc__start/gc__done mark
+ * the part of on-CPU time spent in CPython's GC; a cpu-clock perf event
+ * samples the user context of loop threads inside long iterations.
+ * Iterations >= threshold_ns go to the ring buffer; every iteration feeds
+ * per-thread counters that userspace reads from the mmap'ed `loops` array.
  *
  * Cost model: sched_switch and sched_wakeup fire for every task on the host,
- * so they first test one bit in `loop_bits` (an array lookup the verifier
- * inlines) and touch no hash map unless the task is a loop thread. The epoll
- * tracepoints fire only for those syscalls; for threads that are not loops
- * yet they look up the process once in `procs`.
+ * so they first look up the tid in `loop_slots` (an array the verifier
+ * inlines) and touch nothing else unless the task is a loop thread. The
+ * epoll hook fires only for epoll_wait; for threads of processes userspace
+ * decided to ignore it stops at one bit of `proc_ignore`.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/usdt.bpf.h>
 #include "loopstall/loopstall.h"
 
 #ifndef E2BIG
 #define E2BIG 7
 #endif
 
+/* x86-64 syscall numbers of the epoll waits (the only ones that end an
+ * iteration). */
+#define NR_EPOLL_WAIT 232
+#define NR_EPOLL_PWAIT 281
+#define NR_EPOLL_PWAIT2 441
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Iterations at least this long are reported. Userspace may change it at
  * run time (it lives in .data, not .rodata). */
 volatile __u64 threshold_ns = 100000000ULL;
+/* The sampler records loop threads whose iteration is at least this old
+ * (below the threshold, so a stall just over it still gets samples). */
+volatile __u64 sample_after_ns = 50000000ULL;
+/* One past the highest slot ever handed out: userspace scans [1, hwm). */
+__u32 slots_hwm = 1;
 
 /* Process decisions of userspace (enum ls_proc_state), keyed by tgid. */
 struct {
@@ -38,21 +59,41 @@ struct {
 	__type(value, __u32);
 } procs SEC(".maps");
 
-/* Loop threads, keyed by tid. */
+/* One bit per tgid: userspace decided to ignore the process. Lets the epoll
+ * hook skip the procs hash for the common case. Userspace sets bits through
+ * mmap; BPF clears them on exec and exit. Sized from pid_max at load. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u64);
+} proc_ignore SEC(".maps");
+
+/* Loop thread state, one slot per loop thread (slot 0 unused). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, struct ls_loop);
 } loops SEC(".maps");
 
-/* One bit per tid: is it a loop thread? Sized from pid_max at load time. */
+/* Free slots of `loops`, filled by userspace before attaching. */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK);
+	__uint(max_entries, 4096);
+	__type(value, __u32);
+} free_slots SEC(".maps");
+
+/* tid -> slot in `loops` (0: not a loop thread), four u16 per element.
+ * Sized from pid_max at load time. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 65536);
 	__type(key, __u32);
 	__type(value, __u64);
-} loop_bits SEC(".maps");
+} loop_slots SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -66,9 +107,6 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
-/* Template for new loops map entries (too big for the BPF stack). */
-static const struct ls_loop zero_loop;
-
 static __always_inline void stat_inc(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
@@ -77,25 +115,42 @@ static __always_inline void stat_inc(__u32 idx)
 		*v += 1;
 }
 
-static __always_inline bool is_loop_tid(__u32 tid)
+/* Where tid's slot number lives, or NULL for a tid beyond pid_max. */
+static __always_inline __u16 *slot_ref(__u32 tid)
 {
-	__u32 word = tid / 64;
-	__u64 *bits = bpf_map_lookup_elem(&loop_bits, &word);
+	__u32 word = tid / 4;
+	__u64 *w = bpf_map_lookup_elem(&loop_slots, &word);
 
-	return bits && (*bits & (1ULL << (tid % 64)));
+	return w ? (__u16 *)w + (tid & 3) : 0;
 }
 
-static __always_inline void set_loop_bit(__u32 tid, bool on)
+/* The loop state of tid, or NULL if tid is not a loop thread. */
+static __always_inline struct ls_loop *loop_of(__u32 tid)
 {
-	__u32 word = tid / 64;
-	__u64 *bits = bpf_map_lookup_elem(&loop_bits, &word);
+	__u16 *ref = slot_ref(tid);
+	__u32 slot;
 
-	if (!bits)
-		return;
-	if (on)
-		__sync_fetch_and_or(bits, 1ULL << (tid % 64));
-	else
-		__sync_fetch_and_and(bits, ~(1ULL << (tid % 64)));
+	if (!ref || !*ref)
+		return 0;
+	slot = *ref;
+	return bpf_map_lookup_elem(&loops, &slot);
+}
+
+static __always_inline bool proc_ignored(__u32 tgid)
+{
+	__u32 word = tgid / 64;
+	__u64 *bits = bpf_map_lookup_elem(&proc_ignore, &word);
+
+	return bits && (*bits & (1ULL << (tgid % 64)));
+}
+
+static __always_inline void unignore_proc(__u32 tgid)
+{
+	__u32 word = tgid / 64;
+	__u64 *bits = bpf_map_lookup_elem(&proc_ignore, &word);
+
+	if (bits && (*bits & (1ULL << (tgid % 64))))
+		__sync_fetch_and_and(bits, ~(1ULL << (tgid % 64)));
 }
 
 static __always_inline __u32 hist_bucket(__u64 ns)
@@ -169,6 +224,7 @@ static __always_inline void begin_iteration(struct ls_loop *l, __u64 now)
 	l->blocked_ns = 0;
 	l->runq_ns = 0;
 	l->gc_ns = 0;
+	l->gc_active = 0;
 	l->run_state = LS_RUNNING;
 	l->nsyscalls = 0;
 	l->syscalls[LS_MAX_SYSCALLS].nr = LS_SYSCALL_OTHER;
@@ -176,95 +232,29 @@ static __always_inline void begin_iteration(struct ls_loop *l, __u64 now)
 	l->syscalls[LS_MAX_SYSCALLS].count = 0;
 }
 
-static __always_inline int on_epoll_exit(void)
+/* Closes the running iteration at `now` (the thread enters epoll_wait). */
+static __always_inline void end_iteration(struct ls_loop *l, __u32 tid, __u64 now)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id, tgid = id >> 32;
-	struct ls_loop *l;
-	__u32 *state;
-
-	if (is_loop_tid(tid)) {
-		l = bpf_map_lookup_elem(&loops, &tid);
-		if (l)
-			begin_iteration(l, bpf_ktime_get_ns());
-		return 0;
-	}
-
-	state = bpf_map_lookup_elem(&procs, &tgid);
-	if (!state) {
-		__u32 pending = LS_PROC_PENDING;
-		struct ls_new_proc_event *e;
-		long err = bpf_map_update_elem(&procs, &tgid, &pending, BPF_NOEXIST);
-
-		if (err == -E2BIG) {
-			stat_inc(LS_STAT_PROCS_FULL);
-			return 0;
-		}
-		if (err)
-			return 0; /* another thread of it got there first */
-		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-		if (!e) {
-			/* userspace also sweeps procs for PENDING entries */
-			stat_inc(LS_STAT_RINGBUF_DROPS);
-			return 0;
-		}
-		e->hdr.type = LS_EV_NEW_PROC;
-		e->hdr.tid = tid;
-		e->hdr.tgid = tgid;
-		e->hdr.pad = 0;
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		bpf_ringbuf_submit(e, 0);
-		return 0;
-	}
-	if (*state != LS_PROC_WATCH)
-		return 0;
-
-	/* First epoll_wait return of a thread of a watched process. */
-	if (bpf_map_update_elem(&loops, &tid, &zero_loop, BPF_NOEXIST)) {
-		stat_inc(LS_STAT_LOOPS_FULL);
-		return 0;
-	}
-	l = bpf_map_lookup_elem(&loops, &tid);
-	if (!l)
-		return 0;
-	l->tid = tid;
-	l->tgid = tgid;
-	set_loop_bit(tid, true);
-	begin_iteration(l, bpf_ktime_get_ns());
-	return 0;
-}
-
-static __always_inline int on_epoll_enter(void)
-{
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct ls_stall_event *e;
-	struct ls_loop *l;
-	__u64 now, start, dur;
+	__u64 start = l->iter_start_ns, dur;
 
-	if (!is_loop_tid(tid))
-		return 0;
-	l = bpf_map_lookup_elem(&loops, &tid);
-	if (!l || !l->iter_start_ns)
-		return 0;
-
-	now = bpf_ktime_get_ns();
-	start = l->iter_start_ns;
+	if (!start)
+		return;
 	dur = now - start;
 	l->on_cpu_ns += now - l->last_ts_ns;
 	l->last_ts_ns = now;
+	if (l->gc_active)
+		l->gc_ns += now - l->gc_mark_ns;
 	l->iterations++;
 	l->hist[hist_bucket(dur) & (LS_HIST_BUCKETS - 1)]++;
-	/* Cleared before submit: a userspace scan that sees iter_start_ns == 0
-	 * knows the final event is already in the ring buffer. */
-	l->iter_start_ns = 0;
 	stat_inc(LS_STAT_ITERATIONS);
 	if (dur < threshold_ns)
-		return 0;
+		return;
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		stat_inc(LS_STAT_RINGBUF_DROPS);
-		return 0;
+		return;
 	}
 	e->hdr.type = LS_EV_STALL;
 	e->hdr.tid = tid;
@@ -273,27 +263,101 @@ static __always_inline int on_epoll_enter(void)
 	e->end_ns = now;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	__builtin_memcpy(&e->loop, l, sizeof(e->loop));
-	e->loop.iter_start_ns = start;
 	bpf_ringbuf_submit(e, 0);
 	stat_inc(LS_STAT_STALLS);
+}
+
+/* Hands out a free slot of `loops` to tid (first epoll_wait of a thread of
+ * a watched process). */
+static __always_inline struct ls_loop *new_loop(__u32 tid, __u32 tgid)
+{
+	__u16 *ref = slot_ref(tid);
+	struct ls_loop *l;
+	__u32 slot, hwm;
+	int i;
+
+	if (!ref)
+		return 0;
+	if (bpf_map_pop_elem(&free_slots, &slot) || slot == 0 || slot > 0xffff) {
+		stat_inc(LS_STAT_LOOPS_FULL);
+		return 0;
+	}
+	l = bpf_map_lookup_elem(&loops, &slot);
+	if (!l) {
+		stat_inc(LS_STAT_LOOPS_FULL);
+		return 0;
+	}
+	__builtin_memset(l, 0, sizeof(*l));
+	l->tid = tid;
+	l->tgid = tgid;
+	/* Raise the high-water mark userspace scans up to. */
+	for (i = 0; i < 8; i++) {
+		hwm = slots_hwm;
+		if (hwm > slot || __sync_val_compare_and_swap(&slots_hwm, hwm, slot + 1) == hwm)
+			break;
+	}
+	*ref = slot;
+	return l;
+}
+
+/* An unknown process called epoll_wait: ask userspace about it once. */
+static __always_inline void new_proc(__u32 tid, __u32 tgid)
+{
+	__u32 pending = LS_PROC_PENDING;
+	struct ls_new_proc_event *e;
+	long err = bpf_map_update_elem(&procs, &tgid, &pending, BPF_NOEXIST);
+
+	if (err == -E2BIG) {
+		stat_inc(LS_STAT_PROCS_FULL);
+		return;
+	}
+	if (err)
+		return; /* another thread of it got there first */
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		/* userspace also sweeps procs for PENDING entries */
+		stat_inc(LS_STAT_RINGBUF_DROPS);
+		return;
+	}
+	e->hdr.type = LS_EV_NEW_PROC;
+	e->hdr.tid = tid;
+	e->hdr.tgid = tgid;
+	e->hdr.pad = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline int on_epoll_enter(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id, tgid = id >> 32;
+	struct ls_loop *l = loop_of(tid);
+	__u32 *state;
+	__u64 now;
+
+	if (l) {
+		now = bpf_ktime_get_ns();
+		end_iteration(l, tid, now);
+		/* Provisional: if the thread sleeps in epoll_wait, sched_switch
+		 * restarts the iteration when it gets the CPU back. */
+		begin_iteration(l, now);
+		return 0;
+	}
+	if (proc_ignored(tgid))
+		return 0;
+	state = bpf_map_lookup_elem(&procs, &tgid);
+	if (!state) {
+		new_proc(tid, tgid);
+		return 0;
+	}
+	if (*state != LS_PROC_WATCH)
+		return 0;
+	l = new_loop(tid, tgid);
+	if (l)
+		begin_iteration(l, bpf_ktime_get_ns());
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_epoll_wait")
-int epoll_wait_exit(void *ctx)
-{
-	return on_epoll_exit();
-}
-SEC("tracepoint/syscalls/sys_exit_epoll_pwait")
-int epoll_pwait_exit(void *ctx)
-{
-	return on_epoll_exit();
-}
-SEC("tracepoint/syscalls/sys_exit_epoll_pwait2")
-int epoll_pwait2_exit(void *ctx)
-{
-	return on_epoll_exit();
-}
 SEC("tracepoint/syscalls/sys_enter_epoll_wait")
 int epoll_wait_enter(void *ctx)
 {
@@ -310,10 +374,10 @@ int epoll_pwait2_enter(void *ctx)
 	return on_epoll_enter();
 }
 
-/* Syscall a task is sleeping in, read at switch-out from its saved user
- * registers. Outside a syscall (e.g. a page fault) this is not a syscall
- * number; userspace names unknown numbers as such. */
-static __always_inline __s32 blocked_syscall(struct task_struct *t)
+/* The syscall a task is in, read at switch-out from its saved user
+ * registers. Outside a syscall (e.g. a page fault or an interrupt) this is
+ * not a syscall number; userspace names unknown numbers as such. */
+static __always_inline __s32 current_syscall(struct task_struct *t)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
 	long nr;
@@ -324,42 +388,57 @@ static __always_inline __s32 blocked_syscall(struct task_struct *t)
 	return nr < 0 ? LS_SYSCALL_NONE : (__s32)nr;
 }
 
+static __always_inline bool is_epoll_wait(__s32 nr)
+{
+	return nr == NR_EPOLL_WAIT || nr == NR_EPOLL_PWAIT || nr == NR_EPOLL_PWAIT2;
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	__u32 ptid = prev->pid, ntid = next->pid;
-	bool prev_loop = is_loop_tid(ptid), next_loop = is_loop_tid(ntid);
-	struct ls_loop *l;
-	__u64 now;
+	struct ls_loop *pl = loop_of(prev->pid), *nl = loop_of(next->pid);
+	__u64 now = 0;
+	__s32 nr;
 
-	if (!prev_loop && !next_loop)
-		return 0;
-	now = bpf_ktime_get_ns();
-
-	if (prev_loop) {
-		l = bpf_map_lookup_elem(&loops, &ptid);
-		if (l && l->iter_start_ns) {
-			l->on_cpu_ns += now - l->last_ts_ns;
-			l->last_ts_ns = now;
+	/* Tested one by one: the verifier refuses OR-ing two pointers. */
+	if (pl && pl->iter_start_ns) {
+		now = bpf_ktime_get_ns();
+		nr = current_syscall(prev);
+		if (is_epoll_wait(nr)) {
+			/* Waiting for events: the provisional iteration opened
+			 * at epoll_wait entry has not begun. */
+			pl->iter_start_ns = 0;
+			pl->run_state = LS_IDLE;
+		} else {
+			pl->on_cpu_ns += now - pl->last_ts_ns;
+			pl->last_ts_ns = now;
+			if (pl->gc_active)
+				pl->gc_ns += now - pl->gc_mark_ns;
 			/* preempt: runnable whatever prev_state says. */
 			if (preempt || prev_state == 0) {
-				l->run_state = LS_RUNNABLE;
+				pl->run_state = LS_RUNNABLE;
 			} else {
-				l->run_state = LS_BLOCKED;
-				l->cur_syscall = blocked_syscall(prev);
+				pl->run_state = LS_BLOCKED;
+				pl->cur_syscall = nr;
 			}
 		}
 	}
-	if (next_loop) {
-		l = bpf_map_lookup_elem(&loops, &ntid);
-		if (l && l->iter_start_ns) {
-			if (l->run_state == LS_RUNNABLE)
-				l->runq_ns += now - l->last_ts_ns;
-			else if (l->run_state == LS_BLOCKED) /* wakeup not seen */
-				add_blocked(l, now - l->last_ts_ns);
-			l->last_ts_ns = now;
-			l->run_state = LS_RUNNING;
+	if (nl) {
+		if (!now)
+			now = bpf_ktime_get_ns();
+		if (nl->run_state == LS_IDLE) {
+			/* Back from epoll_wait: the iteration starts now. */
+			begin_iteration(nl, now);
+		} else if (nl->iter_start_ns) {
+			if (nl->run_state == LS_RUNNABLE)
+				nl->runq_ns += now - nl->last_ts_ns;
+			else if (nl->run_state == LS_BLOCKED) /* wakeup not seen */
+				add_blocked(nl, now - nl->last_ts_ns);
+			nl->last_ts_ns = now;
+			nl->run_state = LS_RUNNING;
+			if (nl->gc_active)
+				nl->gc_mark_ns = now;
 		}
 	}
 	return 0;
@@ -368,14 +447,10 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(sched_wakeup, struct task_struct *p)
 {
-	__u32 tid = p->pid;
-	struct ls_loop *l;
+	struct ls_loop *l = loop_of(p->pid);
 	__u64 now;
 
-	if (!is_loop_tid(tid))
-		return 0;
-	l = bpf_map_lookup_elem(&loops, &tid);
-	if (!l || !l->iter_start_ns || l->run_state != LS_BLOCKED)
+	if (!l || l->run_state != LS_BLOCKED || !l->iter_start_ns)
 		return 0;
 	now = bpf_ktime_get_ns();
 	add_blocked(l, now - l->last_ts_ns);
@@ -384,15 +459,115 @@ int BPF_PROG(sched_wakeup, struct task_struct *p)
 	return 0;
 }
 
+/* CPython's GC, where the interpreter has USDT probes (attached per binary,
+ * system-wide). GC time is on-CPU time: it stops counting while the thread
+ * is switched out. */
+SEC("usdt")
+int BPF_USDT(gc_start, int generation)
+{
+	struct ls_loop *l = loop_of((__u32)bpf_get_current_pid_tgid());
+
+	if (!l || !l->iter_start_ns)
+		return 0;
+	l->gc_mark_ns = bpf_ktime_get_ns();
+	l->gc_active = 1;
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(gc_done, long collected)
+{
+	struct ls_loop *l = loop_of((__u32)bpf_get_current_pid_tgid());
+
+	if (!l || !l->iter_start_ns || !l->gc_active)
+		return 0;
+	l->gc_ns += bpf_ktime_get_ns() - l->gc_mark_ns;
+	l->gc_active = 0;
+	return 0;
+}
+
+#define COPY_USER_REGS(dst, src)                                                                   \
+	do {                                                                                       \
+		(dst)->ip = (src)->ip;                                                             \
+		(dst)->sp = (src)->sp;                                                             \
+		(dst)->bp = (src)->bp;                                                             \
+		(dst)->bx = (src)->bx;                                                             \
+		(dst)->r12 = (src)->r12;                                                           \
+		(dst)->r13 = (src)->r13;                                                           \
+		(dst)->r14 = (src)->r14;                                                           \
+		(dst)->r15 = (src)->r15;                                                           \
+	} while (0)
+
+/* cpu-clock sampler: the user context of a loop thread that is on CPU
+ * inside an iteration older than sample_after_ns. */
+SEC("perf_event")
+int sample(struct bpf_perf_event_data *ctx)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u32 tid = t->pid;
+	struct ls_loop *l = loop_of(tid);
+	struct ls_sample_event *e;
+	struct pt_regs *regs;
+	__u64 now, start, sp;
+	__u32 len;
+
+	if (!l)
+		return 0;
+	start = l->iter_start_ns;
+	now = bpf_ktime_get_ns();
+	if (!start || l->run_state != LS_RUNNING || now - start < sample_after_ns)
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(LS_STAT_RINGBUF_DROPS);
+		return 0;
+	}
+	e->hdr.type = LS_EV_SAMPLE;
+	e->hdr.tid = tid;
+	e->hdr.tgid = l->tgid;
+	e->hdr.pad = 0;
+	e->iter_start_ns = start;
+	e->ts_ns = now;
+	/* The user registers, whether the tick interrupted user mode or the
+	 * kernel: both entries save them at the top of the task's stack. */
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
+	COPY_USER_REGS(&e->regs, regs);
+	sp = e->regs.sp;
+	e->pad = 0;
+	/* The stack may end (top of the mapping) before LS_STACK_BYTES. */
+	if (!bpf_probe_read_user(e->stack, LS_STACK_BYTES, (void *)sp))
+		len = LS_STACK_BYTES;
+	else if (!bpf_probe_read_user(e->stack, LS_STACK_BYTES / 4, (void *)sp))
+		len = LS_STACK_BYTES / 4;
+	else if (!bpf_probe_read_user(e->stack, 1024, (void *)sp))
+		len = 1024;
+	else
+		len = 0;
+	e->stack_len = len;
+	bpf_ringbuf_submit(e, 0);
+	stat_inc(LS_STAT_SAMPLES);
+	return 0;
+}
+
 static __always_inline void forget_loop(__u32 tid, bool report)
 {
 	struct ls_stall_event *e;
+	__u16 *ref = slot_ref(tid);
 	struct ls_loop *l;
+	__u32 slot;
 
-	if (!is_loop_tid(tid))
+	if (!ref || !*ref)
 		return;
-	l = bpf_map_lookup_elem(&loops, &tid);
-	if (l && report) {
+	slot = *ref;
+	*ref = 0;
+	l = bpf_map_lookup_elem(&loops, &slot);
+	if (!l)
+		return;
+	if (report) {
 		/* Hand the final counters to userspace before they vanish. */
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (e) {
@@ -408,8 +583,9 @@ static __always_inline void forget_loop(__u32 tid, bool report)
 			stat_inc(LS_STAT_RINGBUF_DROPS);
 		}
 	}
-	bpf_map_delete_elem(&loops, &tid);
-	set_loop_bit(tid, false);
+	l->iter_start_ns = 0;
+	l->tid = 0;
+	bpf_map_push_elem(&free_slots, &slot, 0);
 }
 
 SEC("tp_btf/sched_process_exit")
@@ -418,8 +594,10 @@ int BPF_PROG(sched_process_exit, struct task_struct *p, bool group_dead)
 	__u32 tgid = p->tgid;
 
 	forget_loop(p->pid, true);
-	if (group_dead)
+	if (group_dead) {
 		bpf_map_delete_elem(&procs, &tgid);
+		unignore_proc(tgid);
+	}
 	return 0;
 }
 
@@ -433,5 +611,6 @@ int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct li
 	if ((__u32)old_pid != p->pid)
 		forget_loop(old_pid, true);
 	bpf_map_delete_elem(&procs, &tgid);
+	unignore_proc(tgid);
 	return 0;
 }

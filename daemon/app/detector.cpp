@@ -3,6 +3,7 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <string>
 
@@ -30,7 +31,10 @@ std::vector<std::uint32_t> all_pids() {
 
 }  // namespace
 
-Detector::Detector(const EngineOptions& opt) : engine_(opt) {
+Detector::Detector(const EngineOptions& opt, std::unique_ptr<StackSource> stacks)
+    : engine_(opt),
+      stacks_(stacks ? std::move(stacks) : make_live_stack_source()),
+      sample_period_ms_(static_cast<double>(opt.sample_period_ns) / 1e6) {
   handler_ = [this](const void* d, std::size_t n) { dispatch(d, n); };
   const std::uint64_t now = monotonic_ns();
   next_scan_ = now;
@@ -39,13 +43,68 @@ Detector::Detector(const EngineOptions& opt) : engine_(opt) {
 
 void Detector::add(Correlator& c) {
   consumers_.push_back(&c);
+  if (sample_period_ms_ > 0) c.set_sample_period_ms(sample_period_ms_);
   update_threshold();
   reclassify(c);
 }
 
 void Detector::reclassify(Correlator& c) {
-  for (std::uint32_t pid : all_pids())
-    if (c.classify(pid) == LS_PROC_WATCH) engine_.insert_proc_state(pid, LS_PROC_WATCH);
+  for (std::uint32_t pid : all_pids()) {
+    if (c.classify(pid) != LS_PROC_WATCH) continue;
+    engine_.insert_proc_state(pid, LS_PROC_WATCH);
+    watch_gc(pid);
+  }
+}
+
+// CPython's GC probes live in the executable or in libpython: attach the
+// file's (once per file, for every process mapping it).
+void Detector::watch_gc(std::uint32_t pid) {
+  for (const Correlator* c : consumers_) {
+    const ProcInfo* p = c->known_process(pid);
+    if (!p || !p->python) continue;
+    const std::string root = "/proc/" + std::to_string(pid) + "/root";
+    if (!p->libpython.empty()) engine_.attach_gc_probes(root + p->libpython);
+    if (!p->exe.empty()) engine_.attach_gc_probes(root + std::string(strip_deleted(p->exe)));
+    return;
+  }
+}
+
+bool Detector::watched(std::uint32_t pid) const {
+  return std::any_of(consumers_.begin(), consumers_.end(), [&](const Correlator* c) { return c->watches(pid); });
+}
+
+void Detector::on_sample(const ls_sample_event& e, std::size_t size) {
+  // Variable length: the stack bytes must be inside the record.
+  if (e.stack_len > sizeof e.stack || size < offsetof(ls_sample_event, stack) + e.stack_len) return;
+  if (!watched(e.hdr.tgid)) return;
+  auto s = stacks_->on_cpu(e);
+  ++samples_read_;
+  if (!s) return;
+  for (Correlator* c : consumers_) c->on_sample(e.hdr.tgid, e.hdr.tid, e.iter_start_ns, *s);
+}
+
+// Loop threads blocked inside a long iteration: their stack is the one
+// that made the blocking call, and it cannot change while they sleep, so
+// reading it from /proc now is exact. Each block episode (the iteration's
+// last run-state change) is captured once; later scans extend it.
+void Detector::capture_blocks(std::uint64_t now_ns) {
+  std::uint64_t after_ns = UINT64_MAX;
+  for (const Correlator* c : consumers_) after_ns = std::min(after_ns, c->evidence_after_ns());
+  for (const ls_loop& l : loops_) {
+    if (!l.iter_start_ns || l.run_state != LS_BLOCKED || now_ns < l.last_ts_ns || now_ns < l.iter_start_ns ||
+        now_ns - l.iter_start_ns < after_ns || !watched(l.tgid))
+      continue;
+    BlockSeen& b = blocks_[l.tid];
+    const bool same = b.iter_start_ns == l.iter_start_ns && b.block_start_ns == l.last_ts_ns;
+    std::optional<StackSample> s;
+    if (!same || !b.captured) {
+      s = stacks_->blocked(l.tgid, l.tid);
+      b = {l.iter_start_ns, l.last_ts_ns, s.has_value()};
+      if (s) ++blocks_captured_;
+    }
+    for (Correlator* c : consumers_)
+      c->on_block(l.tgid, l.tid, l.iter_start_ns, l.last_ts_ns, now_ns - l.last_ts_ns, s ? &*s : nullptr);
+  }
 }
 
 void Detector::remove(Correlator& c) {
@@ -73,15 +132,25 @@ void Detector::dispatch(const void* data, std::size_t size) {
   const auto* hdr = static_cast<const ls_event_hdr*>(data);
   switch (hdr->type) {
     case LS_EV_NEW_PROC:
-      if (size >= sizeof(ls_new_proc_event)) engine_.set_proc_state(hdr->tgid, decide(hdr->tgid));
+      if (size >= sizeof(ls_new_proc_event)) {
+        const ls_proc_state st = decide(hdr->tgid);
+        engine_.set_proc_state(hdr->tgid, st);
+        if (st == LS_PROC_WATCH) watch_gc(hdr->tgid);
+      }
       break;
     case LS_EV_STALL:
       if (size >= sizeof(ls_stall_event))
         for (Correlator* c : consumers_) c->on_stall(*static_cast<const ls_stall_event*>(data));
       break;
     case LS_EV_LOOP_EXIT:
-      if (size >= sizeof(ls_stall_event))
-        for (Correlator* c : consumers_) c->on_loop_exit(*static_cast<const ls_stall_event*>(data));
+      if (size >= sizeof(ls_stall_event)) {
+        const auto& e = *static_cast<const ls_stall_event*>(data);
+        for (Correlator* c : consumers_) c->on_loop_exit(e);
+        blocks_.erase(e.loop.tid);
+      }
+      break;
+    case LS_EV_SAMPLE:
+      if (size >= offsetof(ls_sample_event, stack)) on_sample(*static_cast<const ls_sample_event*>(data), size);
       break;
     default: break;
   }
@@ -89,12 +158,21 @@ void Detector::dispatch(const void* data, std::size_t size) {
 
 // Decisions whose NEW_PROC event was lost, and processes that are gone.
 void Detector::sweep() {
-  for (std::uint32_t pid : engine_.pending_procs()) engine_.set_proc_state(pid, decide(pid));
+  for (std::uint32_t pid : engine_.pending_procs()) {
+    const ls_proc_state st = decide(pid);
+    engine_.set_proc_state(pid, st);
+    if (st == LS_PROC_WATCH) watch_gc(pid);
+  }
   for (std::uint32_t pid : engine_.known_procs()) {
     if (process_exists(pid)) continue;
     engine_.forget_proc(pid);
+    stacks_->forget(pid);
     for (Correlator* c : consumers_) c->forget_process(pid);
   }
+  // Block records of threads that are no longer loops.
+  std::erase_if(blocks_, [&](const auto& kv) {
+    return std::none_of(loops_.begin(), loops_.end(), [&](const ls_loop& l) { return l.tid == kv.first; });
+  });
 }
 
 void Detector::account_drops() {
@@ -112,6 +190,7 @@ bool Detector::step(int max_wait_ms) {
   if (now >= next_scan_) {
     engine_.scan_loops(loops_);
     const std::uint64_t t = monotonic_ns();
+    capture_blocks(t);
     for (Correlator* c : consumers_) c->on_scan(loops_, t);
     next_scan_ = now + kScanNs;
     ++scans_;

@@ -66,6 +66,12 @@ ls_proc_state Correlator::classify(std::uint32_t pid) {
 }
 
 void Correlator::forget_process(std::uint32_t pid) {
+  // Evidence ids start with the tid; a process's threads are in threads_.
+  for (const auto& [tid, tc] : threads_) {
+    if (tc.pid != pid) continue;
+    const std::string prefix = std::to_string(tid) + "-";
+    std::erase_if(evidence_, [&](const auto& kv) { return kv.first.starts_with(prefix); });
+  }
   procs_.erase(pid);
   watched_.erase(pid);
   if (!keep_exited_totals_) totals_.erase(pid);
@@ -100,7 +106,23 @@ StallReport Correlator::make_report(const ls_loop& l, std::uint64_t end_ns, bool
   r.breakdown = t.breakdown;
   r.cause = classify_cause(t.breakdown);
   r.syscalls = t.syscalls;
+  if (auto it = evidence_.find(r.stall_id); it != evidence_.end()) it->second.seen.fill(r, sample_period_ms_);
   return r;
+}
+
+void Correlator::on_sample(std::uint32_t pid, std::uint32_t tid, std::uint64_t iter_start_ns, const StackSample& s) {
+  if (!watches(pid)) return;
+  Evidence& e = evidence_[make_stall_id(tid, iter_start_ns)];
+  e.seen.add_cpu_sample(s);
+  e.last_touch_ns = last_scan_ns_;
+}
+
+void Correlator::on_block(std::uint32_t pid, std::uint32_t tid, std::uint64_t iter_start_ns,
+                          std::uint64_t block_start_ns, std::uint64_t blocked_ns, const StackSample* stacks) {
+  if (!watches(pid)) return;
+  Evidence& e = evidence_[make_stall_id(tid, iter_start_ns)];
+  e.seen.add_block(block_start_ns, blocked_ns, stacks);
+  e.last_touch_ns = last_scan_ns_;
 }
 
 void Correlator::account_iterations(const ls_loop& l) {
@@ -129,9 +151,13 @@ void Correlator::on_stall(const ls_stall_event& e) {
   const bool was_ongoing = ongoing_.erase(id) > 0;
   const double dur_ms = static_cast<double>(e.end_ns - e.loop.iter_start_ns) / 1e6;
   // The kernel threshold may be lower than ours (several consumers).
-  if (dur_ms < threshold_ms_ && !was_ongoing) return;
+  if (dur_ms < threshold_ms_ && !was_ongoing) {
+    evidence_.erase(id);
+    return;
+  }
   account_iterations(e.loop);
   StallReport r = make_report(e.loop, e.end_ns, false, e.comm);
+  evidence_.erase(id);
   ProcessTotals& pt = totals_[r.pid];
   pt.comm = r.comm;
   pt.loop = r.loop;
@@ -150,6 +176,7 @@ void Correlator::on_loop_exit(const ls_stall_event& e) {
 void Correlator::on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns) {
   const auto threshold_ns = static_cast<std::uint64_t>(threshold_ms_ * 1e6);
   longest_ongoing_ns_ = 0;
+  last_scan_ns_ = now_ns;
   for (const ls_loop& l : loops) {
     if (!watches(l.tgid)) continue;
     account_iterations(l);
@@ -168,6 +195,16 @@ void Correlator::on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns
   for (auto it = ongoing_.begin(); it != ongoing_.end();) {
     if (now_ns - it->second.last_seen_ns > kForgetNs) {
       it = ongoing_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Evidence of iterations that ended below the threshold (their samples
+  // began at half of it) or whose final event was lost.
+  for (auto it = evidence_.begin(); it != evidence_.end();) {
+    if (it->second.last_touch_ns == 0) it->second.last_touch_ns = now_ns;  // came before the first scan
+    if (now_ns > it->second.last_touch_ns && now_ns - it->second.last_touch_ns > kForgetNs) {
+      it = evidence_.erase(it);
     } else {
       ++it;
     }

@@ -156,6 +156,7 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
     std::string_view name = basename(strip_deleted(path));
     if (name.rfind("libpython3", 0) == 0) {
       info.python = true;
+      if (info.libpython.empty()) info.libpython = std::string(strip_deleted(path));
       if (!info.python_version) info.python_version = python_version_from_path(path);
     }
     // gevent's C modules live in its package directory; Debian links the

@@ -4,6 +4,7 @@
 
 #include <bpf/libbpf.h>
 
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,6 +14,27 @@
 
 namespace loopstall {
 
+// A BPF_F_MMAPABLE array map mapped into our address space.
+class MappedArray {
+ public:
+  MappedArray() = default;
+  MappedArray(const MappedArray&) = delete;
+  MappedArray& operator=(const MappedArray&) = delete;
+  ~MappedArray();
+  void map(bpf_map* m, bool writable);  // throws EngineError
+  template <typename T>
+  T* at(std::size_t i) const {
+    return reinterpret_cast<T*>(static_cast<char*>(base_) + i * elem_size_);
+  }
+  std::size_t size() const { return entries_; }
+
+ private:
+  void* base_ = nullptr;
+  std::size_t bytes_ = 0, elem_size_ = 0, entries_ = 0;
+};
+
+void setup_sampler(Engine::Impl& impl, std::uint64_t period_ns);
+
 struct Engine::Impl {
   loopstall_bpf* skel = nullptr;
   ring_buffer* rb = nullptr;
@@ -20,14 +42,20 @@ struct Engine::Impl {
   int attached = 0;
   std::vector<std::pair<std::string, int>> attach_failures;
   int ncpus = 1;
+  // The mmap'ed arrays userspace reads and writes without syscalls.
+  MappedArray loops;        // struct ls_loop per slot
+  MappedArray proc_ignore;  // one bit per tgid
+  // cpu-clock sampler: one perf event + link per CPU.
+  std::vector<int> perf_fds;
+  std::vector<bpf_link*> perf_links;
+  // USDT gc probes: links, and every binary tried (attached or not).
+  std::vector<bpf_link*> usdt_links;
+  std::set<std::string> usdt_tried;
 
   Impl() = default;
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
-  ~Impl() {
-    if (rb) ring_buffer__free(rb);
-    if (skel) loopstall_bpf__destroy(skel);  // detaches every program
-  }
+  ~Impl();
 };
 
 void open_ring_buffer(Engine::Impl& impl);

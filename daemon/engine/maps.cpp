@@ -1,7 +1,10 @@
 // The maps userspace reads (loops, procs) and writes (procs decisions,
-// threshold).
+// ignore bits, threshold).
 #include <bpf/bpf.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <memory>
 #include <vector>
@@ -50,26 +53,56 @@ class HashDump {
   std::size_t cap_ = 0;
 };
 
+// The ignore bit of tgid, shared with BPF (which clears it on exit/exec).
+void set_ignore_bit(const MappedArray& bits, std::uint32_t tgid, bool on) {
+  if (tgid / 64 >= bits.size()) return;
+  std::atomic_ref<std::uint64_t> word(*bits.at<std::uint64_t>(tgid / 64));
+  const std::uint64_t bit = 1ULL << (tgid % 64);
+  if (on) {
+    word.fetch_or(bit);
+  } else {
+    word.fetch_and(~bit);
+  }
+}
+
 }  // namespace
+
+MappedArray::~MappedArray() {
+  if (base_) munmap(base_, bytes_);
+}
+
+void MappedArray::map(bpf_map* m, bool writable) {
+  elem_size_ = (bpf_map__value_size(m) + 7) & ~std::size_t{7};  // array elements are 8-byte aligned
+  entries_ = bpf_map__max_entries(m);
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  bytes_ = (elem_size_ * entries_ + page - 1) / page * page;
+  void* p = mmap(nullptr, bytes_, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, bpf_map__fd(m), 0);
+  if (p == MAP_FAILED) throw_bpf_error(std::string("mapping BPF map ") + bpf_map__name(m), errno);
+  base_ = p;
+}
 
 void Engine::set_threshold_ns(std::uint64_t ns) {
   impl_->skel->data->threshold_ns = ns;
+  impl_->skel->data->sample_after_ns = ns / 2;
 }
 
 void Engine::set_proc_state(std::uint32_t tgid, ls_proc_state state) {
   const std::uint32_t v = state;
   // BPF_EXIST: if the process exited meanwhile its entry is gone; do not
   // re-create it (it would never be deleted).
-  bpf_map__update_elem(impl_->skel->maps.procs, &tgid, sizeof tgid, &v, sizeof v, BPF_EXIST);
+  if (bpf_map__update_elem(impl_->skel->maps.procs, &tgid, sizeof tgid, &v, sizeof v, BPF_EXIST) == 0)
+    set_ignore_bit(impl_->proc_ignore, tgid, state == LS_PROC_IGNORE);
 }
 
 void Engine::insert_proc_state(std::uint32_t tgid, ls_proc_state state) {
   const std::uint32_t v = state;
-  bpf_map__update_elem(impl_->skel->maps.procs, &tgid, sizeof tgid, &v, sizeof v, BPF_ANY);
+  if (bpf_map__update_elem(impl_->skel->maps.procs, &tgid, sizeof tgid, &v, sizeof v, BPF_ANY) == 0)
+    set_ignore_bit(impl_->proc_ignore, tgid, state == LS_PROC_IGNORE);
 }
 
 void Engine::forget_proc(std::uint32_t tgid) {
   bpf_map__delete_elem(impl_->skel->maps.procs, &tgid, sizeof tgid, 0);
+  set_ignore_bit(impl_->proc_ignore, tgid, false);
 }
 
 namespace {
@@ -96,10 +129,18 @@ std::vector<std::uint32_t> Engine::pending_procs() {
 }
 
 void Engine::scan_loops(std::vector<ls_loop>& out) {
-  static thread_local HashDump<ls_loop> dump;
-  auto* m = impl_->skel->maps.loops;
-  const std::size_t n = dump.read(bpf_map__fd(m), bpf_map__max_entries(m));
-  out.assign(dump.values(), dump.values() + n);
+  out.clear();
+  const std::size_t hwm =
+      std::min<std::size_t>(__atomic_load_n(&impl_->skel->data->slots_hwm, __ATOMIC_ACQUIRE), impl_->loops.size());
+  for (std::size_t slot = 1; slot < hwm; ++slot) {
+    const ls_loop* l = impl_->loops.at<ls_loop>(slot);
+    // BPF keeps writing while we copy: a slot freed or reused meanwhile is
+    // caught by its tid; torn counters of a running iteration only affect
+    // an ongoing report's breakdown, which the next scan refreshes.
+    if (__atomic_load_n(&l->tid, __ATOMIC_RELAXED) == 0) continue;
+    out.push_back(*l);
+    if (out.back().tid == 0) out.pop_back();
+  }
 }
 
 }  // namespace loopstall

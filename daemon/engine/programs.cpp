@@ -1,4 +1,6 @@
 // Open, size, load and attach the BPF programs; detach and free them.
+#include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -41,24 +43,34 @@ Engine::Engine(const EngineOptions& opt) : impl_(std::make_unique<Impl>()) {
   impl_->skel = loopstall_bpf__open();
   if (!impl_->skel) throw_bpf_error("opening the BPF object", errno);
   auto* s = impl_->skel;
-  // One bit per possible tid.
-  bpf_map__set_max_entries(s->maps.loop_bits, pid_max() / 64 + 1);
+  const std::uint32_t pids = pid_max();
+  const std::uint32_t max_loops = std::clamp<std::uint32_t>(opt.max_loops, 2, 65535);
+  bpf_map__set_max_entries(s->maps.loop_slots, pids / 4 + 1);    // four u16 slots per entry
+  bpf_map__set_max_entries(s->maps.proc_ignore, pids / 64 + 1);  // one bit per tgid
+  bpf_map__set_max_entries(s->maps.loops, max_loops);
+  bpf_map__set_max_entries(s->maps.free_slots, max_loops);
   bpf_map__set_max_entries(s->maps.events, opt.ringbuf_bytes);
   s->data->threshold_ns = opt.threshold_ns;
+  s->data->sample_after_ns = opt.threshold_ns / 2;
   if (int err = loopstall_bpf__load(s)) throw_bpf_error("loading the BPF programs", err);
 
+  // Slot 0 means "not a loop"; push the others so that pops hand out low
+  // slots first (the scan stops at the high-water mark).
+  for (std::uint32_t slot = max_loops - 1; slot >= 1; --slot)
+    if (int err = bpf_map__update_elem(s->maps.free_slots, nullptr, 0, &slot, sizeof slot, 0))
+      throw_bpf_error("filling the free loop slots", err);
+  impl_->loops.map(s->maps.loops, false);
+  impl_->proc_ignore.map(s->maps.proc_ignore, true);
+
   // Every program but the epoll_pwait variants is required; kernels without
-  // epoll_pwait2 (< 5.11) still work.
+  // epoll_pwait2 (< 5.11) still work. USDT and the sampler attach elsewhere.
   struct Prog {
     bpf_program* prog;
     bpf_link** link;
     bool required;
   } progs[] = {
-      {s->progs.epoll_wait_exit, &s->links.epoll_wait_exit, true},
       {s->progs.epoll_wait_enter, &s->links.epoll_wait_enter, true},
-      {s->progs.epoll_pwait_exit, &s->links.epoll_pwait_exit, false},
       {s->progs.epoll_pwait_enter, &s->links.epoll_pwait_enter, false},
-      {s->progs.epoll_pwait2_exit, &s->links.epoll_pwait2_exit, false},
       {s->progs.epoll_pwait2_enter, &s->links.epoll_pwait2_enter, false},
       {s->progs.sched_switch, &s->links.sched_switch, true},
       {s->progs.sched_wakeup, &s->links.sched_wakeup, true},
@@ -76,7 +88,16 @@ Engine::Engine(const EngineOptions& opt) : impl_(std::make_unique<Impl>()) {
     }
     impl_->attached++;
   }
+  if (opt.sample_period_ns) setup_sampler(*impl_, opt.sample_period_ns);
   open_ring_buffer(*impl_);
+}
+
+Engine::Impl::~Impl() {
+  for (bpf_link* l : usdt_links) bpf_link__destroy(l);
+  for (bpf_link* l : perf_links) bpf_link__destroy(l);
+  for (int fd : perf_fds) close(fd);
+  if (rb) ring_buffer__free(rb);
+  if (skel) loopstall_bpf__destroy(skel);  // detaches every program
 }
 
 Engine::~Engine() = default;

@@ -22,6 +22,7 @@ BpfStats Engine::stats() {
   s.procs_full = read(LS_STAT_PROCS_FULL);
   s.iterations = read(LS_STAT_ITERATIONS);
   s.stalls = read(LS_STAT_STALLS);
+  s.samples = read(LS_STAT_SAMPLES);
   return s;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "loopstall/clock.hpp"
+#include "loopstall/evidence.hpp"
 #include "loopstall/loopstall.h"
 #include "loopstall/procinfo.hpp"
 #include "loopstall/sink.hpp"
@@ -52,12 +53,27 @@ class Correlator {
   // (several correlators may share one kernel-side detector).
   ls_proc_state classify(std::uint32_t pid);
   bool watches(std::uint32_t pid) const { return watched_.count(pid) > 0; }
+  // What this correlator knows about a process (nullptr if nothing).
+  const ProcInfo* known_process(std::uint32_t pid) const {
+    auto it = procs_.find(pid);
+    return it == procs_.end() ? nullptr : &it->second;
+  }
   // Service label of a process: its unit/container, else its comm.
   std::string service_of(std::uint32_t pid) const;
   // Loop kind of a watched process (Epoll when unknown).
   LoopKind loop_kind_of(std::uint32_t pid) const;
   std::size_t watched_processes() const { return watched_.size(); }
 
+  // Stall evidence (stacks), already read by the Detector. Iteration
+  // identified by (tid, iter_start_ns).
+  void on_sample(std::uint32_t pid, std::uint32_t tid, std::uint64_t iter_start_ns, const StackSample& s);
+  void on_block(std::uint32_t pid, std::uint32_t tid, std::uint64_t iter_start_ns, std::uint64_t block_start_ns,
+                std::uint64_t blocked_ns, const StackSample* stacks);
+  // Iterations that have gone on for this long get their blocks captured
+  // (the same age at which BPF starts sampling).
+  std::uint64_t evidence_after_ns() const { return static_cast<std::uint64_t>(threshold_ms_ * 1e6) / 2; }
+  void set_sample_period_ms(double ms) { sample_period_ms_ = ms; }
+  std::size_t evidence_count() const { return evidence_.size(); }
   void on_stall(const ls_stall_event& e);
   void on_loop_exit(const ls_stall_event& e);
   // A snapshot of the loops map taken at now_ns (CLOCK_MONOTONIC).
@@ -77,6 +93,10 @@ class Correlator {
   struct Ongoing {
     std::uint64_t last_report_ns = 0;
     std::uint64_t last_seen_ns = 0;
+  };
+  struct Evidence {
+    StallEvidence seen;
+    std::uint64_t last_touch_ns = 0;
   };
   struct ThreadCounters {
     std::uint32_t pid = 0;
@@ -98,7 +118,10 @@ class Correlator {
   std::set<std::uint32_t> watched_;
   std::unordered_map<std::uint32_t, ThreadCounters> threads_;  // by tid
   std::unordered_map<std::string, Ongoing> ongoing_;           // by stall_id
-  std::map<std::uint32_t, ProcessTotals> totals_;              // by pid
+  std::unordered_map<std::string, Evidence> evidence_;         // by stall_id
+  double sample_period_ms_ = 10;
+  std::uint64_t last_scan_ns_ = 0;                 // evidence is timed in scan time
+  std::map<std::uint32_t, ProcessTotals> totals_;  // by pid
   std::uint64_t lost_ = 0;
   std::uint64_t longest_ongoing_ns_ = 0;
   bool keep_exited_totals_ = true;

@@ -5,10 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "loopstall/correlator.hpp"
 #include "loopstall/engine.hpp"
+#include "loopstall/stack_source.hpp"
 
 namespace loopstall {
 
@@ -18,7 +21,8 @@ class Detector {
   // threshold + kScanIntervalMs (+ scheduling) of the stall's start.
   static constexpr int kScanIntervalMs = 20;
 
-  explicit Detector(const EngineOptions& opt);
+  // Stacks come from `stacks` (default: the live processes).
+  explicit Detector(const EngineOptions& opt, std::unique_ptr<StackSource> stacks = nullptr);
 
   Engine& engine() { return engine_; }
 
@@ -40,14 +44,29 @@ class Detector {
 
   const std::vector<ls_loop>& last_scan() const { return loops_; }
   std::uint64_t scans() const { return scans_; }
+  std::uint64_t blocks_captured() const { return blocks_captured_; }
+  std::uint64_t samples_read() const { return samples_read_; }
 
  private:
   void dispatch(const void* data, std::size_t size);
   ls_proc_state decide(std::uint32_t pid);
+  void watch_gc(std::uint32_t pid);
+  void on_sample(const ls_sample_event& e, std::size_t size);
+  void capture_blocks(std::uint64_t now_ns);
+  bool watched(std::uint32_t pid) const;
   void sweep();
   void account_drops();
 
+  // The block episode of a loop thread last captured (or tried).
+  struct BlockSeen {
+    std::uint64_t iter_start_ns = 0, block_start_ns = 0;
+    bool captured = false;
+  };
   Engine engine_;
+  std::unique_ptr<StackSource> stacks_;
+  std::unordered_map<std::uint32_t, BlockSeen> blocks_;  // by tid
+  std::uint64_t blocks_captured_ = 0, samples_read_ = 0;
+  double sample_period_ms_ = 10;
   std::vector<Correlator*> consumers_;
   std::vector<ls_loop> loops_;
   Engine::EventHandler handler_;

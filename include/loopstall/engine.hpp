@@ -27,6 +27,11 @@ void probe_features();
 struct EngineOptions {
   std::uint64_t threshold_ns = 100'000'000ULL;
   std::uint32_t ringbuf_bytes = 16u << 20;
+  // Loop threads tracked at once (slots of the loops array, at most 65535).
+  std::uint32_t max_loops = 4096;
+  // cpu-clock sampling period of loop threads inside long iterations
+  // (fixed period: frequency mode under-samples); 0 disables sampling.
+  std::uint64_t sample_period_ns = 10'000'000ULL;
 };
 
 struct BpfStats {
@@ -35,6 +40,7 @@ struct BpfStats {
   std::uint64_t procs_full = 0;
   std::uint64_t iterations = 0;
   std::uint64_t stalls = 0;
+  std::uint64_t samples = 0;
 };
 
 // Kernel-side cost of one BPF program (zeros unless the host enables
@@ -59,7 +65,13 @@ class Engine {
   // when interrupted by a signal.
   int poll(int timeout_ms, const EventHandler& on_event);
 
+  // Also moves the sampler's start (half the threshold: a stall just over
+  // the threshold still gets samples).
   void set_threshold_ns(std::uint64_t ns);
+  // Attaches the CPython gc__start/gc__done USDT probes of one binary
+  // (python executable or libpython) for every process that maps it. Once
+  // per file; returns false when the file has no such probes.
+  bool attach_gc_probes(const std::string& binary);
   // Answers a NEW_PROC event (only while the process's entry exists).
   void set_proc_state(std::uint32_t tgid, ls_proc_state state);
   // Decides ahead for a process that has not called epoll_wait yet.
@@ -69,7 +81,7 @@ class Engine {
   // All entries in the procs map (for reconciliation with /proc).
   std::vector<std::uint32_t> known_procs();
   void forget_proc(std::uint32_t tgid);
-  // Snapshot of every loop thread's state.
+  // Snapshot of every loop thread's state (read through mmap: no syscall).
   void scan_loops(std::vector<ls_loop>& out);
   BpfStats stats();
   std::vector<ProgramStats> program_stats();

@@ -17,6 +17,8 @@
 /* log2(duration in microseconds) buckets of the per-thread histogram:
  * bucket i holds iterations with 2^(i-1) <= us < 2^i (bucket 0: < 1 us). */
 #define LS_HIST_BUCKETS 32 /* power of two: BPF indexes with a mask */
+/* User stack bytes copied with each on-CPU sample (power of two). */
+#define LS_STACK_BYTES 16384
 /* Blocked outside any syscall (page fault, ...) or in more syscalls than
  * LS_MAX_SYSCALLS. */
 #define LS_SYSCALL_NONE (-1)
@@ -34,6 +36,7 @@ enum ls_run_state {
   LS_RUNNING = 0,  /* on a CPU */
   LS_BLOCKED = 1,  /* switched out sleeping (in syscall cur_syscall) */
   LS_RUNNABLE = 2, /* preempted or woken, waiting for a CPU */
+  LS_IDLE = 3,     /* inside epoll_wait: between iterations */
 };
 
 struct ls_syscall_slot {
@@ -42,23 +45,26 @@ struct ls_syscall_slot {
   __u64 ns;
 };
 
-/* Per loop thread state: value of the `loops` hash map, keyed by tid.
- * Written only by BPF; userspace reads it to find hung iterations and to
- * collect iteration counters. */
+/* Per loop thread state: one slot of the `loops` array (slot 0 is never
+ * used; `loop_slots` maps a tid to its slot). Written only by BPF;
+ * userspace reads the array through mmap, without syscalls, to find hung
+ * iterations and to collect iteration counters. The fields every hook
+ * touches come first (one cache line). */
 struct ls_loop {
-  __u32 tid;
+  __u32 tid; /* 0: free slot */
   __u32 tgid;
   __u64 iter_start_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns); 0: in epoll_wait */
   __u64 last_ts_ns;    /* last run-state change inside the iteration */
   __u64 on_cpu_ns;
   __u64 blocked_ns;
   __u64 runq_ns;
-  __u64 gc_ns;
-  __u64 gc_start_ns; /* non-zero while inside a GC pass */
   __u32 run_state;   /* enum ls_run_state */
   __s32 cur_syscall; /* syscall nr while LS_BLOCKED */
-  __u32 nsyscalls;   /* used slots in syscalls[] */
-  __u32 pad;
+  __u64 gc_ns;
+  /* second cache line */
+  __u64 gc_mark_ns; /* inside a GC pass: when it last got the CPU */
+  __u32 gc_active;
+  __u32 nsyscalls; /* used slots in syscalls[] */
   struct ls_syscall_slot syscalls[LS_MAX_SYSCALLS + 1];
   /* Cumulative since the thread became a loop. */
   __u64 iterations;
@@ -69,6 +75,7 @@ enum ls_event_type {
   LS_EV_STALL = 1,     /* an iteration >= threshold ended */
   LS_EV_NEW_PROC = 2,  /* unknown process called epoll_wait: classify it */
   LS_EV_LOOP_EXIT = 3, /* a loop thread exited: final counters */
+  LS_EV_SAMPLE = 4,    /* a loop thread on CPU inside a long iteration */
 };
 
 struct ls_event_hdr {
@@ -92,6 +99,24 @@ struct ls_new_proc_event {
   char comm[16];
 };
 
+/* x86-64 user registers at the sample (what a CFI unwinder needs). */
+struct ls_user_regs {
+  __u64 ip, sp, bp, bx, r12, r13, r14, r15;
+};
+
+/* LS_EV_SAMPLE: the user context of a loop thread caught on CPU by the
+ * cpu-clock sampler during an iteration older than sample_after_ns. The
+ * record is variable length: stack_len bytes of stack follow. */
+struct ls_sample_event {
+  struct ls_event_hdr hdr;
+  __u64 iter_start_ns; /* which iteration (stall_id) it belongs to */
+  __u64 ts_ns;
+  struct ls_user_regs regs;
+  __u32 stack_len; /* valid bytes in stack[], copied from regs.sp up */
+  __u32 pad;
+  __u8 stack[LS_STACK_BYTES];
+};
+
 /* Counters of what the BPF side did or had to drop (`stats` array, one
  * slot per index, per-CPU). */
 enum ls_stat {
@@ -100,6 +125,7 @@ enum ls_stat {
   LS_STAT_PROCS_FULL,        /* processes not tracked: procs map full */
   LS_STAT_ITERATIONS,        /* iterations measured */
   LS_STAT_STALLS,            /* stall events submitted */
+  LS_STAT_SAMPLES,           /* on-CPU samples submitted */
   LS_STAT_MAX,
 };
 

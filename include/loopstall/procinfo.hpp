@@ -15,6 +15,7 @@ struct ProcInfo {
   bool gevent = false;
   std::optional<std::string> python_version;  // "3.11"
   std::string exe;                            // resolved /proc/PID/exe
+  std::string libpython;                      // mapped libpython3.X.so, "" if none
   std::string comm;
   std::string cmdline;  // arguments joined by spaces
   std::string service;  // systemd unit or container, "" if none

@@ -34,6 +34,7 @@ struct PyFrame {
   std::string function;
   std::string file;
   std::optional<int> line;
+  bool operator==(const PyFrame&) const = default;
 };
 
 struct PyStack {
@@ -45,6 +46,7 @@ struct NativeFrame {
   std::string symbol;
   std::string module;
   std::uint64_t offset = 0;
+  bool operator==(const NativeFrame&) const = default;
 };
 
 struct StallReport {

@@ -110,9 +110,6 @@ def test_reported_threshold_and_start_time(bpf_ready, cached_runs):
     assert -2 <= lead_ms <= 50, f"iteration start {lead_ms:.1f} ms before the workload's STALL_START:\n{run.describe()}"
 
 
-# Stacks are issue 3's work: strict xfail, so this turns red (and the marker
-# must go) the day the culprit function appears.
-@pytest.mark.xfail(strict=True, reason="python_stacks not filled yet (issue 3)")
 @pytest.mark.parametrize("case", list(GEVENT_CASES))
 def test_python_stack_names_stalling_function(bpf_ready, cached_runs, case):
     """The report's Python stacks contain the function that stalled the loop."""

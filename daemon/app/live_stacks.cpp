@@ -1,0 +1,96 @@
+// StackSource over live processes: PyProcess (one per CPython process,
+// attached lazily) and NativeUnwinder (libdw, cached per process).
+#include <algorithm>
+#include <string>
+#include <unordered_map>
+
+#include "loopstall/clock.hpp"
+#include "loopstall/native/snapshot.hpp"
+#include "loopstall/native/symbolizer.hpp"
+#include "loopstall/native/unwinder.hpp"
+#include "loopstall/python/stack_reader.hpp"
+#include "loopstall/stack_source.hpp"
+
+namespace loopstall {
+namespace {
+
+constexpr std::size_t kMaxNativeFrames = 64;
+// A process that is not (yet) an initialized CPython is asked again after
+// this long: an interpreter found mid-start-up becomes readable later.
+constexpr std::uint64_t kRetryAttachNs = 1'000'000'000ULL;
+
+class LiveStacks final : public StackSource {
+ public:
+  std::optional<StackSample> on_cpu(const ls_sample_event& e) override {
+    native::StackSnapshot snap;
+    snap.regs = {e.regs.ip,  e.regs.sp,  e.regs.bp,
+                 e.regs.bx,  e.regs.r12, e.regs.r13,
+                 e.regs.r14, e.regs.r15, native::UserRegs::kAll};
+    snap.stack_base = e.regs.sp;
+    const std::size_t len = std::min<std::size_t>(e.stack_len, sizeof e.stack);
+    snap.stack.assign(e.stack, e.stack + len);
+    return read(e.hdr.tgid, e.hdr.tid, snap);
+  }
+
+  std::optional<StackSample> blocked(std::uint32_t pid, std::uint32_t tid) override {
+    auto snap = native::snapshot_blocked_thread(static_cast<pid_t>(pid), static_cast<pid_t>(tid));
+    if (!snap) return std::nullopt;
+    return read(pid, tid, *snap);
+  }
+
+  void forget(std::uint32_t pid) override {
+    py_.erase(pid);
+    unwinder_.forget(static_cast<pid_t>(pid));
+  }
+
+ private:
+  struct Py {
+    std::optional<python::PyProcess> process;
+    std::uint64_t tried_ns = 0;
+  };
+
+  std::optional<StackSample> read(std::uint32_t pid, std::uint32_t tid, const native::StackSnapshot& snap) {
+    StackSample s;
+    s.native = unwinder_.unwind(static_cast<pid_t>(pid), snap, kMaxNativeFrames);
+    to_file_offsets(pid, s.native);
+    if (python::PyProcess* py = python_of(pid)) s.python = py->stack(tid);
+    if (s.empty()) return std::nullopt;
+    return s;
+  }
+
+  python::PyProcess* python_of(std::uint32_t pid) {
+    Py& p = py_[pid];
+    if (!p.process) {
+      const std::uint64_t now = monotonic_ns();
+      if (p.tried_ns && now - p.tried_ns < kRetryAttachNs) return nullptr;
+      p.tried_ns = now;
+      p.process = python::PyProcess::attach(static_cast<pid_t>(pid));
+    }
+    return p.process ? &*p.process : nullptr;
+  }
+
+  // The unwinder names addresses as addr2line does (the ELF's own address
+  // space); the contract wants the offset in the module file. They differ
+  // for non-PIE executables (python3.11 is linked at 0x400000).
+  // The path is the target's (its mount namespace): read it through
+  // /proc/PID/root.
+  void to_file_offsets(std::uint32_t pid, std::vector<NativeFrame>& frames) {
+    const std::string root = "/proc/" + std::to_string(pid) + "/root";
+    for (NativeFrame& f : frames) {
+      if (f.module.empty() || f.module.front() != '/' || f.module.ends_with(" (deleted)")) continue;
+      if (auto off = symbolizer_.vaddr_to_file_offset(root + f.module, f.offset)) f.offset = *off;
+    }
+  }
+
+  std::unordered_map<std::uint32_t, Py> py_;
+  native::NativeUnwinder unwinder_;
+  native::ElfSymbolizer symbolizer_;
+};
+
+}  // namespace
+
+std::unique_ptr<StackSource> make_live_stack_source() {
+  return std::make_unique<LiveStacks>();
+}
+
+}  // namespace loopstall

@@ -1,0 +1,72 @@
+#include "loopstall/evidence.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace loopstall {
+namespace {
+
+template <typename Counted, typename Frames>
+void count_into(std::vector<Counted>& set, Frames&& frames, std::uint64_t n, std::size_t max_distinct) {
+  for (auto& c : set) {
+    if (c.frames == frames) {
+      c.count += n;
+      return;
+    }
+  }
+  if (set.size() < max_distinct) set.push_back({std::forward<Frames>(frames), n});
+}
+
+}  // namespace
+
+void StallEvidence::add_cpu_sample(StackSample s) {
+  ++cpu_;
+  if (!s.python.empty()) count_into(cpu_python_, std::move(s.python), 1, kMaxDistinctStacks);
+  if (!s.native.empty()) count_into(cpu_native_, std::move(s.native), 1, kMaxDistinctStacks);
+}
+
+void StallEvidence::add_block(std::uint64_t block_start_ns, std::uint64_t blocked_ns, const StackSample* stacks) {
+  for (Block& b : blocks_) {
+    if (b.start_ns == block_start_ns) {
+      b.blocked_ns = std::max(b.blocked_ns, blocked_ns);
+      if (stacks && b.stacks.empty()) b.stacks = *stacks;
+      return;
+    }
+  }
+  if (blocks_.size() >= kMaxBlocks) return;
+  blocks_.push_back({block_start_ns, blocked_ns, stacks ? *stacks : StackSample{}});
+}
+
+bool StallEvidence::has_block(std::uint64_t block_start_ns) const {
+  return std::any_of(blocks_.begin(), blocks_.end(),
+                     [&](const Block& b) { return b.start_ns == block_start_ns && !b.stacks.empty(); });
+}
+
+void StallEvidence::fill(StallReport& r, double sample_period_ms) const {
+  std::vector<Counted<PyFrame>> py = cpu_python_;
+  for (const Block& b : blocks_) {
+    if (b.stacks.python.empty()) continue;
+    const double periods = sample_period_ms > 0 ? static_cast<double>(b.blocked_ns) / 1e6 / sample_period_ms : 1;
+    const auto weight = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::llround(periods)));
+    count_into(py, b.stacks.python, weight, kMaxDistinctStacks + kMaxBlocks);
+  }
+  // Most samples first; equal counts keep the order first seen.
+  std::stable_sort(py.begin(), py.end(), [](const auto& a, const auto& b) { return a.count > b.count; });
+  r.python_stacks.clear();
+  for (auto& c : py) r.python_stacks.push_back({c.count, std::move(c.frames)});
+
+  const Block* longest = nullptr;
+  for (const Block& b : blocks_)
+    if (!b.stacks.native.empty() && (!longest || b.blocked_ns > longest->blocked_ns)) longest = &b;
+  const Counted<NativeFrame>* top = nullptr;
+  for (const auto& c : cpu_native_)
+    if (!top || c.count > top->count) top = &c;
+  r.native_stack.clear();
+  if (longest && (r.cause == Cause::BlockingSyscall || !top)) {
+    r.native_stack = longest->stacks.native;
+  } else if (top) {
+    r.native_stack = top->frames;
+  }
+}
+
+}  // namespace loopstall

@@ -1,0 +1,31 @@
+// Where the stacks of stall evidence come from: the Detector asks once per
+// sample or block and hands the result to every correlator that watches
+// the process. The live implementation reads the target's memory (CPython
+// frames by native thread id, native unwinding with libdw).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "loopstall/evidence.hpp"
+#include "loopstall/loopstall.h"
+
+namespace loopstall {
+
+class StackSource {
+ public:
+  virtual ~StackSource() = default;
+  // A loop thread caught on CPU by the BPF sampler (registers and stack
+  // copied by BPF; Python frames read now, while the thread still runs).
+  virtual std::optional<StackSample> on_cpu(const ls_sample_event& e) = 0;
+  // A loop thread that is blocked right now (read from /proc without
+  // stopping it); nullopt if it runs again or is gone.
+  virtual std::optional<StackSample> blocked(std::uint32_t pid, std::uint32_t tid) = 0;
+  // The process is gone: drop what is cached about it.
+  virtual void forget(std::uint32_t pid) = 0;
+};
+
+std::unique_ptr<StackSource> make_live_stack_source();
+
+}  // namespace loopstall
