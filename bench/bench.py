@@ -369,7 +369,16 @@ class Tracer:
         map_ids = {m for p in self.progs.values() for m in p.get("map_ids", [])}
         for m in bpftool_json("map", "show"):
             if m["id"] in map_ids and m.get("name") == "loops":
-                return len(bpftool_json("map", "dump", "id", str(m["id"])))
+                # An array of slots: count the ones in use (tid != 0).
+                entries = bpftool_json("map", "dump", "id", str(m["id"]))
+                used = 0
+                for e in entries:
+                    value = e.get("formatted", e).get("value")
+                    if isinstance(value, dict):  # with BTF: the struct's fields
+                        used += value.get("tid", 0) != 0
+                    elif isinstance(value, list):  # raw bytes: tid is the first u32
+                        used += any(int(b, 16) for b in value[:4])
+                return used
         return -1
 
     def __exit__(self, *exc):
