@@ -45,6 +45,8 @@ StallMetrics::StallMetrics(Registry& reg, std::size_t max_services, const std::s
   reg_.gauge("loopstall_watched_processes", "Processes whose loops are measured");
   reg_.counter("loopstall_bpf_map_full_total", "Threads or processes not tracked because a BPF map was full", {"map"});
   reg_.counter("loopstall_bpf_iterations_total", "Iterations the BPF programs measured (all consumers)");
+  reg_.counter("loopstall_bpf_samples_total",
+               "On-CPU samples of loop threads inside long iterations (stack evidence for stalls)");
   reg_.gauge("loopstall_alerts_firing", "Alerts firing now, by rule", {"alert"});
   reg_.counter("loopstall_alert_deliveries_total", "Alertmanager deliveries", {"result"});
   reg_.counter("loopstall_probe_attach_failures_total", "BPF programs that could not be attached", {"probe"});
@@ -111,6 +113,7 @@ void StallMetrics::refresh(const std::vector<ls_loop>& loops, const Correlator& 
   full.set({"loops"}, static_cast<double>(st.loops_full));
   full.set({"procs"}, static_cast<double>(st.procs_full));
   reg_.counter("loopstall_bpf_iterations_total", "").set({}, static_cast<double>(st.iterations));
+  reg_.counter("loopstall_bpf_samples_total", "").set({}, static_cast<double>(st.samples));
 }
 
 void refresh_process_metrics(Registry& reg) {
