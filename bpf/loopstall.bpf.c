@@ -95,6 +95,15 @@ struct {
 	__type(value, __u64);
 } loop_slots SEC(".maps");
 
+/* tid -> how to walk its Python frames (userspace fills it per loop thread
+ * of a CPython process). Looked up only by the sampler. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct ls_py_thread);
+} py_threads SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 16 * 1024 * 1024);
@@ -498,6 +507,97 @@ int BPF_USDT(gc_done, long collected)
 		(dst)->r15 = (src)->r15;                                                           \
 	} while (0)
 
+/* Scratch space of the Python frame walk (per CPU: the sampler runs in
+ * interrupt context, one at a time per CPU). */
+struct py_walk {
+	__u32 n;
+	__u32 pad;
+	struct ls_py_frame frames[LS_PY_MAX_FRAMES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct py_walk);
+} py_scratch SEC(".maps");
+
+/* What one step of the walk needs: plain scalars, so the bpf_loop callback
+ * is verified once instead of once per unrolled frame. */
+struct py_walk_ctx {
+	__u64 frame;
+	struct ls_py_thread t;
+	struct py_walk *out;
+};
+
+static long py_walk_step(__u32 i, struct py_walk_ctx *c)
+{
+	struct py_walk *w = c->out;
+	__u64 frame = c->frame, code = 0, prev = 0, instr = 0;
+	__s32 lasti = -1;
+	__u8 owner = 0;
+
+	if (!frame || !w || w->n >= LS_PY_MAX_FRAMES)
+		return 1;
+	if (bpf_probe_read_user(&code, sizeof(code), (void *)(frame + c->t.frame_code)) ||
+	    bpf_probe_read_user(&prev, sizeof(prev), (void *)(frame + c->t.frame_previous)))
+		return 1;
+	if (c->t.frame_owner != LS_PY_NO_FIELD &&
+	    bpf_probe_read_user(&owner, sizeof(owner), (void *)(frame + c->t.frame_owner)))
+		return 1;
+	c->frame = prev;
+	if (c->t.frame_owner != LS_PY_NO_FIELD && owner == c->t.owner_cstack)
+		return 0; /* C-stack shim (3.12+): not a Python frame */
+	if (c->t.instr_is_pointer) {
+		bpf_probe_read_user(&instr, sizeof(instr), (void *)(frame + c->t.frame_instr));
+	} else {
+		bpf_probe_read_user(&lasti, sizeof(lasti), (void *)(frame + c->t.frame_instr));
+		instr = (__u64)(__s64)lasti;
+	}
+	w->frames[w->n & (LS_PY_MAX_FRAMES - 1)].code = code;
+	w->frames[w->n & (LS_PY_MAX_FRAMES - 1)].instr = instr;
+	w->n++;
+	return 0;
+}
+
+/* The running Python frames of the sampled thread, copied as (code,
+ * instruction) pairs while the thread is still in them: userspace reading
+ * them later could see the next function already. Every read is checked;
+ * a bad pointer ends the walk. C-stack shim frames count towards the bound
+ * but are not copied. */
+static __always_inline void copy_py_frames(struct ls_sample_event *e, __u32 tgid, __u32 tid)
+{
+	struct ls_py_thread *pt = bpf_map_lookup_elem(&py_threads, &tid);
+	struct py_walk_ctx c = {};
+	__u32 zero = 0;
+	__u64 ptr = 0;
+
+	e->py_nframes = 0;
+	if (!pt || pt->tgid != tgid) {
+		e->py_status = LS_PY_NONE;
+		return;
+	}
+	e->py_status = LS_PY_FAULT;
+	c.t = *pt;
+	c.out = bpf_map_lookup_elem(&py_scratch, &zero);
+	if (!c.out)
+		return;
+	c.out->n = 0;
+	if (bpf_probe_read_user(&ptr, sizeof(ptr), (void *)(c.t.tstate + c.t.tstate_frame)))
+		return;
+	if (c.t.cframe_current_frame != LS_PY_NO_FIELD) {
+		if (!ptr || bpf_probe_read_user(&c.frame, sizeof(c.frame),
+						(void *)(ptr + c.t.cframe_current_frame)))
+			return;
+	} else {
+		c.frame = ptr;
+	}
+	bpf_loop(2 * LS_PY_MAX_FRAMES, py_walk_step, &c, 0);
+	e->py_status = LS_PY_OK;
+	e->py_nframes = c.out->n;
+	bpf_probe_read_kernel(e->py_frames, sizeof(e->py_frames), c.out->frames);
+}
+
 /* cpu-clock sampler: the user context of a loop thread that is on CPU
  * inside an iteration older than sample_after_ns. */
 SEC("perf_event")
@@ -538,6 +638,7 @@ int sample(struct bpf_perf_event_data *ctx)
 	COPY_USER_REGS(&e->regs, regs);
 	sp = e->regs.sp;
 	e->pad = 0;
+	copy_py_frames(e, l->tgid, tid);
 	/* The stack may end (top of the mapping) before LS_STACK_BYTES. */
 	if (!bpf_probe_read_user(e->stack, LS_STACK_BYTES, (void *)sp))
 		len = LS_STACK_BYTES;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <string>
+#include <unordered_set>
 
 #include "loopstall/clock.hpp"
 #include "loopstall/procinfo.hpp"
@@ -66,6 +67,27 @@ void Detector::watch_gc(std::uint32_t pid) {
     if (!p->libpython.empty()) engine_.attach_gc_probes(root + p->libpython);
     if (!p->exe.empty()) engine_.attach_gc_probes(root + std::string(strip_deleted(p->exe)));
     return;
+  }
+}
+
+// The sampler copies Python frames itself once it knows the loop thread's
+// thread state (a thread keeps its PyThreadState for life).
+void Detector::register_python_threads(std::uint64_t now_ns) {
+  constexpr std::uint64_t kRetryNs = 1'000'000'000ULL;
+  for (const ls_loop& l : loops_) {
+    auto [it, fresh] = py_threads_.try_emplace(l.tid);
+    PyThreadSeen& seen = it->second;
+    if (!fresh && seen.pid != l.tgid) {  // tid reused by another process
+      if (seen.registered) engine_.forget_py_thread(l.tid);
+      seen = {};
+    }
+    if (seen.registered || (seen.tried_ns && now_ns - seen.tried_ns < kRetryNs) || !watched(l.tgid)) continue;
+    seen.pid = l.tgid;
+    seen.tried_ns = now_ns;
+    if (auto t = stacks_->python_thread(l.tgid, l.tid)) {
+      engine_.set_py_thread(l.tid, *t);
+      seen.registered = true;
+    }
   }
 }
 
@@ -147,6 +169,10 @@ void Detector::dispatch(const void* data, std::size_t size) {
         const auto& e = *static_cast<const ls_stall_event*>(data);
         for (Correlator* c : consumers_) c->on_loop_exit(e);
         blocks_.erase(e.loop.tid);
+        if (auto it = py_threads_.find(e.loop.tid); it != py_threads_.end()) {
+          if (it->second.registered) engine_.forget_py_thread(e.loop.tid);
+          py_threads_.erase(it);
+        }
       }
       break;
     case LS_EV_SAMPLE:
@@ -169,9 +195,14 @@ void Detector::sweep() {
     stacks_->forget(pid);
     for (Correlator* c : consumers_) c->forget_process(pid);
   }
-  // Block records of threads that are no longer loops.
-  std::erase_if(blocks_, [&](const auto& kv) {
-    return std::none_of(loops_.begin(), loops_.end(), [&](const ls_loop& l) { return l.tid == kv.first; });
+  // Records of threads that are no longer loops (their exit event was lost).
+  std::unordered_set<std::uint32_t> live;
+  for (const ls_loop& l : loops_) live.insert(l.tid);
+  std::erase_if(blocks_, [&](const auto& kv) { return !live.count(kv.first); });
+  std::erase_if(py_threads_, [&](const auto& kv) {
+    if (live.count(kv.first)) return false;
+    if (kv.second.registered) engine_.forget_py_thread(kv.first);
+    return true;
   });
 }
 
@@ -190,6 +221,7 @@ bool Detector::step(int max_wait_ms) {
   if (now >= next_scan_) {
     engine_.scan_loops(loops_);
     const std::uint64_t t = monotonic_ns();
+    register_python_threads(t);
     capture_blocks(t);
     for (Correlator* c : consumers_) c->on_scan(loops_, t);
     next_scan_ = now + kScanNs;

@@ -29,7 +29,43 @@ class LiveStacks final : public StackSource {
     snap.stack_base = e.regs.sp;
     const std::size_t len = std::min<std::size_t>(e.stack_len, sizeof e.stack);
     snap.stack.assign(e.stack, e.stack + len);
-    return read(e.hdr.tgid, e.hdr.tid, snap);
+    StackSample s;
+    s.native = unwind(e.hdr.tgid, snap);
+    if (python::PyProcess* py = python_of(e.hdr.tgid)) {
+      if (e.py_status == LS_PY_OK) {
+        std::vector<python::RawFrame> raw;
+        const std::uint32_t n = std::min<std::uint32_t>(e.py_nframes, LS_PY_MAX_FRAMES);
+        for (std::uint32_t i = 0; i < n; ++i) raw.push_back({e.py_frames[i].code, e.py_frames[i].instr});
+        s.python = py->resolve_frames(raw);
+      } else {
+        s.python = py->stack(e.hdr.tid);  // not registered yet: the frames now
+      }
+    }
+    if (s.empty()) return std::nullopt;
+    return s;
+  }
+
+  std::optional<ls_py_thread> python_thread(std::uint32_t pid, std::uint32_t tid) override {
+    python::PyProcess* py = python_of(pid);
+    if (!py) return std::nullopt;
+    const auto tstate = py->thread_state(tid);
+    if (!tstate) return std::nullopt;
+    const python::PyOffsets& o = py->offsets();
+    ls_py_thread t{};
+    t.tstate = *tstate;
+    t.tgid = pid;
+    const bool via_cframe = o.tstate_cframe != python::kNoField;
+    t.tstate_frame = via_cframe ? o.tstate_cframe : o.tstate_frame;
+    t.cframe_current_frame = via_cframe ? o.cframe_current_frame : LS_PY_NO_FIELD;
+    if (t.tstate_frame == python::kNoField) return std::nullopt;
+    t.frame_previous = o.frame_previous;
+    t.frame_code = o.frame_code;
+    t.frame_instr = o.frame_instr;
+    t.instr_is_pointer = o.instr_kind == python::InstrKind::kPointer;
+    t.frame_owner =
+        o.frame_owner == python::kNoField || o.owner_cstack == python::kNoField ? LS_PY_NO_FIELD : o.frame_owner;
+    t.owner_cstack = o.owner_cstack;
+    return t;
   }
 
   std::optional<StackSample> blocked(std::uint32_t pid, std::uint32_t tid) override {
@@ -49,10 +85,15 @@ class LiveStacks final : public StackSource {
     std::uint64_t tried_ns = 0;
   };
 
+  std::vector<NativeFrame> unwind(std::uint32_t pid, const native::StackSnapshot& snap) {
+    auto frames = unwinder_.unwind(static_cast<pid_t>(pid), snap, kMaxNativeFrames);
+    to_file_offsets(pid, frames);
+    return frames;
+  }
+
   std::optional<StackSample> read(std::uint32_t pid, std::uint32_t tid, const native::StackSnapshot& snap) {
     StackSample s;
-    s.native = unwinder_.unwind(static_cast<pid_t>(pid), snap, kMaxNativeFrames);
-    to_file_offsets(pid, s.native);
+    s.native = unwind(pid, snap);
     if (python::PyProcess* py = python_of(pid)) s.python = py->stack(tid);
     if (s.empty()) return std::nullopt;
     return s;

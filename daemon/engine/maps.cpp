@@ -128,6 +128,14 @@ std::vector<std::uint32_t> Engine::pending_procs() {
   return procs_where(impl_->skel->maps.procs, [](std::uint32_t st) { return st == LS_PROC_PENDING; });
 }
 
+void Engine::set_py_thread(std::uint32_t tid, const ls_py_thread& t) {
+  bpf_map__update_elem(impl_->skel->maps.py_threads, &tid, sizeof tid, &t, sizeof t, BPF_ANY);
+}
+
+void Engine::forget_py_thread(std::uint32_t tid) {
+  bpf_map__delete_elem(impl_->skel->maps.py_threads, &tid, sizeof tid, 0);
+}
+
 void Engine::scan_loops(std::vector<ls_loop>& out) {
   out.clear();
   const std::size_t hwm =

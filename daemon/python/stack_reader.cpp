@@ -56,13 +56,17 @@ std::vector<RawFrame> PyProcess::raw_stack(std::uint32_t tid) {
 }
 
 std::vector<PyFrame> PyProcess::stack(std::uint32_t tid) {
-  std::vector<PyFrame> out;
   const auto tstate = thread_state(tid);
-  if (!tstate) return out;
+  if (!tstate) return {};
   // The resolver checks each code object's type as it reads it, so the walk
-  // need not read it a second time: the first non-code object ends the stack.
-  for (const auto& raw : walk_frames(memory_, offsets_, *tstate, kMaxFrames, 0)) {
-    auto frame = resolver_.try_resolve(memory_, raw);
+  // need not read it a second time.
+  return resolve_frames(walk_frames(memory_, offsets_, *tstate, kMaxFrames, 0));
+}
+
+std::vector<PyFrame> PyProcess::resolve_frames(const std::vector<RawFrame>& raw) {
+  std::vector<PyFrame> out;
+  for (const auto& r : raw) {
+    auto frame = resolver_.try_resolve(memory_, r);
     if (!frame) break;
     out.push_back(std::move(*frame));
   }

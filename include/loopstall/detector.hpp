@@ -53,6 +53,7 @@ class Detector {
   void watch_gc(std::uint32_t pid);
   void on_sample(const ls_sample_event& e, std::size_t size);
   void capture_blocks(std::uint64_t now_ns);
+  void register_python_threads(std::uint64_t now_ns);
   bool watched(std::uint32_t pid) const;
   void sweep();
   void account_drops();
@@ -65,6 +66,14 @@ class Detector {
   Engine engine_;
   std::unique_ptr<StackSource> stacks_;
   std::unordered_map<std::uint32_t, BlockSeen> blocks_;  // by tid
+  // Loop threads whose py_threads entry is written (true), or when it was
+  // last tried (a thread state not found yet, or not CPython).
+  struct PyThreadSeen {
+    std::uint32_t pid = 0;
+    bool registered = false;
+    std::uint64_t tried_ns = 0;
+  };
+  std::unordered_map<std::uint32_t, PyThreadSeen> py_threads_;  // by tid
   std::uint64_t blocks_captured_ = 0, samples_read_ = 0;
   double sample_period_ms_ = 10;
   std::vector<Correlator*> consumers_;

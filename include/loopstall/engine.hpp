@@ -81,6 +81,9 @@ class Engine {
   // All entries in the procs map (for reconciliation with /proc).
   std::vector<std::uint32_t> known_procs();
   void forget_proc(std::uint32_t tgid);
+  // How the sampler walks the Python frames of loop thread tid.
+  void set_py_thread(std::uint32_t tid, const ls_py_thread& t);
+  void forget_py_thread(std::uint32_t tid);
   // Snapshot of every loop thread's state (read through mmap: no syscall).
   void scan_loops(std::vector<ls_loop>& out);
   BpfStats stats();

@@ -99,6 +99,39 @@ struct ls_new_proc_event {
   char comm[16];
 };
 
+/* Python frames the sampler copies (innermost first). */
+#define LS_PY_MAX_FRAMES 64 /* power of two: BPF indexes with a mask */
+#define LS_PY_NO_FIELD 0xffffffffu
+
+/* How to walk the Python frames of one loop thread (`py_threads` value,
+ * keyed by tid), written by userspace from its per-version offsets table
+ * (daemon/python) once it found the thread's PyThreadState. BPF copies
+ * (code object, instruction) pairs; userspace names them. */
+struct ls_py_thread {
+  __u64 tstate;
+  __u32 tgid;                 /* the entry is only used by this process */
+  __u32 tstate_frame;         /* frame pointer in tstate, or the cframe pointer */
+  __u32 cframe_current_frame; /* LS_PY_NO_FIELD: tstate_frame is the frame pointer */
+  __u32 frame_previous;
+  __u32 frame_code;
+  __u32 frame_instr;
+  __u32 instr_is_pointer; /* else a signed 32-bit f_lasti */
+  __u32 frame_owner;      /* LS_PY_NO_FIELD if the version has none */
+  __u32 owner_cstack;     /* owner value of C-stack shim frames, skipped */
+  __u32 pad;
+};
+
+struct ls_py_frame {
+  __u64 code;
+  __u64 instr;
+};
+
+enum ls_py_status {
+  LS_PY_NONE = 0, /* no py_threads entry for the thread (yet) */
+  LS_PY_OK = 1,   /* py_frames[0..py_nframes) are valid */
+  LS_PY_FAULT = 2 /* the thread state could not be read */
+};
+
 /* x86-64 user registers at the sample (what a CFI unwinder needs). */
 struct ls_user_regs {
   __u64 ip, sp, bp, bx, r12, r13, r14, r15;
@@ -112,6 +145,9 @@ struct ls_sample_event {
   __u64 iter_start_ns; /* which iteration (stall_id) it belongs to */
   __u64 ts_ns;
   struct ls_user_regs regs;
+  __u32 py_status; /* enum ls_py_status */
+  __u32 py_nframes;
+  struct ls_py_frame py_frames[LS_PY_MAX_FRAMES];
   __u32 stack_len; /* valid bytes in stack[], copied from regs.sp up */
   __u32 pad;
   __u8 stack[LS_STACK_BYTES];

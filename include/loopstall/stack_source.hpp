@@ -16,12 +16,16 @@ namespace loopstall {
 class StackSource {
  public:
   virtual ~StackSource() = default;
-  // A loop thread caught on CPU by the BPF sampler (registers and stack
-  // copied by BPF; Python frames read now, while the thread still runs).
+  // A loop thread caught on CPU by the BPF sampler: registers, stack and
+  // (once python_thread() was registered) Python frames copied by BPF at
+  // the sample; otherwise the Python frames are read now.
   virtual std::optional<StackSample> on_cpu(const ls_sample_event& e) = 0;
   // A loop thread that is blocked right now (read from /proc without
   // stopping it); nullopt if it runs again or is gone.
   virtual std::optional<StackSample> blocked(std::uint32_t pid, std::uint32_t tid) = 0;
+  // How BPF can walk the Python frames of a CPython thread (nullopt: not
+  // CPython, or its thread state is not found yet).
+  virtual std::optional<ls_py_thread> python_thread(std::uint32_t pid, std::uint32_t tid) = 0;
   // The process is gone: drop what is cached about it.
   virtual void forget(std::uint32_t pid) = 0;
 };

@@ -4,6 +4,8 @@ Protocol on stdout (each line flushed):
   READY <pid>             the event loop is running
   STALL_START <unix_ns>   printed inside the stalling iteration, just before it blocks/burns
   STALL_END <unix_ns>     printed when the stalling call returned
+  STALL_CPU_MS <ms>       (workloads using begin_stall/end_stall) the stall's thread CPU time
+Other lines (CALIBRATED ..., COLLECTED ...) are for people reading a failure.
 Pure stdlib and Python 3.8 syntax: asyncio_sleep.py runs on pyenv 3.8-3.13 too.
 """
 import argparse
@@ -20,6 +22,9 @@ def parse(description, **stall_args):
     # The tracer classifies a process on its first epoll_wait; the warm-up leaves it time.
     p.add_argument("--warmup", type=float, default=1.0, help="seconds between READY and the stall")
     p.add_argument("--after", type=float, default=1.0, help="seconds the loop keeps running after the stall")
+    p.add_argument("--go-file", default=None,
+                   help="schedule the stall at (unix time in this file) + --warmup; the file may appear "
+                        "after READY: the loop keeps iterating until it does (see stall_delay())")
     return p.parse_args()
 
 
@@ -38,6 +43,36 @@ def stall_start():
 
 def stall_end():
     say("STALL_END", time.time_ns())
+
+
+def stall_delay(args):
+    """Seconds to wait from now until the stall, or None while --go-file does not exist yet (poll
+    again from the running loop). Without --go-file: --warmup, counted from the call (after READY).
+
+    The go file lets a test start many workloads at once, then give them one common time origin
+    once they are all READY, so their CPU-heavy stalls can be spread out instead of colliding.
+    """
+    if not args.go_file:
+        return args.warmup
+    try:
+        with open(args.go_file) as f:
+            origin = float(f.read())
+    except (OSError, ValueError):  # absent, or being written
+        return None
+    return max(0.0, origin + args.warmup - time.time())
+
+
+def begin_stall():
+    """stall_start(), then the thread's CPU clock; pass the result to end_stall()."""
+    stall_start()
+    return time.thread_time()
+
+
+def end_stall(cpu0):
+    """stall_end(), then STALL_CPU_MS <ms>: the thread CPU time the stall took, as measured here."""
+    cpu_ms = (time.thread_time() - cpu0) * 1000.0
+    stall_end()
+    say("STALL_CPU_MS", "%.1f" % cpu_ms)
 
 
 def exit_now():

@@ -33,6 +33,9 @@ class PyProcess {
   std::vector<PyFrame> stack(std::uint32_t tid);
   std::vector<RawFrame> raw_stack(std::uint32_t tid);
   PyFrame resolve(std::uint64_t code, std::uint64_t instr);
+  // Frames copied elsewhere (by BPF at sample time), named now; the first
+  // one that is not a code object ends the stack.
+  std::vector<PyFrame> resolve_frames(const std::vector<RawFrame>& raw);
 
   const PyOffsets& offsets() const { return offsets_; }
   std::uint64_t runtime_address() const { return info_.runtime; }
