@@ -393,7 +393,7 @@ static __always_inline __s32 current_syscall(struct task_struct *t)
 
 	if (!regs)
 		return LS_SYSCALL_NONE;
-	nr = BPF_CORE_READ(regs, orig_ax);
+	nr = regs->orig_ax; /* a BTF pointer: a direct (fault-safe) load, no helper call */
 	return nr < 0 ? LS_SYSCALL_NONE : (__s32)nr;
 }
 
@@ -412,14 +412,14 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 
 	/* Tested one by one: the verifier refuses OR-ing two pointers. */
 	if (pl && pl->iter_start_ns) {
-		now = bpf_ktime_get_ns();
 		nr = current_syscall(prev);
 		if (is_epoll_wait(nr)) {
 			/* Waiting for events: the provisional iteration opened
-			 * at epoll_wait entry has not begun. */
+			 * at epoll_wait entry has not begun (no clock read). */
 			pl->iter_start_ns = 0;
 			pl->run_state = LS_IDLE;
 		} else {
+			now = bpf_ktime_get_ns();
 			pl->on_cpu_ns += now - pl->last_ts_ns;
 			pl->last_ts_ns = now;
 			if (pl->gc_active)
@@ -433,7 +433,7 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 			}
 		}
 	}
-	if (nl) {
+	if (nl && (nl->run_state == LS_IDLE || nl->iter_start_ns)) {
 		if (!now)
 			now = bpf_ktime_get_ns();
 		if (nl->run_state == LS_IDLE) {

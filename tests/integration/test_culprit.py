@@ -22,6 +22,7 @@ Each stall's duration is checked against the one the workload measured itself (S
 STALL_END), so that calibrated stalls of any length compare fairly.
 """
 import ast
+import bisect
 import functools
 import json
 import os
@@ -332,6 +333,50 @@ def test_gevent_native_stack(bpf_ready, cached_runs, case):
     run, w = gevent_case(cached_runs, bpf_ready, case)
     ev = detected(run, w, "gevent")
     check_native(ev, GEVENT_NATIVE[case], PY, "3.11", shown(run, w.pid, w))
+
+
+def load_segments(path):
+    """(file offset, vaddr, filesz) of each PT_LOAD of an ELF file."""
+    out = subprocess.run(["readelf", "-lW", path], capture_output=True, text=True, timeout=30).stdout
+    return [(int(m[1], 16), int(m[2], 16), int(m[3], 16))
+            for m in re.finditer(r"^\s+LOAD\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+0x[0-9a-f]+\s+(0x[0-9a-f]+)", out, re.M)]
+
+
+def function_symbols(path):
+    """Sorted (address, name) of the defined functions in .dynsym (Debian strips .symtab)."""
+    out = subprocess.run(["nm", "-D", "--defined-only", path], capture_output=True, text=True, timeout=30).stdout
+    syms = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in "TtWi":
+            syms.append((int(parts[0], 16), parts[2].split("@")[0]))
+    return sorted(syms)
+
+
+def test_native_offsets_are_file_offsets(bpf_ready, cached_runs):
+    """The contract: native_stack[].offset is the offset in the module FILE. Debian's python3.11 is
+    not PIE (linked at 0x400000), so a file offset and an ELF address differ there: map each named
+    python3.11 frame's offset through the program headers and find its function in .dynsym."""
+    if not shutil.which("readelf") or not shutil.which("nm"):
+        pytest.skip("binutils (readelf, nm) not installed")
+    run, w = gevent_case(cached_runs, bpf_ready, "cpu")
+    ev = detected(run, w, "gevent")
+    exe = os.path.realpath(PY)
+    loads, syms = load_segments(exe), function_symbols(exe)
+    addrs = [a for a, _ in syms]
+    checked = 0
+    for f in ev["native_stack"]:
+        if f["module"] != exe or not f["symbol"]:
+            continue
+        seg = [(off, va) for off, va, size in loads if off <= f["offset"] < off + size]
+        assert seg, f"offset {f['offset']:#x} of {f['symbol']} is outside every segment of {exe}"
+        vaddr = f["offset"] - seg[0][0] + seg[0][1]
+        i = bisect.bisect_right(addrs, vaddr) - 1
+        assert i >= 0 and f["symbol"] in {n for a, n in syms if a == addrs[i]}, \
+            f"file offset {f['offset']:#x} (ELF address {vaddr:#x}) is in {syms[i][1] if i >= 0 else None}, " \
+            f"but the frame says {f['symbol']}"
+        checked += 1
+    assert checked, f"no named {exe} frame in the native stack:\n{fmt_native(ev['native_stack'])}"
 
 
 def test_gevent_gc_cause(bpf_ready, cached_runs):
