@@ -121,6 +121,13 @@ void Detector::capture_blocks(std::uint64_t now_ns) {
     std::optional<StackSample> s;
     if (!same || !b.captured) {
       s = stacks_->blocked(l.tgid, l.tid);
+      // Only if the thread slept through all the reads: the same episode
+      // still going on afterwards. (It may have woken and gone back to
+      // sleep elsewhere -- in epoll_wait, say -- since the scan.)
+      const auto after = engine_.find_loop(l.tid);
+      if (!after || after->iter_start_ns != l.iter_start_ns || after->last_ts_ns != l.last_ts_ns ||
+          after->run_state != LS_BLOCKED)
+        s.reset();
       b = {l.iter_start_ns, l.last_ts_ns, s.has_value()};
       if (s) ++blocks_captured_;
     }

@@ -136,6 +136,18 @@ void Engine::forget_py_thread(std::uint32_t tid) {
   bpf_map__delete_elem(impl_->skel->maps.py_threads, &tid, sizeof tid, 0);
 }
 
+std::optional<ls_loop> Engine::find_loop(std::uint32_t tid) const {
+  const std::size_t hwm =
+      std::min<std::size_t>(__atomic_load_n(&impl_->skel->data->slots_hwm, __ATOMIC_ACQUIRE), impl_->loops.size());
+  for (std::size_t slot = 1; slot < hwm; ++slot) {
+    const ls_loop* l = impl_->loops.at<ls_loop>(slot);
+    if (__atomic_load_n(&l->tid, __ATOMIC_RELAXED) != tid) continue;
+    ls_loop copy = *l;
+    if (copy.tid == tid) return copy;
+  }
+  return std::nullopt;
+}
+
 void Engine::scan_loops(std::vector<ls_loop>& out) {
   out.clear();
   const std::size_t hwm =

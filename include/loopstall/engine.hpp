@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -84,6 +85,9 @@ class Engine {
   // How the sampler walks the Python frames of loop thread tid.
   void set_py_thread(std::uint32_t tid, const ls_py_thread& t);
   void forget_py_thread(std::uint32_t tid);
+  // The current state of one loop thread (mmap, no syscall); nullopt if
+  // tid is not a loop thread now.
+  std::optional<ls_loop> find_loop(std::uint32_t tid) const;
   // Snapshot of every loop thread's state (read through mmap: no syscall).
   void scan_loops(std::vector<ls_loop>& out);
   BpfStats stats();

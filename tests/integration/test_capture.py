@@ -279,6 +279,11 @@ def test_runqueue_contention(bpf_ready):
     assert bd["runqueue"] > bd["on_cpu"], shown
     # The workload burns 150 ms of CPU *time*: on_cpu measures exactly that.
     assert near(bd["on_cpu"], 150, 0.2), f"on_cpu {bd['on_cpu']} vs 150 ms of CPU time burnt:\n{shown}"
+    # The on-CPU samples name the culprit (a runnable thread cannot be read from /proc: the kernel
+    # answers "running" for it, so its waiting time adds no samples).
+    top = ev["python_stacks"][0]["frames"] if ev["python_stacks"] else []
+    assert top and top[0]["function"] == "burn_cpu", f"burn_cpu() not on top of python_stacks:\n{shown}"
+    assert ev["native_stack"], f"no native stack for a runqueue stall:\n{shown}"
 
 
 def test_breakdown_adds_up(bpf_ready):
