@@ -62,6 +62,25 @@ def stall_delay(args):
     return max(0.0, origin + args.warmup - time.time())
 
 
+def gevent_ready_then_wait(args):
+    """gevent workloads: keep the hub iterating (a ticker greenlet), say READY, then sleep
+    cooperatively until the scheduled stall time (see stall_delay())."""
+    import gevent
+
+    def ticker():
+        while True:
+            gevent.sleep(0.01)
+
+    gevent.spawn(ticker)
+    gevent.sleep(0.05)
+    ready()
+    delay = stall_delay(args)
+    while delay is None:
+        gevent.sleep(0.01)
+        delay = stall_delay(args)
+    gevent.sleep(delay)
+
+
 def begin_stall():
     """stall_start(), then the thread's CPU clock; pass the result to end_stall()."""
     stall_start()

@@ -14,11 +14,6 @@ import _heavy  # noqa: E402
 import _wl  # noqa: E402
 
 
-def ticker():
-    while True:
-        gevent.sleep(0.01)
-
-
 def collect_big_heap(heap):
     cpu0 = _wl.begin_stall()
     heap.clear()  # the rings were only reachable from here: cyclic garbage now
@@ -31,14 +26,7 @@ def main():
     args = _wl.parse(__doc__, ms=400)
     heap, objects, ns_per_object = _heavy.gc_heap_for(args.ms)
     _wl.say("CALIBRATED", "objects", objects, "ns_per_object", "%.0f" % ns_per_object)
-    gevent.spawn(ticker)
-    gevent.sleep(0.05)
-    _wl.ready()
-    delay = _wl.stall_delay(args)
-    while delay is None:
-        gevent.sleep(0.01)
-        delay = _wl.stall_delay(args)
-    gevent.sleep(delay)
+    _wl.gevent_ready_then_wait(args)
     gevent.spawn(collect_big_heap, heap).join()
     del heap
     gevent.sleep(args.after)

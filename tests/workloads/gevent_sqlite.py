@@ -14,11 +14,6 @@ import _heavy  # noqa: E402
 import _wl  # noqa: E402
 
 
-def ticker():
-    while True:
-        gevent.sleep(0.01)
-
-
 def sqlite_long_query(db, rows):
     cpu0 = _wl.begin_stall()
     count = db.execute(_heavy.COUNT_QUERY, (rows,)).fetchone()[0]
@@ -31,14 +26,7 @@ def main():
     db = sqlite3.connect(":memory:")
     rows, probe_ms = _heavy.sqlite_rows_for(db, args.ms)
     _wl.say("CALIBRATED", "rows", rows, "probe_ms", "%.1f" % probe_ms)
-    gevent.spawn(ticker)
-    gevent.sleep(0.05)
-    _wl.ready()
-    delay = _wl.stall_delay(args)
-    while delay is None:
-        gevent.sleep(0.01)
-        delay = _wl.stall_delay(args)
-    gevent.sleep(delay)
+    _wl.gevent_ready_then_wait(args)
     gevent.spawn(sqlite_long_query, db, rows).join()
     gevent.sleep(args.after)
 
