@@ -617,9 +617,17 @@ int sample(struct bpf_perf_event_data *ctx)
 	now = bpf_ktime_get_ns();
 	if (!start || l->run_state != LS_RUNNING || now - start < sample_after_ns)
 		return 0;
+	/* Samples are evidence, stalls are the product: samples may fill at
+	 * most half of the ring, so a slow reader never loses stall events to
+	 * them. */
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) * 2 >
+	    bpf_ringbuf_query(&events, BPF_RB_RING_SIZE)) {
+		stat_inc(LS_STAT_SAMPLES_SKIPPED);
+		return 0;
+	}
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		stat_inc(LS_STAT_RINGBUF_DROPS);
+		stat_inc(LS_STAT_SAMPLES_SKIPPED);
 		return 0;
 	}
 	e->hdr.type = LS_EV_SAMPLE;

@@ -99,6 +99,17 @@ void Detector::on_sample(const ls_sample_event& e, std::size_t size) {
   // Variable length: the stack bytes must be inside the record.
   if (e.stack_len > sizeof e.stack || size < offsetof(ls_sample_event, stack) + e.stack_len) return;
   if (!watched(e.hdr.tgid)) return;
+  // A budget: unwinding costs ~0.1 ms, and a host where every loop stalls
+  // at once must not turn the daemon into the biggest CPU user.
+  const std::uint64_t now = monotonic_ns();
+  sample_tokens_ = std::min<double>(
+      kSampleBudgetPerSec, sample_tokens_ + static_cast<double>(now - sample_refill_ns_) / 1e9 * kSampleBudgetPerSec);
+  sample_refill_ns_ = now;
+  if (sample_tokens_ < 1) {
+    ++samples_over_budget_;
+    return;
+  }
+  sample_tokens_ -= 1;
   auto s = stacks_->on_cpu(e);
   ++samples_read_;
   if (!s) return;

@@ -23,6 +23,7 @@ BpfStats Engine::stats() {
   s.iterations = read(LS_STAT_ITERATIONS);
   s.stalls = read(LS_STAT_STALLS);
   s.samples = read(LS_STAT_SAMPLES);
+  s.samples_skipped = read(LS_STAT_SAMPLES_SKIPPED);
   return s;
 }
 

@@ -47,6 +47,8 @@ StallMetrics::StallMetrics(Registry& reg, std::size_t max_services, const std::s
   reg_.counter("loopstall_bpf_iterations_total", "Iterations the BPF programs measured (all consumers)");
   reg_.counter("loopstall_bpf_samples_total",
                "On-CPU samples of loop threads inside long iterations (stack evidence for stalls)");
+  reg_.counter("loopstall_bpf_samples_skipped_total",
+               "On-CPU samples not taken because the ring buffer was half full (stall events keep the rest)");
   reg_.gauge("loopstall_alerts_firing", "Alerts firing now, by rule", {"alert"});
   reg_.counter("loopstall_alert_deliveries_total", "Alertmanager deliveries", {"result"});
   reg_.counter("loopstall_probe_attach_failures_total", "BPF programs that could not be attached", {"probe"});
@@ -114,6 +116,7 @@ void StallMetrics::refresh(const std::vector<ls_loop>& loops, const Correlator& 
   full.set({"procs"}, static_cast<double>(st.procs_full));
   reg_.counter("loopstall_bpf_iterations_total", "").set({}, static_cast<double>(st.iterations));
   reg_.counter("loopstall_bpf_samples_total", "").set({}, static_cast<double>(st.samples));
+  reg_.counter("loopstall_bpf_samples_skipped_total", "").set({}, static_cast<double>(st.samples_skipped));
 }
 
 void refresh_process_metrics(Registry& reg) {

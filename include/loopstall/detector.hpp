@@ -46,6 +46,9 @@ class Detector {
   std::uint64_t scans() const { return scans_; }
   std::uint64_t blocks_captured() const { return blocks_captured_; }
   std::uint64_t samples_read() const { return samples_read_; }
+  // Samples not read because kSampleBudgetPerSec was spent.
+  std::uint64_t samples_over_budget() const { return samples_over_budget_; }
+  static constexpr double kSampleBudgetPerSec = 300;
 
  private:
   void dispatch(const void* data, std::size_t size);
@@ -74,7 +77,9 @@ class Detector {
     std::uint64_t tried_ns = 0;
   };
   std::unordered_map<std::uint32_t, PyThreadSeen> py_threads_;  // by tid
-  std::uint64_t blocks_captured_ = 0, samples_read_ = 0;
+  std::uint64_t blocks_captured_ = 0, samples_read_ = 0, samples_over_budget_ = 0;
+  double sample_tokens_ = kSampleBudgetPerSec;
+  std::uint64_t sample_refill_ns_ = 0;
   double sample_period_ms_ = 10;
   std::vector<Correlator*> consumers_;
   std::vector<ls_loop> loops_;

@@ -42,6 +42,7 @@ struct BpfStats {
   std::uint64_t iterations = 0;
   std::uint64_t stalls = 0;
   std::uint64_t samples = 0;
+  std::uint64_t samples_skipped = 0;
 };
 
 // Kernel-side cost of one BPF program (zeros unless the host enables

@@ -162,6 +162,7 @@ enum ls_stat {
   LS_STAT_ITERATIONS,        /* iterations measured */
   LS_STAT_STALLS,            /* stall events submitted */
   LS_STAT_SAMPLES,           /* on-CPU samples submitted */
+  LS_STAT_SAMPLES_SKIPPED,   /* samples not taken: ring buffer half full */
   LS_STAT_MAX,
 };
 
