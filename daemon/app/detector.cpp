@@ -91,6 +91,20 @@ void Detector::register_python_threads(std::uint64_t now_ns) {
   }
 }
 
+// A loop in a long iteration whose interpreter began Py_Finalize is tearing
+// down, not stalling: tell the correlators before they report it.
+void Detector::check_exiting(std::uint64_t now_ns) {
+  std::uint64_t after_ns = UINT64_MAX;
+  for (const Correlator* c : consumers_) after_ns = std::min(after_ns, c->evidence_after_ns());
+  for (const ls_loop& l : loops_) {
+    if (!l.iter_start_ns || now_ns < l.iter_start_ns || now_ns - l.iter_start_ns < after_ns) continue;
+    bool ask = false;
+    for (const Correlator* c : consumers_) ask |= c->watches(l.tgid) && !c->exiting(l.tgid);
+    if (!ask || !stacks_->interpreter_finalizing(l.tgid)) continue;
+    for (Correlator* c : consumers_) c->interpreter_exiting(l.tgid);
+  }
+}
+
 bool Detector::watched(std::uint32_t pid) const {
   return std::any_of(consumers_.begin(), consumers_.end(), [&](const Correlator* c) { return c->watches(pid); });
 }
@@ -240,6 +254,7 @@ bool Detector::step(int max_wait_ms) {
     engine_.scan_loops(loops_);
     const std::uint64_t t = monotonic_ns();
     register_python_threads(t);
+    check_exiting(t);
     capture_blocks(t);
     for (Correlator* c : consumers_) c->on_scan(loops_, t);
     next_scan_ = now + kScanNs;

@@ -74,6 +74,11 @@ class LiveStacks final : public StackSource {
     return read(pid, tid, *snap);
   }
 
+  bool interpreter_finalizing(std::uint32_t pid) override {
+    python::PyProcess* py = python_of(pid);
+    return py && py->finalizing();
+  }
+
   void forget(std::uint32_t pid) override {
     py_.erase(pid);
     unwinder_.forget(static_cast<pid_t>(pid));

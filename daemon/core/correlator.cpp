@@ -66,6 +66,7 @@ ls_proc_state Correlator::classify(std::uint32_t pid) {
 }
 
 void Correlator::forget_process(std::uint32_t pid) {
+  exiting_.erase(pid);
   // Evidence ids start with the tid; a process's threads are in threads_.
   for (const auto& [tid, tc] : threads_) {
     if (tc.pid != pid) continue;
@@ -148,6 +149,11 @@ void Correlator::account_iterations(const ls_loop& l) {
 void Correlator::on_stall(const ls_stall_event& e) {
   if (!watches(e.loop.tgid) || e.end_ns < e.loop.iter_start_ns) return;  // not ours, or garbage
   const std::string id = make_stall_id(e.loop.tid, e.loop.iter_start_ns);
+  if (exiting(e.loop.tgid)) {
+    ongoing_.erase(id);
+    evidence_.erase(id);
+    return;
+  }
   const bool was_ongoing = ongoing_.erase(id) > 0;
   const double dur_ms = static_cast<double>(e.end_ns - e.loop.iter_start_ns) / 1e6;
   // The kernel threshold may be lower than ours (several consumers).
@@ -183,6 +189,7 @@ void Correlator::on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns
     if (l.iter_start_ns && now_ns > l.iter_start_ns)
       longest_ongoing_ns_ = std::max<std::uint64_t>(longest_ongoing_ns_, now_ns - l.iter_start_ns);
     if (!l.iter_start_ns || now_ns < l.iter_start_ns || now_ns - l.iter_start_ns < threshold_ns) continue;
+    if (exiting(l.tgid)) continue;
     const std::string id = make_stall_id(l.tid, l.iter_start_ns);
     auto [it, fresh] = ongoing_.try_emplace(id);
     it->second.last_seen_ns = now_ns;
@@ -214,7 +221,7 @@ void Correlator::on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns
 void Correlator::flush_ongoing(const std::vector<ls_loop>& loops, std::uint64_t now_ns) {
   const auto threshold_ns = static_cast<std::uint64_t>(threshold_ms_ * 1e6);
   for (const ls_loop& l : loops) {
-    if (!watches(l.tgid)) continue;
+    if (!watches(l.tgid) || exiting(l.tgid)) continue;
     if (!l.iter_start_ns || now_ns < l.iter_start_ns || now_ns - l.iter_start_ns < threshold_ns) continue;
     sink_.stall(make_report(l, now_ns, true, nullptr));
   }

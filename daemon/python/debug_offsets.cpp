@@ -26,8 +26,9 @@ std::optional<PyOffsets> apply_debug_offsets(const DebugOffsets313& d, const PyO
   // The struct sizes bound each field so one read of a block covers it.
   const bool ok =
       set(o.runtime_interpreters_head, d.runtime_state.interpreters_head) &&
-      set(o.interp_next, d.interpreter_state.next) && set(o.interp_threads_head, d.interpreter_state.threads_head) &&
-      set(o.tstate_next, d.thread_state.next) && set(o.tstate_thread_id, d.thread_state.thread_id) &&
+      set(o.runtime_finalizing, d.runtime_state.finalizing) && set(o.interp_next, d.interpreter_state.next) &&
+      set(o.interp_threads_head, d.interpreter_state.threads_head) && set(o.tstate_next, d.thread_state.next) &&
+      set(o.tstate_thread_id, d.thread_state.thread_id) &&
       set(o.tstate_native_thread_id, d.thread_state.native_thread_id) &&
       set(o.tstate_frame, d.thread_state.current_frame) &&
       set(o.frame_previous, d.interpreter_frame.previous, d.interpreter_frame.size) &&

@@ -15,6 +15,7 @@ constinit const PyOffsets kPy311 = [] {
   o.major = 3;
   o.minor = 11;
   o.runtime_interpreters_head = 40;
+  o.runtime_finalizing = 24;  // _finalizing (pahole pyruntimestate)
   o.interp_next = 0;
   o.interp_threads_head = 16;
   o.tstate_next = 8;

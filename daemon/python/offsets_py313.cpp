@@ -16,6 +16,7 @@ constinit const PyOffsets kPy313 = [] {
   o.major = 3;
   o.minor = 13;
   o.runtime_interpreters_head = 632;
+  o.runtime_finalizing = 608;  // _finalizing (pahole pyruntimestate)
   o.runtime_debug_offsets = 0;
   o.interp_next = 7264;
   o.interp_threads_head = 7344;

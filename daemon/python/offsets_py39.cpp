@@ -12,6 +12,7 @@ constinit const PyOffsets kPy39 = [] {
   o.major = 3;
   o.minor = 9;
   o.runtime_interpreters_head = 32;
+  o.runtime_finalizing = 16;  // _finalizing (pahole pyruntimestate)
   o.interp_next = 0;
   o.interp_threads_head = 8;
   o.tstate_next = 8;

@@ -77,6 +77,16 @@ PyFrame PyProcess::resolve(std::uint64_t code, std::uint64_t instr) {
   return resolver_.resolve(memory_, {code, instr});
 }
 
+bool PyProcess::finalizing() const {
+  if (offsets_.runtime_finalizing != kNoField) {
+    const auto f = memory_.read_as<std::uint64_t>(info_.runtime + offsets_.runtime_finalizing);
+    if (!f) return true;  // unreadable: the process is going away
+    if (*f != 0) return true;
+  }
+  const auto interp = memory_.read_as<std::uint64_t>(info_.runtime + offsets_.runtime_interpreters_head);
+  return !interp || *interp == 0;
+}
+
 std::string PyProcess::version() const {
   return std::to_string(info_.major) + "." + std::to_string(info_.minor);
 }

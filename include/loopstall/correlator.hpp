@@ -74,6 +74,11 @@ class Correlator {
   std::uint64_t evidence_after_ns() const { return static_cast<std::uint64_t>(threshold_ms_ * 1e6) / 2; }
   void set_sample_period_ms(double ms) { sample_period_ms_ = ms; }
   std::size_t evidence_count() const { return evidence_.size(); }
+  // The process's interpreter is shutting down: its loop's last, long
+  // "iteration" is teardown (freeing the heap, joining threads), not a stall
+  // the service's requests waited for. Nothing more is reported for it.
+  void interpreter_exiting(std::uint32_t pid) { exiting_.insert(pid); }
+  bool exiting(std::uint32_t pid) const { return exiting_.count(pid) > 0; }
   void on_stall(const ls_stall_event& e);
   void on_loop_exit(const ls_stall_event& e);
   // A snapshot of the loops map taken at now_ns (CLOCK_MONOTONIC).
@@ -116,6 +121,7 @@ class Correlator {
   WallClock clock_;
   std::unordered_map<std::uint32_t, ProcInfo> procs_;
   std::set<std::uint32_t> watched_;
+  std::set<std::uint32_t> exiting_;                            // interpreters past Py_Finalize
   std::unordered_map<std::uint32_t, ThreadCounters> threads_;  // by tid
   std::unordered_map<std::string, Ongoing> ongoing_;           // by stall_id
   std::unordered_map<std::string, Evidence> evidence_;         // by stall_id

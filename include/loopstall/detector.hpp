@@ -57,6 +57,7 @@ class Detector {
   void on_sample(const ls_sample_event& e, std::size_t size);
   void capture_blocks(std::uint64_t now_ns);
   void register_python_threads(std::uint64_t now_ns);
+  void check_exiting(std::uint64_t now_ns);
   bool watched(std::uint32_t pid) const;
   void sweep();
   void account_drops();

@@ -26,6 +26,8 @@ class StackSource {
   // How BPF can walk the Python frames of a CPython thread (nullopt: not
   // CPython, or its thread state is not found yet).
   virtual std::optional<ls_py_thread> python_thread(std::uint32_t pid, std::uint32_t tid) = 0;
+  // The process is a CPython interpreter that began shutting down.
+  virtual bool interpreter_finalizing(std::uint32_t pid) = 0;
   // The process is gone: drop what is cached about it.
   virtual void forget(std::uint32_t pid) = 0;
 };

@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -403,3 +404,34 @@ def test_not_root_rejected(loopstall_bin):
     assert r.returncode != 0, f"exit 0 when not root:\n{r.stderr}"
     assert r.stderr.strip(), "no message on stderr when not root"
     assert "loopstall: ready" not in r.stderr
+
+
+# ---------------------------------------------------------------- interpreter shutdown
+
+def test_interpreter_teardown_is_not_a_stall(bpf_ready):
+    """A worker that exits normally (gunicorn max_requests, a deploy) spends its last moments in
+    Py_Finalize freeing its heap, long after its loop's last epoll_wait. Nothing waits on that loop
+    any more: no stall may be reported, on any interpreter."""
+    interps = [PY] + [i for _, i in sorted(INTERPRETERS.items()) if i and i != PY]
+
+    def note_exit(w):
+        w.popen.wait()
+        w.exit_ns = time.time_ns()
+
+    def start():
+        ws = []
+        for extra, interp in [(("--gevent",), PY)] + [((), i) for i in interps]:
+            ws.append(workload("exit_teardown.py", *extra, interp=interp, boost=False))
+            threading.Thread(target=note_exit, args=(ws[-1],), daemon=True).start()
+        return ws
+
+    run = run_capture(bpf_ready, start)
+    for w in run.workloads:
+        deadline = time.monotonic() + 5
+        while not hasattr(w, "exit_ns") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        teardown_ms = (w.exit_ns - w.mark("EXITING")) / 1e6
+        print(f"{' '.join(w.argv[-2:])}: teardown {teardown_ms:.0f} ms, {len(run.of(w.pid))} events")
+        # Long enough that a tracer blind to Py_Finalize would have reported it.
+        assert teardown_ms >= 2 * THRESHOLD_MS, f"teardown only {teardown_ms:.0f} ms: raise --objects"
+        assert run.of(w.pid) == [], f"interpreter teardown reported as a stall:\n{run.describe()}"

@@ -187,3 +187,22 @@ TEST_CASE("correlator: evidence of iterations that never became stalls is droppe
   c.on_scan({}, t0 + 4 * kSec);
   CHECK(c.evidence_count() == 0);
 }
+
+TEST_CASE("correlator: nothing is reported for a loop whose interpreter is shutting down") {
+  CapturingSink sink;
+  ProcInfo p;
+  p.pid = 100;
+  p.python = true;
+  Correlator c({}, 100, sink, [&](std::uint32_t) -> std::optional<ProcInfo> { return p; });
+  REQUIRE(c.classify(100) == LS_PROC_WATCH);
+  const std::uint64_t t0 = 1000 * kSec;
+  ls_loop l = make_loop(100, 100, t0);
+  c.interpreter_exiting(100);
+  CHECK(c.exiting(100));
+  c.on_scan({l}, t0 + 500 * kMs);  // long enough for an ongoing report
+  c.on_stall(make_stall_event(l, t0 + 600 * kMs, "python3"));
+  CHECK(sink.reports.empty());
+  // A new process with the same pid later is judged afresh.
+  c.forget_process(100);
+  CHECK_FALSE(c.exiting(100));
+}

@@ -32,6 +32,7 @@ struct PyOffsets {
   // _PyRuntimeState
   std::uint32_t runtime_interpreters_head = 0;     // interpreters.head
   std::uint32_t runtime_debug_offsets = kNoField;  // _Py_DebugOffsets at offset 0 (3.13+)
+  std::uint32_t runtime_finalizing = kNoField;     // _finalizing: non-NULL once Py_Finalize began
 
   // PyInterpreterState
   std::uint32_t interp_next = 0;

@@ -41,6 +41,9 @@ class PyProcess {
   std::uint64_t runtime_address() const { return info_.runtime; }
   const PyRuntimeInfo& runtime_info() const { return info_; }
   pid_t pid() const { return memory_.pid(); }
+  // The interpreter is shutting down (Py_Finalize began) or is gone: what
+  // the loop thread does now is teardown, not a stall of the service.
+  bool finalizing() const;
   // "3.11"
   std::string version() const;
   // Whether offsets came from the target's _Py_DebugOffsets (3.13+).
