@@ -201,6 +201,8 @@ TEST_CASE("live: threads parked in known call chains, every interpreter") {
     REQUIRE(py);
     CHECK(py->version() == "3." + std::to_string(interp.minor));
     CHECK(py->offsets().minor == static_cast<std::uint32_t>(interp.minor));
+    // A running interpreter is not shutting down (a wrong _finalizing offset would hide its stalls).
+    CHECK_FALSE(py->finalizing());
 
     const std::string method = interp.minor >= 11 ? "Klass.method" : "method";
     const std::vector<Expect> chain = {

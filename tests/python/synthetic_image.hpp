@@ -53,7 +53,7 @@ inline DebugOffsets313 make_debug_offsets(const PyOffsets& o) {
   DebugOffsets313 d{};
   std::memcpy(d.cookie, "xdebugpy", 8);
   d.version = (std::uint64_t{o.major} << 24) | (std::uint64_t{o.minor} << 16) | 0xf0;
-  d.runtime_state = {0x1000, 0, o.runtime_interpreters_head};
+  d.runtime_state = {0x1000, o.runtime_finalizing, o.runtime_interpreters_head};
   d.interpreter_state.size = 0x2000;
   d.interpreter_state.next = o.interp_next;
   d.interpreter_state.threads_head = o.interp_threads_head;
