@@ -48,7 +48,7 @@ struct Engine::Impl {
   // cpu-clock sampler: one perf event + link per CPU.
   std::vector<int> perf_fds;
   std::vector<bpf_link*> perf_links;
-  // USDT gc probes: links, and every binary tried (attached or not).
+  // USDT gc probes: links, and every file (dev:inode) tried, attached or not.
   std::vector<bpf_link*> usdt_links;
   std::set<std::string> usdt_tried;
 

@@ -14,7 +14,8 @@ namespace {
 
 int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
-  std::fputs("libbpf: ", stderr);
+  // Most of libbpf's messages already start with "libbpf: ".
+  if (std::strncmp(fmt, "libbpf: ", 8) != 0) std::fputs("libbpf: ", stderr);
   return std::vfprintf(stderr, fmt, args);
 }
 
