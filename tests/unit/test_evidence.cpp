@@ -20,6 +20,27 @@ StackSample stack(std::initializer_list<const char*> py, std::initializer_list<c
   return s;
 }
 
+// A correlator watching one Python process, pid 100.
+struct OnePython {
+  CapturingSink sink;
+  ProcInfo p;
+  Correlator c;
+  OnePython()
+      : p(info()), c({}, 100, sink, [this](std::uint32_t pid) -> std::optional<ProcInfo> {
+          if (pid != 100) return std::nullopt;
+          return p;
+        }) {
+    REQUIRE(c.classify(100) == LS_PROC_WATCH);
+  }
+  static ProcInfo info() {
+    ProcInfo i;
+    i.pid = 100;
+    i.python = true;
+    i.exe = "/usr/bin/python3.11";
+    return i;
+  }
+};
+
 std::vector<std::string> functions(const PyStack& s) {
   std::vector<std::string> out;
   for (const auto& f : s.frames) out.push_back(f.function);
@@ -135,16 +156,8 @@ TEST_CASE("evidence: empty evidence leaves the report's stacks empty") {
 }
 
 TEST_CASE("correlator: stacks seen during a stall reach its ongoing and final reports") {
-  CapturingSink sink;
-  ProcInfo p;
-  p.pid = 100;
-  p.python = true;
-  p.exe = "/usr/bin/python3.11";
-  Correlator c({}, 100, sink, [&](std::uint32_t pid) -> std::optional<ProcInfo> {
-    if (pid != 100) return std::nullopt;
-    return p;
-  });
-  REQUIRE(c.classify(100) == LS_PROC_WATCH);
+  OnePython f;
+  auto& [sink, p, c] = f;
   const std::uint64_t t0 = 1000 * kSec;
   ls_loop l = make_loop(100, 100, t0);
   c.on_scan({l}, t0 + 10 * kMs);
@@ -168,12 +181,8 @@ TEST_CASE("correlator: stacks seen during a stall reach its ongoing and final re
 }
 
 TEST_CASE("correlator: evidence of iterations that never became stalls is dropped") {
-  CapturingSink sink;
-  ProcInfo p;
-  p.pid = 100;
-  p.python = true;
-  Correlator c({}, 100, sink, [&](std::uint32_t) -> std::optional<ProcInfo> { return p; });
-  REQUIRE(c.classify(100) == LS_PROC_WATCH);
+  OnePython f;
+  auto& c = f.c;
   const std::uint64_t t0 = 1000 * kSec;
   c.on_scan({}, t0);
   c.on_sample(100, 100, t0, stack({"short"}));  // sampled at 60 ms, ended at 80 ms
@@ -189,12 +198,8 @@ TEST_CASE("correlator: evidence of iterations that never became stalls is droppe
 }
 
 TEST_CASE("correlator: nothing is reported for a loop whose interpreter is shutting down") {
-  CapturingSink sink;
-  ProcInfo p;
-  p.pid = 100;
-  p.python = true;
-  Correlator c({}, 100, sink, [&](std::uint32_t) -> std::optional<ProcInfo> { return p; });
-  REQUIRE(c.classify(100) == LS_PROC_WATCH);
+  OnePython f;
+  auto& [sink, p, c] = f;
   const std::uint64_t t0 = 1000 * kSec;
   ls_loop l = make_loop(100, 100, t0);
   c.interpreter_exiting(100);
