@@ -161,6 +161,13 @@ void Detector::capture_blocks(std::uint64_t now_ns) {
   }
 }
 
+void Detector::set_sample_period_ns(std::uint64_t ns) {
+  engine_.set_sample_period_ns(ns);
+  sample_period_ms_ = static_cast<double>(ns) / 1e6;
+  if (sample_period_ms_ > 0)
+    for (Correlator* c : consumers_) c->set_sample_period_ms(sample_period_ms_);
+}
+
 void Detector::remove(Correlator& c) {
   consumers_.erase(std::remove(consumers_.begin(), consumers_.end(), &c), consumers_.end());
   update_threshold();

@@ -40,6 +40,11 @@ Config effective_config(const Flags& f) {
   return c;
 }
 
+// sample_hz of the configuration as the sampler's fixed period.
+std::uint64_t sample_period_ns(const Config& c) {
+  return static_cast<std::uint64_t>(1e9 / c.sample_hz);
+}
+
 Selection selection_of(const Config& c) {
   Selection s;
   s.all_loops = c.all_loops;
@@ -80,6 +85,7 @@ int run(const Flags& flags) {
 
   EngineOptions eo;
   eo.threshold_ns = static_cast<std::uint64_t>(cfg.threshold_ms * 1e6);
+  eo.sample_period_ns = sample_period_ns(cfg);
   Detector det(eo);
   Correlator corr(selection_of(cfg), cfg.threshold_ms, fan);
   corr.keep_exited_totals(false);
@@ -156,6 +162,7 @@ int run(const Flags& flags) {
         corr.set_selection(selection_of(next));
         corr.set_threshold_ms(next.threshold_ms);
         det.update_threshold();
+        if (next.sample_hz != cfg.sample_hz) det.set_sample_period_ns(sample_period_ns(next));
         det.reclassify(corr);
         alerts.set_rules(next.rules, now);
         metrics.set_max_services(next.max_services);

@@ -45,4 +45,15 @@ void setup_sampler(Engine::Impl& impl, std::uint64_t period_ns) {
   if (!impl.perf_links.empty()) impl.attached++;
 }
 
+void Engine::set_sample_period_ns(std::uint64_t ns) {
+  Impl& impl = *impl_;
+  if (!impl.perf_links.empty()) impl.attached--;
+  for (bpf_link* l : impl.perf_links) bpf_link__destroy(l);
+  for (int fd : impl.perf_fds) close(fd);
+  impl.perf_links.clear();
+  impl.perf_fds.clear();
+  std::erase_if(impl.attach_failures, [](const auto& f) { return f.first == "sample"; });
+  if (ns) setup_sampler(impl, ns);
+}
+
 }  // namespace loopstall

@@ -31,6 +31,9 @@ class Detector {
   // epoll_wait have their next iteration measured.
   void add(Correlator& c);
   void remove(Correlator& c);
+  // A new sampling period (0: none); stacks of stalls in flight keep their
+  // samples, weighed with the new period.
+  void set_sample_period_ns(std::uint64_t ns);
   // Call after a consumer's threshold changed.
   void update_threshold();
   // Decides again for every process (a consumer's selection changed).

@@ -32,7 +32,7 @@ struct EngineOptions {
   std::uint32_t max_loops = 4096;
   // cpu-clock sampling period of loop threads inside long iterations
   // (fixed period: frequency mode under-samples); 0 disables sampling.
-  std::uint64_t sample_period_ns = 10'000'000ULL;
+  std::uint64_t sample_period_ns = 1'000'000'000ULL / 99;  // 99 Hz: not in step with 100 Hz timers
 };
 
 struct BpfStats {
@@ -70,6 +70,8 @@ class Engine {
   // Also moves the sampler's start (half the threshold: a stall just over
   // the threshold still gets samples).
   void set_threshold_ns(std::uint64_t ns);
+  // Replaces the sampler with one of this period (0: no sampling).
+  void set_sample_period_ns(std::uint64_t ns);
   // Attaches the CPython gc__start/gc__done USDT probes of one binary
   // (python executable or libpython) for every process that maps it. Once
   // per file; returns false when the file has no such probes.

@@ -43,3 +43,30 @@ def test_sighup_reloads_threshold_and_survives_broken_config(bpf, tmp):
     wait_for(lambda: d.status()["threshold_ms"] == 250, 5, what="threshold 250 after fixing the file",
              describe=d.describe)
     assert d.stop() == 0, d.describe()
+
+
+def cpu_samples(ev):
+    return sum(s["samples"] for s in ev["python_stacks"])
+
+
+def test_sample_hz_sets_the_sampling_rate_and_sighup_changes_it(bpf, tmp):
+    """sample_hz is the on-CPU sampling rate behind python_stacks: a 400 ms CPU stall gets about
+    (400 - threshold/2) ms x sample_hz samples; SIGHUP applies a new rate to the next stall."""
+    d = Daemon(tmp, config={"threshold_ms": 100, "sample_hz": 10})
+
+    def stall_samples():
+        w = Workload("gevent_cpu.py", "--ms", 400, "--warmup", 0.5, "--after", 0.3)
+        ev = d.wait_final_event(w.pid)[0]
+        w.finish()
+        h.validate_event(ev)
+        assert ev["cause"] == "cpu", ev
+        return cpu_samples(ev)
+
+    slow = stall_samples()  # ~350 ms sampled at 10 Hz: ~3
+    d.write_config({"threshold_ms": 100, "sample_hz": 200})
+    d.signal(signal.SIGHUP)
+    d.wait_line(lambda l: l.startswith("loopstalld: configuration reloaded"), 5)
+    fast = stall_samples()  # at 200 Hz: ~70 (fewer if the box is busy)
+    print(f"samples in a 400 ms CPU stall: {slow} at 10 Hz, {fast} at 200 Hz")
+    assert 1 <= slow <= 6, f"{slow} samples at 10 Hz"
+    assert fast >= 4 * slow and fast >= 20, f"{fast} samples at 200 Hz vs {slow} at 10 Hz"
