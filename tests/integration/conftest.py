@@ -11,13 +11,16 @@ that started it ends, and again at session end as a safety net. Every wait has a
 import json
 import os
 import signal
-import subprocess
-import threading
+import sys
 import time
 from pathlib import Path
 
 import jsonschema
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: child_process.py
+import child_process  # noqa: E402
+from child_process import ChildProcess  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 WORKLOADS = REPO / "tests" / "workloads"
@@ -28,7 +31,7 @@ SCHEMA_PATH = Path(os.environ.get("LOOPSTALL_SCHEMA",
 IN_CI = os.environ.get("CI") == "true"
 THRESHOLD_MS = 100
 
-_all_procs = []  # safety net for session teardown
+_all_procs = child_process.ALL  # safety net for session teardown
 
 
 def skip_or_fail(reason):
@@ -61,72 +64,16 @@ def _kill_leftovers():
         p.kill()
 
 
-class Proc:
-    """A child whose stdout (and stderr) lines are drained by threads, each stamped with its
-    arrival time (time.time_ns()) so tests can measure when the tracer reported something."""
+class Proc(ChildProcess):
+    """A child whose stdout and stderr lines are stamped with their arrival time, so tests can
+    measure when the tracer reported something."""
 
     def __init__(self, argv, name=None):
-        self.argv = [str(a) for a in argv]
-        self.name = name or Path(self.argv[0]).name
-        self.start_ns = time.time_ns()
-        self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, start_new_session=True)
-        _all_procs.append(self)
-        self.out = []  # [(recv_ns, line)]
-        self.err = []
-        self._cond = threading.Condition()
-        self._threads = [threading.Thread(target=self._drain, args=(s, lst), daemon=True)
-                         for s, lst in ((self.popen.stdout, self.out), (self.popen.stderr, self.err))]
-        for t in self._threads:
-            t.start()
-
-    def _drain(self, stream, lines):
-        # readline() on a pipe returns as soon as a full line is there: arrival times are honest.
-        for raw in iter(stream.readline, b""):
-            with self._cond:
-                lines.append((time.time_ns(), raw.decode("utf-8", "replace").rstrip("\n")))
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
+        super().__init__(argv, name=name)
 
     def wait_line(self, pred, timeout, stream="out"):
         """First line of stdout/stderr matching pred, as (recv_ns, line); fails on timeout/exit."""
-        lines = self.out if stream == "out" else self.err
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for item in lines:
-                    if pred(item[1]):
-                        return item
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.popen.poll() is not None and not any(t.is_alive() for t in self._threads)):
-                    pytest.fail(f"{self.name}: no matching line on {stream} after {timeout}s "
-                                f"(rc={self.popen.poll()})\n{self.describe()}", pytrace=False)
-                self._cond.wait(min(left, 0.1))
-
-    def wait(self, timeout):
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"{self.name} still running after {timeout}s\n{self.describe()}", pytrace=False)
-
-    def join_output(self, timeout=5):
-        for t in self._threads:
-            t.join(timeout)
-
-    def kill(self):
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.popen.wait(5)
-
-    def describe(self, tail=40):
-        err = "\n".join(l for _, l in self.err[-tail:])
-        out = "\n".join(l for _, l in self.out[-tail:])
-        return f"$ {' '.join(self.argv)}\n--- stdout (tail) ---\n{out}\n--- stderr (tail) ---\n{err}"
+        return self.wait_item(pred, timeout, stream)
 
 
 class Workload(Proc):

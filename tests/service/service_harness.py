@@ -10,8 +10,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -19,6 +19,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: child_process.py
+import child_process  # noqa: E402
+from child_process import ChildProcess  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 WORKLOADS = REPO / "tests" / "workloads"
@@ -33,7 +37,7 @@ PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager") or \
     "/usr/bin/prometheus-alertmanager"
 
-ALL_PROCS = []  # safety net: everything started, killed at session end too
+ALL_PROCS = child_process.ALL  # safety net: everything started, killed at session end too
 
 
 def skip_or_fail(reason):
@@ -77,92 +81,13 @@ def wait_for(pred, timeout, interval=0.1, what="condition", describe=lambda: "")
         time.sleep(interval)
 
 
-class Proc:
+class Proc(ChildProcess):
     """A child in its own session; stdout and stderr lines drained into .out/.err as
     (arrival time.time_ns(), line)."""
 
-    def __init__(self, argv, name=None, env=None, stdout=True):
-        self.argv = [str(a) for a in argv]
-        self.name = name or Path(self.argv[0]).name
-        self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, start_new_session=True, env=env)
-        ALL_PROCS.append(self)
-        self.pid = self.popen.pid
-        self.out, self.err = [], []
-        self._cond = threading.Condition()
-        streams = [(self.popen.stderr, self.err)]
-        if stdout:
-            streams.append((self.popen.stdout, self.out))
-        self._threads = [threading.Thread(target=self._drain, args=s, daemon=True) for s in streams]
-        for t in self._threads:
-            t.start()
-
-    def _drain(self, stream, lines):
-        for raw in iter(stream.readline, b""):
-            with self._cond:
-                lines.append((time.time_ns(), raw.decode("utf-8", "replace").rstrip("\n")))
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def alive(self):
-        return self.popen.poll() is None
-
-    def find_line(self, pred, stream="err"):
-        with self._cond:
-            for _, line in (self.err if stream == "err" else self.out):
-                if pred(line):
-                    return line
-        return None
-
     def wait_line(self, pred, timeout, stream="err"):
         """First line matching pred; fails on timeout or when the process ended without it."""
-        lines = self.err if stream == "err" else self.out
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for _, line in lines:
-                    if pred(line):
-                        return line
-                left = deadline - time.monotonic()
-                done = self.popen.poll() is not None and not any(t.is_alive() for t in self._threads)
-                if left <= 0 or done:
-                    pytest.fail(f"{self.name}: no matching line on std{stream} after {timeout}s "
-                                f"(rc={self.popen.poll()})\n{self.describe()}", pytrace=False)
-                self._cond.wait(min(left, 0.1))
-
-    def wait(self, timeout):
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"{self.name} still running after {timeout}s\n{self.describe()}", pytrace=False)
-
-    def join_output(self, timeout=5):
-        for t in self._threads:
-            t.join(timeout)
-
-    def signal(self, sig):
-        if self.alive():
-            self.popen.send_signal(sig)
-
-    def kill(self):
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
-                self.popen.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-
-    def describe(self, tail=40):
-        with self._cond:
-            err = "\n".join(l for _, l in self.err[-tail:])
-            out = "\n".join(l for _, l in self.out[-tail:])
-        return f"$ {' '.join(self.argv)}\n--- stdout (tail) ---\n{out}\n--- stderr (tail) ---\n{err}"
+        return self.wait_item(pred, timeout, stream)[1]
 
 
 # ------------------------------------------------------------------------------------- daemon
