@@ -495,17 +495,17 @@ int BPF_USDT(gc_done, long collected)
 	return 0;
 }
 
-#define COPY_USER_REGS(dst, src)                                                                   \
-	do {                                                                                       \
-		(dst)->ip = (src)->ip;                                                             \
-		(dst)->sp = (src)->sp;                                                             \
-		(dst)->bp = (src)->bp;                                                             \
-		(dst)->bx = (src)->bx;                                                             \
-		(dst)->r12 = (src)->r12;                                                           \
-		(dst)->r13 = (src)->r13;                                                           \
-		(dst)->r14 = (src)->r14;                                                           \
-		(dst)->r15 = (src)->r15;                                                           \
-	} while (0)
+static __always_inline void copy_user_regs(struct ls_user_regs *dst, struct pt_regs *src)
+{
+	dst->ip = src->ip;
+	dst->sp = src->sp;
+	dst->bp = src->bp;
+	dst->bx = src->bx;
+	dst->r12 = src->r12;
+	dst->r13 = src->r13;
+	dst->r14 = src->r14;
+	dst->r15 = src->r15;
+}
 
 /* Scratch space of the Python frame walk (per CPU: the sampler runs in
  * interrupt context, one at a time per CPU). */
@@ -643,7 +643,7 @@ int sample(struct bpf_perf_event_data *ctx)
 		bpf_ringbuf_discard(e, 0);
 		return 0;
 	}
-	COPY_USER_REGS(&e->regs, regs);
+	copy_user_regs(&e->regs, regs);
 	sp = e->regs.sp;
 	e->pad = 0;
 	copy_py_frames(e, l->tgid, tid);

@@ -75,13 +75,14 @@ void Detector::watch_gc(std::uint32_t pid) {
 void Detector::register_python_threads(std::uint64_t now_ns) {
   constexpr std::uint64_t kRetryNs = 1'000'000'000ULL;
   for (const ls_loop& l : loops_) {
+    if (!watched(l.tgid)) continue;
     auto [it, fresh] = py_threads_.try_emplace(l.tid);
     PyThreadSeen& seen = it->second;
     if (!fresh && seen.pid != l.tgid) {  // tid reused by another process
       if (seen.registered) engine_.forget_py_thread(l.tid);
       seen = {};
     }
-    if (seen.registered || (seen.tried_ns && now_ns - seen.tried_ns < kRetryNs) || !watched(l.tgid)) continue;
+    if (seen.registered || (seen.tried_ns && now_ns - seen.tried_ns < kRetryNs)) continue;
     seen.pid = l.tgid;
     seen.tried_ns = now_ns;
     if (auto t = stacks_->python_thread(l.tgid, l.tid)) {
@@ -94,8 +95,7 @@ void Detector::register_python_threads(std::uint64_t now_ns) {
 // A loop in a long iteration whose interpreter began Py_Finalize is tearing
 // down, not stalling: tell the correlators before they report it.
 void Detector::check_exiting(std::uint64_t now_ns) {
-  std::uint64_t after_ns = UINT64_MAX;
-  for (const Correlator* c : consumers_) after_ns = std::min(after_ns, c->evidence_after_ns());
+  const std::uint64_t after_ns = evidence_after_ns();
   for (const ls_loop& l : loops_) {
     if (!l.iter_start_ns || now_ns < l.iter_start_ns || now_ns - l.iter_start_ns < after_ns) continue;
     bool ask = false;
@@ -103,6 +103,13 @@ void Detector::check_exiting(std::uint64_t now_ns) {
     if (!ask || !stacks_->interpreter_finalizing(l.tgid)) continue;
     for (Correlator* c : consumers_) c->interpreter_exiting(l.tgid);
   }
+}
+
+// The youngest iteration age any consumer gathers evidence for.
+std::uint64_t Detector::evidence_after_ns() const {
+  std::uint64_t ns = UINT64_MAX;
+  for (const Correlator* c : consumers_) ns = std::min(ns, c->evidence_after_ns());
+  return ns;
 }
 
 bool Detector::watched(std::uint32_t pid) const {
@@ -125,7 +132,6 @@ void Detector::on_sample(const ls_sample_event& e, std::size_t size) {
   }
   sample_tokens_ -= 1;
   auto s = stacks_->on_cpu(e);
-  ++samples_read_;
   if (!s) return;
   for (Correlator* c : consumers_) c->on_sample(e.hdr.tgid, e.hdr.tid, e.iter_start_ns, *s);
 }
@@ -135,8 +141,7 @@ void Detector::on_sample(const ls_sample_event& e, std::size_t size) {
 // reading it from /proc now is exact. Each block episode (the iteration's
 // last run-state change) is captured once; later scans extend it.
 void Detector::capture_blocks(std::uint64_t now_ns) {
-  std::uint64_t after_ns = UINT64_MAX;
-  for (const Correlator* c : consumers_) after_ns = std::min(after_ns, c->evidence_after_ns());
+  const std::uint64_t after_ns = evidence_after_ns();
   for (const ls_loop& l : loops_) {
     if (!l.iter_start_ns || l.run_state != LS_BLOCKED || now_ns < l.last_ts_ns || now_ns < l.iter_start_ns ||
         now_ns - l.iter_start_ns < after_ns || !watched(l.tgid))
@@ -154,7 +159,6 @@ void Detector::capture_blocks(std::uint64_t now_ns) {
           after->run_state != LS_BLOCKED)
         s.reset();
       b = {l.iter_start_ns, l.last_ts_ns, s.has_value()};
-      if (s) ++blocks_captured_;
     }
     for (Correlator* c : consumers_)
       c->on_block(l.tgid, l.tid, l.iter_start_ns, l.last_ts_ns, now_ns - l.last_ts_ns, s ? &*s : nullptr);

@@ -37,11 +37,6 @@ void StallEvidence::add_block(std::uint64_t block_start_ns, std::uint64_t blocke
   blocks_.push_back({block_start_ns, blocked_ns, stacks ? *stacks : StackSample{}});
 }
 
-bool StallEvidence::has_block(std::uint64_t block_start_ns) const {
-  return std::any_of(blocks_.begin(), blocks_.end(),
-                     [&](const Block& b) { return b.start_ns == block_start_ns && !b.stacks.empty(); });
-}
-
 void StallEvidence::fill(StallReport& r, double sample_period_ms) const {
   std::vector<Counted<PyFrame>> py = cpu_python_;
   for (const Block& b : blocks_) {

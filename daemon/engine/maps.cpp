@@ -65,6 +65,11 @@ void set_ignore_bit(const MappedArray& bits, std::uint32_t tgid, bool on) {
   }
 }
 
+// One past the highest loops slot BPF ever handed out (slot 0 is unused).
+std::size_t slots_in_use(const Engine::Impl& impl) {
+  return std::min<std::size_t>(__atomic_load_n(&impl.skel->data->slots_hwm, __ATOMIC_ACQUIRE), impl.loops.size());
+}
+
 }  // namespace
 
 MappedArray::~MappedArray() {
@@ -137,8 +142,7 @@ void Engine::forget_py_thread(std::uint32_t tid) {
 }
 
 std::optional<ls_loop> Engine::find_loop(std::uint32_t tid) const {
-  const std::size_t hwm =
-      std::min<std::size_t>(__atomic_load_n(&impl_->skel->data->slots_hwm, __ATOMIC_ACQUIRE), impl_->loops.size());
+  const std::size_t hwm = slots_in_use(*impl_);
   for (std::size_t slot = 1; slot < hwm; ++slot) {
     const ls_loop* l = impl_->loops.at<ls_loop>(slot);
     if (__atomic_load_n(&l->tid, __ATOMIC_RELAXED) != tid) continue;
@@ -150,8 +154,7 @@ std::optional<ls_loop> Engine::find_loop(std::uint32_t tid) const {
 
 void Engine::scan_loops(std::vector<ls_loop>& out) {
   out.clear();
-  const std::size_t hwm =
-      std::min<std::size_t>(__atomic_load_n(&impl_->skel->data->slots_hwm, __ATOMIC_ACQUIRE), impl_->loops.size());
+  const std::size_t hwm = slots_in_use(*impl_);
   for (std::size_t slot = 1; slot < hwm; ++slot) {
     const ls_loop* l = impl_->loops.at<ls_loop>(slot);
     // BPF keeps writing while we copy: a slot freed or reused meanwhile is

@@ -47,8 +47,6 @@ class Detector {
 
   const std::vector<ls_loop>& last_scan() const { return loops_; }
   std::uint64_t scans() const { return scans_; }
-  std::uint64_t blocks_captured() const { return blocks_captured_; }
-  std::uint64_t samples_read() const { return samples_read_; }
   // Samples not read because kSampleBudgetPerSec was spent.
   std::uint64_t samples_over_budget() const { return samples_over_budget_; }
   static constexpr double kSampleBudgetPerSec = 300;
@@ -62,6 +60,7 @@ class Detector {
   void register_python_threads(std::uint64_t now_ns);
   void check_exiting(std::uint64_t now_ns);
   bool watched(std::uint32_t pid) const;
+  std::uint64_t evidence_after_ns() const;
   void sweep();
   void account_drops();
 
@@ -81,7 +80,7 @@ class Detector {
     std::uint64_t tried_ns = 0;
   };
   std::unordered_map<std::uint32_t, PyThreadSeen> py_threads_;  // by tid
-  std::uint64_t blocks_captured_ = 0, samples_read_ = 0, samples_over_budget_ = 0;
+  std::uint64_t samples_over_budget_ = 0;
   double sample_tokens_ = kSampleBudgetPerSec;
   std::uint64_t sample_refill_ns_ = 0;
   double sample_period_ms_ = 10;

@@ -29,7 +29,6 @@ class StallEvidence {
   // blocked_ns so far. The first sighting carries its stacks; later ones
   // (stacks == nullptr) only extend it.
   void add_block(std::uint64_t block_start_ns, std::uint64_t blocked_ns, const StackSample* stacks);
-  bool has_block(std::uint64_t block_start_ns) const;
   bool empty() const { return cpu_ == 0 && blocks_.empty(); }
 
   // python_stacks: identical stacks merged, most samples first. A block
