@@ -10,12 +10,6 @@ import gevent  # noqa: E402
 import _wl  # noqa: E402
 
 
-def ticker():
-    # Keeps the hub iterating (one epoll_wait every 10 ms) around the stall.
-    while True:
-        gevent.sleep(0.01)
-
-
 def burn_cpu(ms):
     _wl.stall_start()
     end = time.perf_counter() + ms / 1000.0  # vDSO clock: no syscalls while burning
@@ -28,10 +22,7 @@ def burn_cpu(ms):
 
 def main():
     args = _wl.parse(__doc__, ms=300)
-    gevent.spawn(ticker)
-    gevent.sleep(0.05)  # the hub has entered epoll_wait
-    _wl.ready()
-    gevent.sleep(args.warmup)
+    _wl.gevent_ready_then_wait(args)
     gevent.spawn(burn_cpu, args.ms).join()
     gevent.sleep(args.after)
 

@@ -12,11 +12,6 @@ import _wl  # noqa: E402
 libc = ctypes.CDLL(None)
 
 
-def ticker():
-    while True:
-        gevent.sleep(0.01)
-
-
 def ctypes_usleep(ms):
     _wl.stall_start()
     libc.usleep(int(ms * 1000))  # glibc: clock_nanosleep(CLOCK_REALTIME)
@@ -25,10 +20,7 @@ def ctypes_usleep(ms):
 
 def main():
     args = _wl.parse(__doc__, ms=300)
-    gevent.spawn(ticker)
-    gevent.sleep(0.05)
-    _wl.ready()
-    gevent.sleep(args.warmup)
+    _wl.gevent_ready_then_wait(args)
     gevent.spawn(ctypes_usleep, args.ms).join()
     gevent.sleep(args.after)
 

@@ -13,11 +13,6 @@ import gevent  # noqa: E402
 import _wl  # noqa: E402
 
 
-def ticker():
-    while True:
-        gevent.sleep(0.01)
-
-
 def hang(seconds, spin):
     _wl.stall_start()
     if spin:
@@ -34,10 +29,7 @@ def main():
     if spin:
         sys.argv.remove("--spin")
     args = _wl.parse(__doc__, seconds=5)
-    gevent.spawn(ticker)
-    gevent.sleep(0.05)
-    _wl.ready()
-    gevent.sleep(args.warmup)
+    _wl.gevent_ready_then_wait(args)
     gevent.spawn(hang, args.seconds, spin).join()
     gevent.sleep(args.after)
 

@@ -13,11 +13,6 @@ from confluent_kafka import Producer  # noqa: E402
 import _wl  # noqa: E402
 
 
-def ticker():
-    while True:
-        gevent.sleep(0.01)
-
-
 def kafka_flush(producer, ms):
     producer.produce("loopstall-test", b"x")  # queued: nothing can deliver it
     _wl.stall_start()
@@ -31,10 +26,7 @@ def main():
     # Port 1 on loopback is closed; keep librdkafka from retrying too noisily.
     producer = Producer({"bootstrap.servers": "127.0.0.1:1", "log_level": 0,
                          "reconnect.backoff.ms": 1000, "reconnect.backoff.max.ms": 1000})
-    gevent.spawn(ticker)
-    gevent.sleep(0.05)
-    _wl.ready()
-    gevent.sleep(args.warmup)
+    _wl.gevent_ready_then_wait(args)
     gevent.spawn(kafka_flush, producer, args.ms).join()
     gevent.sleep(args.after)
 

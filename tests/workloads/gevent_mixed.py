@@ -16,11 +16,6 @@ import gevent  # noqa: E402
 import _wl  # noqa: E402
 
 
-def ticker():
-    while True:
-        gevent.sleep(0.01)
-
-
 def mixed_stall(cpu_ms, sleep_ms):
     _wl.stall_start()
     end = time.thread_time() + cpu_ms / 1000.0  # CPU time: the same on a busy machine
@@ -32,10 +27,7 @@ def mixed_stall(cpu_ms, sleep_ms):
 
 def main():
     args = _wl.parse(__doc__, cpu_ms=200, sleep_ms=100)
-    gevent.spawn(ticker)
-    gevent.sleep(0.05)
-    _wl.ready()
-    gevent.sleep(args.warmup)
+    _wl.gevent_ready_then_wait(args)
     gevent.spawn(mixed_stall, args.cpu_ms, args.sleep_ms).join()
     gevent.sleep(args.after)
 

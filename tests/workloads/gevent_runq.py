@@ -14,11 +14,6 @@ import gevent  # noqa: E402
 import _wl  # noqa: E402
 
 
-def ticker():
-    while True:
-        gevent.sleep(0.01)
-
-
 def burn_cpu(ms):
     _wl.stall_start()
     end = time.thread_time() + ms / 1000.0  # CPU time of this thread, not wall time
@@ -31,10 +26,7 @@ def burn_cpu(ms):
 
 def main():
     args = _wl.parse(__doc__, ms=150)
-    gevent.spawn(ticker)
-    gevent.sleep(0.05)
-    _wl.ready()
-    gevent.sleep(args.warmup)
+    _wl.gevent_ready_then_wait(args)
     gevent.spawn(burn_cpu, args.ms).join()
     gevent.sleep(args.after)
 

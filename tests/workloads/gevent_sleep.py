@@ -12,11 +12,6 @@ import gevent  # noqa: E402
 import _wl  # noqa: E402
 
 
-def ticker():
-    while True:
-        gevent.sleep(0.01)
-
-
 def blocking_sleep(ms):
     _wl.stall_start()
     real_sleep(ms / 1000.0)
@@ -25,10 +20,7 @@ def blocking_sleep(ms):
 
 def main():
     args = _wl.parse(__doc__, ms=300)
-    gevent.spawn(ticker)
-    gevent.sleep(0.05)
-    _wl.ready()
-    gevent.sleep(args.warmup)
+    _wl.gevent_ready_then_wait(args)
     gevent.spawn(blocking_sleep, args.ms).join()
     gevent.sleep(args.after)
 
