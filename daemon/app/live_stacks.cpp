@@ -6,7 +6,6 @@
 
 #include "loopstall/clock.hpp"
 #include "loopstall/native/snapshot.hpp"
-#include "loopstall/native/symbolizer.hpp"
 #include "loopstall/native/unwinder.hpp"
 #include "loopstall/python/stack_reader.hpp"
 #include "loopstall/stack_source.hpp"
@@ -90,9 +89,14 @@ class LiveStacks final : public StackSource {
     std::uint64_t tried_ns = 0;
   };
 
+  // Offsets as the contract wants them: in the module file (the unwinder's
+  // frame.offset is the ELF address, as addr2line takes it).
   std::vector<NativeFrame> unwind(std::uint32_t pid, const native::StackSnapshot& snap) {
-    auto frames = unwinder_.unwind(static_cast<pid_t>(pid), snap, kMaxNativeFrames);
-    to_file_offsets(pid, frames);
+    std::vector<NativeFrame> frames;
+    for (auto& u : unwinder_.unwind_frames(static_cast<pid_t>(pid), snap, kMaxNativeFrames)) {
+      u.frame.offset = u.file_offset;
+      frames.push_back(std::move(u.frame));
+    }
     return frames;
   }
 
@@ -115,22 +119,8 @@ class LiveStacks final : public StackSource {
     return p.process ? &*p.process : nullptr;
   }
 
-  // The unwinder names addresses as addr2line does (the ELF's own address
-  // space); the contract wants the offset in the module file. They differ
-  // for non-PIE executables (python3.11 is linked at 0x400000).
-  // The path is the target's (its mount namespace): read it through
-  // /proc/PID/root.
-  void to_file_offsets(std::uint32_t pid, std::vector<NativeFrame>& frames) {
-    const std::string root = "/proc/" + std::to_string(pid) + "/root";
-    for (NativeFrame& f : frames) {
-      if (f.module.empty() || f.module.front() != '/' || f.module.ends_with(" (deleted)")) continue;
-      if (auto off = symbolizer_.vaddr_to_file_offset(root + f.module, f.offset)) f.offset = *off;
-    }
-  }
-
   std::unordered_map<std::uint32_t, Py> py_;
   native::NativeUnwinder unwinder_;
-  native::ElfSymbolizer symbolizer_;
 };
 
 }  // namespace

@@ -368,6 +368,13 @@ const SymbolTable* DwflProcess::symbols_of(Dwfl_Module* mod, Elf* elf, ElfSymbol
   return rec->symbols.get();
 }
 
+std::optional<std::uint64_t> DwflProcess::file_offset(const RawFrame& f) const {
+  const std::uint64_t pc = f.activation ? f.pc : f.pc - 1;  // as describe() names it
+  const Mapping* m = find_mapping(maps_, pc);
+  if (m == nullptr || !m->file_backed() || m->deleted()) return std::nullopt;
+  return pc - m->start + m->offset;
+}
+
 NativeFrame DwflProcess::describe(const RawFrame& f, ElfSymbolizer& symbolizer) {
   // A return address may be the first byte after the caller's function.
   const std::uint64_t pc = f.activation ? f.pc : f.pc - 1;

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,9 @@ class DwflProcess {
 
   std::vector<RawFrame> unwind(const StackSnapshot& snap, std::size_t max_frames);
   NativeFrame describe(const RawFrame& f, ElfSymbolizer& symbolizer);
+  // The frame's address as an offset in its mapped file, through the
+  // mapping that holds it; nullopt unless that is a regular file still there.
+  std::optional<std::uint64_t> file_offset(const RawFrame& f) const;
 
   // The latest maps (anonymous mappings change all the time; the code
   // modules, which the Dwfl is built from, did not).

@@ -141,13 +141,6 @@ std::optional<std::uint64_t> SymbolTable::file_offset_to_vaddr(std::uint64_t fil
   return std::nullopt;
 }
 
-std::optional<std::uint64_t> SymbolTable::vaddr_to_file_offset(std::uint64_t vaddr) const {
-  for (const auto& l : loads_) {
-    if (vaddr >= l.vaddr && vaddr - l.vaddr < l.filesz) return l.offset + (vaddr - l.vaddr);
-  }
-  return std::nullopt;
-}
-
 // --- ElfSymbolizer -------------------------------------------------------------
 
 ElfSymbolizer::ElfSymbolizer(std::size_t max_files) : max_files_(std::max<std::size_t>(1, max_files)) {}
@@ -219,11 +212,6 @@ std::optional<std::string> ElfSymbolizer::symbolize(const std::string& path, std
 std::optional<std::uint64_t> ElfSymbolizer::file_offset_to_vaddr(const std::string& path, std::uint64_t file_offset) {
   const auto t = table_for_path(path);
   return t ? t->file_offset_to_vaddr(file_offset) : std::nullopt;
-}
-
-std::optional<std::uint64_t> ElfSymbolizer::vaddr_to_file_offset(const std::string& path, std::uint64_t vaddr) {
-  const auto t = table_for_path(path);
-  return t ? t->vaddr_to_file_offset(vaddr) : std::nullopt;
 }
 
 }  // namespace loopstall::native

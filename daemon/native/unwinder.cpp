@@ -127,7 +127,9 @@ DwflProcess* NativeUnwinder::process_for(pid_t pid) {
 std::vector<UnwoundFrame> NativeUnwinder::run(DwflProcess& p, const StackSnapshot& snap, std::size_t max_frames) {
   std::vector<UnwoundFrame> out;
   for (const RawFrame& f : p.unwind(snap, max_frames)) {
-    out.push_back({f.pc, f.activation, f.recovered, p.describe(f, symbolizer_)});
+    UnwoundFrame u{f.pc, f.activation, f.recovered, p.describe(f, symbolizer_)};
+    u.file_offset = p.file_offset(f).value_or(u.frame.offset);
+    out.push_back(std::move(u));
   }
   stats_.last_stack_bytes_used = p.stack_bytes_used();
   return out;

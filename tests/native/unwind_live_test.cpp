@@ -73,6 +73,9 @@ TEST_CASE("live: Debian python3.11 (non-PIE) blocked in ctypes usleep, snapshot 
   const int eval = find_frame(frames, [](const std::string& s) { return s == "_PyEval_EvalFrameDefault"; });
   REQUIRE(eval > 0);
   CHECK(frames[eval].frame.offset > 0x400000);
+  // In the file, the same address is 0x400000 lower (Debian's python3.11 maps its first segment,
+  // file offset 0, at 0x400000, and the text segment keeps that difference).
+  CHECK(frames[eval].file_offset == frames[eval].frame.offset - 0x400000);
   CHECK(frames.back().frame.symbol == "_start");
   // The warm path (cached Dwfl) gives the same answer.
   const auto again = unwinder.unwind(child.pid(), *snap);

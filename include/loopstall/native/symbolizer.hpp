@@ -39,8 +39,6 @@ class SymbolTable {
   std::optional<std::string_view> lookup(std::uint64_t vaddr) const;
   // The ELF address of a file offset, through the PT_LOAD segment holding it.
   std::optional<std::uint64_t> file_offset_to_vaddr(std::uint64_t file_offset) const;
-  // The inverse: the file offset of an ELF address inside a PT_LOAD segment.
-  std::optional<std::uint64_t> vaddr_to_file_offset(std::uint64_t vaddr) const;
   std::size_t size() const { return syms_.size(); }
 
  private:
@@ -69,7 +67,6 @@ class ElfSymbolizer {
   // By path (the file is opened once per path, inode and mtime).
   std::optional<std::string> symbolize(const std::string& path, std::uint64_t vaddr);
   std::optional<std::uint64_t> file_offset_to_vaddr(const std::string& path, std::uint64_t file_offset);
-  std::optional<std::uint64_t> vaddr_to_file_offset(const std::string& path, std::uint64_t vaddr);
 
   // The table of an ELF file that is already open (a Dwfl module's), shared
   // by every process that maps the same build. Separate debug files are

@@ -37,6 +37,11 @@ struct UnwoundFrame {
   // minus 1, so it names the call site); the absolute address when there is no
   // module.
   NativeFrame frame;
+  // Where that address lies in the module *file* (the contract's
+  // native_stack[].offset), from the process's mapping: it differs from
+  // frame.offset for non-PIE executables. frame.offset when the module is
+  // not a regular file that is still there (anonymous, [vdso], deleted).
+  std::uint64_t file_offset = 0;
 };
 
 class DwflProcess;
