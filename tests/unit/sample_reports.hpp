@@ -71,7 +71,7 @@ inline std::vector<StallReport> sample_reports() {
 
   std::vector<StallReport> out = sink.reports;
 
-  // By hand: stacks and native frames, which the correlator does not fill yet.
+  // By hand: stacks and native frames (the correlator only copies in what the Detector read).
   StallReport r;
   r.stall_id = "555-1a2b3c";
   r.pid = 555;
