@@ -139,7 +139,7 @@ int run(const Flags& flags) {
     }
     if (now >= next_slow) {  // once a second: gauges and BPF counters cost syscalls
       next_slow = now + 1'000'000'000ULL;
-      metrics.refresh(det.last_scan(), corr, det.engine());
+      metrics.refresh(det, corr);
       refresh_process_metrics(reg);
       {
         std::lock_guard<std::mutex> lock(reg.mutex());

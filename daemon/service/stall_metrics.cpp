@@ -49,6 +49,8 @@ StallMetrics::StallMetrics(Registry& reg, std::size_t max_services, const std::s
                "On-CPU samples of loop threads inside long iterations (stack evidence for stalls)");
   reg_.counter("loopstall_bpf_samples_skipped_total",
                "On-CPU samples not taken because the ring buffer was half full (stall events keep the rest)");
+  reg_.counter("loopstall_samples_over_budget_total",
+               "On-CPU samples left unread because the daemon's stack-reading budget (300/s) was spent");
   reg_.gauge("loopstall_alerts_firing", "Alerts firing now, by rule", {"alert"});
   reg_.counter("loopstall_alert_deliveries_total", "Alertmanager deliveries", {"result"});
   reg_.counter("loopstall_probe_attach_failures_total", "BPF programs that could not be attached", {"probe"});
@@ -83,7 +85,9 @@ void StallMetrics::iterations(std::uint32_t, const std::string& service, const I
     if (d.hist[i]) h.observe_n({svc}, hist_bucket_upper_s(i), d.hist[i]);
 }
 
-void StallMetrics::refresh(const std::vector<ls_loop>& loops, const Correlator& corr, Engine& eng) {
+void StallMetrics::refresh(Detector& det, const Correlator& corr) {
+  const std::vector<ls_loop>& loops = det.last_scan();
+  Engine& eng = det.engine();
   std::map<std::string, double> by_kind = {{"gevent", 0}, {"asyncio", 0}, {"epoll", 0}};
   double monitored = 0;
   for (const ls_loop& l : loops) {
@@ -117,6 +121,7 @@ void StallMetrics::refresh(const std::vector<ls_loop>& loops, const Correlator& 
   reg_.counter("loopstall_bpf_iterations_total", "").set({}, static_cast<double>(st.iterations));
   reg_.counter("loopstall_bpf_samples_total", "").set({}, static_cast<double>(st.samples));
   reg_.counter("loopstall_bpf_samples_skipped_total", "").set({}, static_cast<double>(st.samples_skipped));
+  reg_.counter("loopstall_samples_over_budget_total", "").set({}, static_cast<double>(det.samples_over_budget()));
 }
 
 void refresh_process_metrics(Registry& reg) {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "loopstall/correlator.hpp"
-#include "loopstall/engine.hpp"
+#include "loopstall/detector.hpp"
 #include "loopstall/metrics.hpp"
 #include "loopstall/sink.hpp"
 
@@ -51,7 +51,7 @@ class StallMetrics : public Sink {
   void stall(const StallReport& r) override;
   void iterations(std::uint32_t pid, const std::string& service, const IterationDelta& d) override;
   // Gauges and BPF counters; call after each scan.
-  void refresh(const std::vector<ls_loop>& loops, const Correlator& corr, Engine& eng);
+  void refresh(Detector& det, const Correlator& corr);
   void set_max_services(std::size_t max) { services_.set_max(max); }
 
  private:

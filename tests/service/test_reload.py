@@ -1,4 +1,5 @@
 """SIGHUP re-reads the configuration file; a broken file keeps the old configuration."""
+import re
 import signal
 import time
 
@@ -70,3 +71,11 @@ def test_sample_hz_sets_the_sampling_rate_and_sighup_changes_it(bpf, tmp):
     # Bounds with room for a busy box (a stall stretched by waiting for a CPU is sampled longer).
     assert 1 <= slow <= 10, f"{slow} samples at 10 Hz: {ev_slow}"
     assert fast >= 3 * slow and fast >= 15, f"{fast} samples at 200 Hz vs {slow} at 10 Hz: {ev_fast}"
+    # The samples and what was dropped of them are counted on /metrics (refreshed once a second).
+    def counter(name):
+        m = re.search(rf"^{name} (\S+)$", d.metrics_text(), re.M)
+        return float(m.group(1)) if m else None
+    wait_for(lambda: (counter("loopstall_bpf_samples_total") or 0) >= slow + fast, 5,
+             what="loopstall_bpf_samples_total to count the samples", describe=d.metrics_text)
+    assert counter("loopstall_bpf_samples_skipped_total") == 0, d.metrics_text()
+    assert counter("loopstall_samples_over_budget_total") == 0, d.metrics_text()
