@@ -8,10 +8,11 @@ BUILD_DEPS=(
   libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev
   nlohmann-json3-dev libcli11-dev doctest-dev libcpp-httplib-dev libsystemd-dev
 )
-# Real workloads and checkers the tests run (see docs/testing.md).
+# Real workloads and checkers the tests run (binutils: readelf/nm check USDT notes and
+# native_stack offsets against the ELF files).
 TEST_DEPS=(
   python3.11 python3-gevent python3-gunicorn python3-flask python3-confluent-kafka
-  python3-jsonschema python3-pytest python3-yaml wrk util-linux procps strace clang-format
+  python3-jsonschema python3-pytest python3-yaml wrk util-linux procps strace clang-format binutils
   prometheus prometheus-alertmanager systemd
 )
 
