@@ -241,6 +241,33 @@ static __always_inline void begin_iteration(struct ls_loop *l, __u64 now)
 	l->syscalls[LS_MAX_SYSCALLS].count = 0;
 }
 
+/* The thread got a CPU at `now`: close its off-CPU interval as the state
+ * recorded it. */
+static __always_inline void mark_running(struct ls_loop *l, __u64 now)
+{
+	if (l->run_state == LS_RUNNABLE)
+		l->runq_ns += now - l->last_ts_ns;
+	else if (l->run_state == LS_BLOCKED) /* wakeup not seen */
+		add_blocked(l, now - l->last_ts_ns);
+	l->last_ts_ns = now;
+	l->run_state = LS_RUNNING;
+	if (l->gc_active)
+		l->gc_mark_ns = now;
+}
+
+/* Called in the loop thread's own context (it is on a CPU): RUNNABLE or
+ * BLOCKED means its switch-in was not seen. Close the interval as recorded
+ * -- what ongoing reports already said -- and count the repair; left
+ * alone, the thread would count as off-CPU until its next switch and the
+ * sampler would skip it for the rest of the stall. */
+static __always_inline void resync_running(struct ls_loop *l, __u64 now)
+{
+	if (l->run_state != LS_RUNNABLE && l->run_state != LS_BLOCKED)
+		return;
+	mark_running(l, now);
+	stat_inc(LS_STAT_STATE_REPAIRS);
+}
+
 /* Closes the running iteration at `now` (the thread enters epoll_wait). */
 static __always_inline void end_iteration(struct ls_loop *l, __u32 tid, __u64 now)
 {
@@ -250,6 +277,7 @@ static __always_inline void end_iteration(struct ls_loop *l, __u32 tid, __u64 no
 	if (!start)
 		return;
 	dur = now - start;
+	resync_running(l, now);
 	l->on_cpu_ns += now - l->last_ts_ns;
 	l->last_ts_ns = now;
 	if (l->gc_active)
@@ -436,19 +464,10 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	if (nl && (nl->run_state == LS_IDLE || nl->iter_start_ns)) {
 		if (!now)
 			now = bpf_ktime_get_ns();
-		if (nl->run_state == LS_IDLE) {
-			/* Back from epoll_wait: the iteration starts now. */
+		if (nl->run_state == LS_IDLE) /* back from epoll_wait: it starts now */
 			begin_iteration(nl, now);
-		} else if (nl->iter_start_ns) {
-			if (nl->run_state == LS_RUNNABLE)
-				nl->runq_ns += now - nl->last_ts_ns;
-			else if (nl->run_state == LS_BLOCKED) /* wakeup not seen */
-				add_blocked(nl, now - nl->last_ts_ns);
-			nl->last_ts_ns = now;
-			nl->run_state = LS_RUNNING;
-			if (nl->gc_active)
-				nl->gc_mark_ns = now;
-		}
+		else
+			mark_running(nl, now);
 	}
 	return 0;
 }
@@ -615,8 +634,11 @@ int sample(struct bpf_perf_event_data *ctx)
 		return 0;
 	start = l->iter_start_ns;
 	now = bpf_ktime_get_ns();
-	if (!start || l->run_state != LS_RUNNING || now - start < sample_after_ns)
+	if (!start || now - start < sample_after_ns)
 		return 0;
+	/* The tick interrupted this thread: it is running, whatever the
+	 * recorded state says. */
+	resync_running(l, now);
 	/* Samples are evidence, stalls are the product: samples may fill at
 	 * most half of the ring, so a slow reader never loses stall events to
 	 * them. */

@@ -24,6 +24,7 @@ BpfStats Engine::stats() {
   s.stalls = read(LS_STAT_STALLS);
   s.samples = read(LS_STAT_SAMPLES);
   s.samples_skipped = read(LS_STAT_SAMPLES_SKIPPED);
+  s.state_repairs = read(LS_STAT_STATE_REPAIRS);
   return s;
 }
 

@@ -51,6 +51,8 @@ StallMetrics::StallMetrics(Registry& reg, std::size_t max_services, const std::s
                "On-CPU samples not taken because the ring buffer was half full (stall events keep the rest)");
   reg_.counter("loopstall_samples_over_budget_total",
                "On-CPU samples left unread because the daemon's stack-reading budget (300/s) was spent");
+  reg_.counter("loopstall_bpf_run_state_repairs_total",
+               "Switch-ins of loop threads the tracer did not see, repaired when the thread was next seen running");
   reg_.gauge("loopstall_alerts_firing", "Alerts firing now, by rule", {"alert"});
   reg_.counter("loopstall_alert_deliveries_total", "Alertmanager deliveries", {"result"});
   reg_.counter("loopstall_probe_attach_failures_total", "BPF programs that could not be attached", {"probe"});
@@ -122,6 +124,7 @@ void StallMetrics::refresh(Detector& det, const Correlator& corr) {
   reg_.counter("loopstall_bpf_samples_total", "").set({}, static_cast<double>(st.samples));
   reg_.counter("loopstall_bpf_samples_skipped_total", "").set({}, static_cast<double>(st.samples_skipped));
   reg_.counter("loopstall_samples_over_budget_total", "").set({}, static_cast<double>(det.samples_over_budget()));
+  reg_.counter("loopstall_bpf_run_state_repairs_total", "").set({}, static_cast<double>(st.state_repairs));
 }
 
 void refresh_process_metrics(Registry& reg) {

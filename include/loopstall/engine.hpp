@@ -43,6 +43,7 @@ struct BpfStats {
   std::uint64_t stalls = 0;
   std::uint64_t samples = 0;
   std::uint64_t samples_skipped = 0;
+  std::uint64_t state_repairs = 0;  // switch-ins the tracer missed (see resync_running)
 };
 
 // Kernel-side cost of one BPF program (zeros unless the host enables

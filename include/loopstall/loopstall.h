@@ -163,6 +163,7 @@ enum ls_stat {
   LS_STAT_STALLS,            /* stall events submitted */
   LS_STAT_SAMPLES,           /* on-CPU samples submitted */
   LS_STAT_SAMPLES_SKIPPED,   /* samples not taken: ring buffer half full */
+  LS_STAT_STATE_REPAIRS,     /* switch-ins not seen, repaired when the thread ran */
   LS_STAT_MAX,
 };
 
