@@ -262,8 +262,7 @@ bool Detector::step(int max_wait_ms) {
   if (engine_.poll(std::max(timeout_ms, 0), handler_) < 0) return false;
   now = monotonic_ns();
   if (now >= next_scan_) {
-    engine_.scan_loops(loops_);
-    const std::uint64_t t = monotonic_ns();
+    const std::uint64_t t = engine_.scan_loops(loops_);
     register_python_threads(t);
     check_exiting(t);
     capture_blocks(t);
@@ -281,8 +280,7 @@ bool Detector::step(int max_wait_ms) {
 
 void Detector::flush(Correlator& c) {
   engine_.poll(0, handler_);
-  engine_.scan_loops(loops_);
-  c.flush_ongoing(loops_, monotonic_ns());
+  c.flush_ongoing(loops_, engine_.scan_loops(loops_));
   account_drops();
 }
 

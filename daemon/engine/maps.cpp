@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine_impl.hpp"
+#include "loopstall/clock.hpp"
 
 namespace loopstall {
 namespace {
@@ -152,17 +153,29 @@ std::optional<ls_loop> Engine::find_loop(std::uint32_t tid) const {
   return std::nullopt;
 }
 
-void Engine::scan_loops(std::vector<ls_loop>& out) {
-  out.clear();
-  const std::size_t hwm = slots_in_use(*impl_);
-  for (std::size_t slot = 1; slot < hwm; ++slot) {
-    const ls_loop* l = impl_->loops.at<ls_loop>(slot);
-    // BPF keeps writing while we copy: a slot freed or reused meanwhile is
-    // caught by its tid; torn counters of a running iteration only affect
-    // an ongoing report's breakdown, which the next scan refreshes.
-    if (__atomic_load_n(&l->tid, __ATOMIC_RELAXED) == 0) continue;
-    out.push_back(*l);
-    if (out.back().tid == 0) out.pop_back();
+std::uint64_t Engine::scan_loops(std::vector<ls_loop>& out) {
+  // An ongoing report charges the time since a loop's last recorded switch
+  // to its recorded state, up to the snapshot's time. A copy that took
+  // long (the daemon was preempted halfway) would charge that gap to a
+  // state that may have changed meanwhile: copy again. Copying 200 loops
+  // takes microseconds, so a slow one is preemption, not work.
+  constexpr std::uint64_t kFreshNs = 2'000'000;
+  constexpr int kTries = 3;
+  for (int attempt = 1;; ++attempt) {
+    out.clear();
+    const std::uint64_t t0 = monotonic_ns();
+    const std::size_t hwm = slots_in_use(*impl_);
+    for (std::size_t slot = 1; slot < hwm; ++slot) {
+      const ls_loop* l = impl_->loops.at<ls_loop>(slot);
+      // BPF keeps writing while we copy: a slot freed or reused meanwhile is
+      // caught by its tid; torn counters of a running iteration only affect
+      // an ongoing report's breakdown, which the next scan refreshes.
+      if (__atomic_load_n(&l->tid, __ATOMIC_RELAXED) == 0) continue;
+      out.push_back(*l);
+      if (out.back().tid == 0) out.pop_back();
+    }
+    const std::uint64_t t1 = monotonic_ns();
+    if (t1 - t0 <= kFreshNs || attempt == kTries) return t1;
   }
 }
 

@@ -93,7 +93,8 @@ class Engine {
   // tid is not a loop thread now.
   std::optional<ls_loop> find_loop(std::uint32_t tid) const;
   // Snapshot of every loop thread's state (read through mmap: no syscall).
-  void scan_loops(std::vector<ls_loop>& out);
+  // Returns the CLOCK_MONOTONIC time the snapshot stands for.
+  std::uint64_t scan_loops(std::vector<ls_loop>& out);
   BpfStats stats();
   std::vector<ProgramStats> program_stats();
   // Optional programs that could not be attached (name -> errno), e.g.
