@@ -5,8 +5,8 @@
 
 namespace loopstall {
 
-void run_detector(const RunOptions& opt, Sink& sink, const std::atomic<bool>& stop,
-                  const std::function<void(Engine&)>& on_ready) {
+RunStats run_detector(const RunOptions& opt, Sink& sink, const std::atomic<bool>& stop,
+                      const std::function<void(Engine&)>& on_ready) {
   EngineOptions eo;
   eo.threshold_ns = static_cast<std::uint64_t>(opt.threshold_ms * 1e6);
   Detector det(eo);
@@ -24,6 +24,7 @@ void run_detector(const RunOptions& opt, Sink& sink, const std::atomic<bool>& st
   det.flush(corr);
   det.remove(corr);
   sink.finish(corr.summary(static_cast<double>(monotonic_ns() - t0) / 1e9));
+  return {det.engine().stats(), det.samples_over_budget()};
 }
 
 }  // namespace loopstall

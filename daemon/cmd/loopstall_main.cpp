@@ -127,12 +127,20 @@ int capture(const CaptureArgs& a) {
   }
   auto sink = make_sink(a.format, file_writer(out));
   const auto& stop = install_stop_signals();
-  run_detector(opt, *sink, stop, [&](Engine& eng) {
+  const RunStats st = run_detector(opt, *sink, stop, [&](Engine& eng) {
     std::fprintf(stderr, "loopstall: ready: %d BPF programs attached; threshold %g ms; watching %s%s\n",
                  eng.attached_programs(), a.threshold_ms,
                  a.pids.empty() ? "every Python process" : "the given processes",
                  a.all_loops ? " and every epoll loop" : "");
   });
+  // The tracer's own account: what it measured and what it had to leave out.
+  auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::fprintf(stderr,
+               "loopstall: done: %llu iterations, %llu stall events; on-CPU samples: %llu taken, %llu skipped "
+               "(ring buffer half full), %llu over the daemon's budget; %llu run-state repairs; %llu events "
+               "dropped (ring buffer full)\n",
+               u(st.bpf.iterations), u(st.bpf.stalls), u(st.bpf.samples), u(st.bpf.samples_skipped),
+               u(st.samples_over_budget), u(st.bpf.state_repairs), u(st.bpf.ringbuf_drops));
   if (out != stdout) std::fclose(out);
   return 0;
 }

@@ -18,10 +18,16 @@ struct RunOptions {
   std::optional<double> duration_s;  // until stopped
 };
 
+// What the tracer itself did in a run: for the closing diagnostic line.
+struct RunStats {
+  BpfStats bpf;
+  std::uint64_t samples_over_budget = 0;
+};
+
 // Runs until `stop` is set or the duration ends, then reports what is
 // pending and calls sink.finish(). Throws EngineError when BPF cannot run.
 // `on_ready` is called once the programs are attached.
-void run_detector(const RunOptions& opt, Sink& sink, const std::atomic<bool>& stop,
-                  const std::function<void(Engine&)>& on_ready = {});
+RunStats run_detector(const RunOptions& opt, Sink& sink, const std::atomic<bool>& stop,
+                      const std::function<void(Engine&)>& on_ready = {});
 
 }  // namespace loopstall

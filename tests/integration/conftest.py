@@ -195,8 +195,10 @@ class Run:
         return [e for e in self.events if e["pid"] == pid]
 
     def describe(self):
-        return "\n".join(json.dumps({k: v for k, v in e.items() if k != "_recv_ns"}) for e in self.events) \
-            or "(no events)"
+        events = "\n".join(json.dumps({k: v for k, v in e.items() if k != "_recv_ns"}) for e in self.events)
+        # The capture's own account (samples taken/skipped, repairs, drops) explains missing evidence.
+        err = "\n".join(l for _, l in self.capture.err[-5:])
+        return f"{events or '(no events)'}\n--- capture stderr (tail) ---\n{err}"
 
 
 def run_capture(binary, start_workloads, capture_args=(), before=None, fmt="json",

@@ -119,7 +119,33 @@ def test_python_stack_names_stalling_function(bpf_ready, cached_runs, case):
     ev = the_stall(run, run.w.pid)
     names = [[(f["function"], os.path.basename(f["file"])) for f in st["frames"]] for st in ev["python_stacks"]]
     assert any(fn.split(".")[-1] == func and file == script for st in names for fn, file in st), \
-        f"no frame {func}() of {script} in python_stacks {names}"
+        f"no frame {func}() of {script} in python_stacks {names}:\n{run.describe()}"
+
+
+DONE_RE = re.compile(r"loopstall: done: (\d+) iterations, (\d+) stall events; on-CPU samples: (\d+) taken, "
+                     r"(\d+) skipped \(ring buffer half full\), (\d+) over the daemon's budget; (\d+) run-state "
+                     r"repairs; (\d+) events dropped \(ring buffer full\)")
+
+
+def test_capture_accounts_for_its_evidence(bpf_ready, cached_runs):
+    """On exit the capture says on stderr what its BPF side measured and left out, and the
+    numbers agree with the events it printed: the samples behind a CPU stall's stacks were taken,
+    none were skipped or dropped on an idle ring buffer."""
+    run = gevent_run(cached_runs, bpf_ready, "cpu")
+    lines = [l for _, l in run.capture.err if l.startswith("loopstall: done:")]
+    assert len(lines) == 1, f"expected one 'loopstall: done:' line on stderr:\n{run.capture.describe()}"
+    m = DONE_RE.fullmatch(lines[0])
+    assert m, f"unreadable closing line {lines[0]!r}"
+    iterations, stalls, taken, skipped, over_budget, repairs, dropped = map(int, m.groups())
+    print(lines[0])
+    ev = the_stall(run, run.w.pid)
+    finals = [e for e in run.events if not e["ongoing"]]
+    in_stacks = sum(st["samples"] for st in ev["python_stacks"])
+    assert stalls >= len(finals) >= 1, f"{stalls} stall events submitted, {len(finals)} final reports printed"
+    assert iterations > stalls, f"{iterations} iterations measured for {stalls} stalls (the hub ticks every 10 ms)"
+    # The kernel submits samples from half the threshold on; the stacks only count those of this stall.
+    assert taken >= in_stacks >= 1, f"{taken} samples taken, {in_stacks} behind the stall's python_stacks"
+    assert skipped == over_budget == dropped == 0, f"evidence lost on a quiet host: {lines[0]}"
 
 
 def _find_interpreters():
