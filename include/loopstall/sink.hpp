@@ -51,7 +51,8 @@ struct Summary {
 
 // Where a text sink's bytes go: a file, a control-socket client's buffer.
 using Writer = std::function<void(std::string_view)>;
-// Writes and flushes (reports must reach a pipe reader line by line).
+// Writes each record with one write(2): reports reach a pipe reader line by
+// line, and a reader of the file never sees half a record.
 Writer file_writer(std::FILE* f);
 
 class Sink {

@@ -157,7 +157,9 @@ class Daemon(Proc):
         if not self.events_path.exists():
             return []
         out = []
-        for line in self.events_path.read_text().splitlines():
+        text = self.events_path.read_text()
+        # Only whole lines: a record being appended right now is read on the next call.
+        for line in text[:text.rfind("\n") + 1].splitlines():
             if line.strip():
                 out.append(json.loads(line))
         return out

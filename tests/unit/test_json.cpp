@@ -1,5 +1,7 @@
 // to_json / JsonLinesSink: the stall-event object of the contract.
 #include <doctest/doctest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -253,4 +255,25 @@ TEST_CASE("file_writer writes through to the file at once") {
   CHECK(out.back() == '\n');
   CHECK(std::count(out.begin(), out.end(), '\n') == 1);
   CHECK(ordered_json::parse(out)["comm"] == "bad\xef\xbf\xbd");
+}
+
+TEST_CASE("file_writer hands a record larger than stdio's buffer to the kernel in one write") {
+  // A SOCK_SEQPACKET socket keeps write(2) boundaries: one recv() is one
+  // write. stdio would split a 20 KiB record at its 4 KiB buffer.
+  int sv[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) == 0);
+  std::FILE* f = fdopen(sv[0], "w");
+  REQUIRE(f != nullptr);
+  std::fputs("", f);  // nothing buffered: the record must be the first packet
+  const Writer w = file_writer(f);
+  const std::string record = std::string(20000, 'x') + "\n";
+  w(record);
+  w("second\n");
+  std::string buf(65536, '\0');
+  const ssize_t first = recv(sv[1], buf.data(), buf.size(), 0);
+  const ssize_t second = recv(sv[1], buf.data(), buf.size(), 0);
+  std::fclose(f);
+  close(sv[1]);
+  CHECK(first == static_cast<ssize_t>(record.size()));
+  CHECK(second == 7);
 }
