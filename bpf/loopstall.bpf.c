@@ -255,16 +255,53 @@ static __always_inline void mark_running(struct ls_loop *l, __u64 now)
 		l->gc_mark_ns = now;
 }
 
-/* Called in the loop thread's own context (it is on a CPU): RUNNABLE or
- * BLOCKED means its switch-in was not seen. Close the interval as recorded
- * -- what ongoing reports already said -- and count the repair; left
- * alone, the thread would count as off-CPU until its next switch and the
- * sampler would skip it for the rest of the stall. */
+/* The scheduler's running total of the task's time waiting on a runqueue
+ * (CONFIG_SCHED_INFO; 0 without it). It advances when the task gets a
+ * CPU, whether or not that switch was traced. */
+static __always_inline __u64 run_delay_of(struct task_struct *t)
+{
+	if (!bpf_core_field_exists(t->sched_info))
+		return 0;
+	return t->sched_info.run_delay;
+}
+
+/* How much of `gap` since a RUNNABLE switch-out the current task spent
+ * waiting for a CPU; all of it where the kernel does not keep run_delay. */
+static __always_inline __u64 runq_part(struct ls_loop *l, __u64 gap)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u64 waited;
+
+	if (!bpf_core_field_exists(t->sched_info))
+		return gap;
+	waited = run_delay_of(t) - l->run_delay_mark;
+	return waited < gap ? waited : gap;
+}
+
+/* Called in the loop thread's own context (it is on a CPU), with `now`
+ * after last_ts_ns: RUNNABLE or BLOCKED means its switch-in was not seen
+ * (some kernels do not trace switches away from some tasks: sandbox
+ * agents). For RUNNABLE the scheduler's run_delay tells how much of the
+ * gap was runqueue wait, the rest was on CPU; BLOCKED (wakeup unseen too)
+ * keeps the gap as recorded. Counted: it should stay rare. */
 static __always_inline void resync_running(struct ls_loop *l, __u64 now)
 {
-	if (l->run_state != LS_RUNNABLE && l->run_state != LS_BLOCKED)
+	__u64 gap, waited;
+
+	if (l->run_state == LS_RUNNABLE) {
+		gap = now - l->last_ts_ns;
+		waited = runq_part(l, gap);
+		l->runq_ns += waited;
+		l->on_cpu_ns += gap - waited;
+		l->last_ts_ns = now;
+		l->run_state = LS_RUNNING;
+	} else if (l->run_state == LS_BLOCKED) {
+		mark_running(l, now);
+	} else {
 		return;
-	mark_running(l, now);
+	}
+	if (l->gc_active)
+		l->gc_mark_ns = now;
 	stat_inc(LS_STAT_STATE_REPAIRS);
 }
 
@@ -448,6 +485,7 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 			pl->run_state = LS_IDLE;
 		} else {
 			now = bpf_ktime_get_ns();
+			resync_running(pl, now); /* prev is current here */
 			pl->on_cpu_ns += now - pl->last_ts_ns;
 			pl->last_ts_ns = now;
 			if (pl->gc_active)
@@ -455,6 +493,7 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 			/* preempt: runnable whatever prev_state says. */
 			if (preempt || prev_state == 0) {
 				pl->run_state = LS_RUNNABLE;
+				pl->run_delay_mark = run_delay_of(prev);
 			} else {
 				pl->run_state = LS_BLOCKED;
 				pl->cur_syscall = nr;
@@ -484,6 +523,7 @@ int BPF_PROG(sched_wakeup, struct task_struct *p)
 	add_blocked(l, now - l->last_ts_ns);
 	l->last_ts_ns = now;
 	l->run_state = LS_RUNNABLE;
+	l->run_delay_mark = run_delay_of(p);
 	return 0;
 }
 

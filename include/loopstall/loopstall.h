@@ -62,7 +62,8 @@ struct ls_loop {
   __s32 cur_syscall; /* syscall nr while LS_BLOCKED */
   __u64 gc_ns;
   /* second cache line */
-  __u64 gc_mark_ns; /* inside a GC pass: when it last got the CPU */
+  __u64 gc_mark_ns;     /* inside a GC pass: when it last got the CPU */
+  __u64 run_delay_mark; /* the task's sched_info.run_delay at its last switch-out */
   __u32 gc_active;
   __u32 nsyscalls; /* used slots in syscalls[] */
   struct ls_syscall_slot syscalls[LS_MAX_SYSCALLS + 1];
