@@ -279,15 +279,21 @@ static __always_inline __u64 runq_part(struct ls_loop *l, __u64 gap)
 }
 
 /* Called in the loop thread's own context (it is on a CPU), with `now`
- * after last_ts_ns: RUNNABLE or BLOCKED means its switch-in was not seen
+ * after last_ts_ns: any state but RUNNING means its switch-in was not seen
  * (some kernels do not trace switches away from some tasks: sandbox
- * agents). For RUNNABLE the scheduler's run_delay tells how much of the
- * gap was runqueue wait, the rest was on CPU; BLOCKED (wakeup unseen too)
- * keeps the gap as recorded. Counted: it should stay rare. */
+ * agents). RUNNABLE: the scheduler's run_delay tells how much of the gap
+ * was runqueue wait, the rest was on CPU. IDLE: it came back from
+ * epoll_wait unseen, so the iteration began when this run on the CPU did:
+ * the runtime since the scheduler picked it (fresh at a switch-out, up to
+ * one tick stale elsewhere) dates it. BLOCKED (the wakeup unseen too):
+ * the gap stays as recorded. Counted: it should stay rare. */
 static __always_inline void resync_running(struct ls_loop *l, __u64 now)
 {
-	__u64 gap, waited;
+	struct task_struct *t;
+	__u64 gap, waited, ran;
 
+	if (l->run_state == LS_RUNNING)
+		return;
 	if (l->run_state == LS_RUNNABLE) {
 		gap = now - l->last_ts_ns;
 		waited = runq_part(l, gap);
@@ -295,13 +301,15 @@ static __always_inline void resync_running(struct ls_loop *l, __u64 now)
 		l->on_cpu_ns += gap - waited;
 		l->last_ts_ns = now;
 		l->run_state = LS_RUNNING;
-	} else if (l->run_state == LS_BLOCKED) {
-		mark_running(l, now);
+		if (l->gc_active)
+			l->gc_mark_ns = now;
+	} else if (l->run_state == LS_IDLE) {
+		t = bpf_get_current_task_btf();
+		ran = t->se.sum_exec_runtime - t->se.prev_sum_exec_runtime;
+		begin_iteration(l, ran < now ? now - ran : now);
 	} else {
-		return;
+		mark_running(l, now);
 	}
-	if (l->gc_active)
-		l->gc_mark_ns = now;
 	stat_inc(LS_STAT_STATE_REPAIRS);
 }
 
@@ -314,7 +322,6 @@ static __always_inline void end_iteration(struct ls_loop *l, __u32 tid, __u64 no
 	if (!start)
 		return;
 	dur = now - start;
-	resync_running(l, now);
 	l->on_cpu_ns += now - l->last_ts_ns;
 	l->last_ts_ns = now;
 	if (l->gc_active)
@@ -411,6 +418,7 @@ static __always_inline int on_epoll_enter(void)
 
 	if (l) {
 		now = bpf_ktime_get_ns();
+		resync_running(l, now);
 		end_iteration(l, tid, now);
 		/* Provisional: if the thread sleeps in epoll_wait, sched_switch
 		 * restarts the iteration when it gets the CPU back. */
@@ -475,8 +483,9 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	__u64 now = 0;
 	__s32 nr;
 
-	/* Tested one by one: the verifier refuses OR-ing two pointers. */
-	if (pl && pl->iter_start_ns) {
+	/* Tested one by one: the verifier refuses OR-ing two pointers. A
+	 * switch-out in IDLE: it left epoll_wait unseen (resync_running). */
+	if (pl && (pl->iter_start_ns || pl->run_state == LS_IDLE)) {
 		nr = current_syscall(prev);
 		if (is_epoll_wait(nr)) {
 			/* Waiting for events: the provisional iteration opened
@@ -672,13 +681,13 @@ int sample(struct bpf_perf_event_data *ctx)
 
 	if (!l)
 		return 0;
-	start = l->iter_start_ns;
 	now = bpf_ktime_get_ns();
-	if (!start || now - start < sample_after_ns)
-		return 0;
 	/* The tick interrupted this thread: it is running, whatever the
 	 * recorded state says. */
 	resync_running(l, now);
+	start = l->iter_start_ns;
+	if (!start || now - start < sample_after_ns)
+		return 0;
 	/* Samples are evidence, stalls are the product: samples may fill at
 	 * most half of the ring, so a slow reader never loses stall events to
 	 * them. */
