@@ -301,8 +301,10 @@ static __always_inline void resync_running(struct ls_loop *l, __u64 now)
 		l->on_cpu_ns += gap - waited;
 		l->last_ts_ns = now;
 		l->run_state = LS_RUNNING;
-		if (l->gc_active)
+		if (l->gc_active) { /* its on-CPU part was the collection's */
+			l->gc_ns += gap - waited;
 			l->gc_mark_ns = now;
+		}
 	} else if (l->run_state == LS_IDLE) {
 		t = bpf_get_current_task_btf();
 		ran = t->se.sum_exec_runtime - t->se.prev_sum_exec_runtime;
@@ -543,10 +545,17 @@ SEC("usdt")
 int BPF_USDT(gc_start, int generation)
 {
 	struct ls_loop *l = loop_of((__u32)bpf_get_current_pid_tgid());
+	__u64 now;
 
-	if (!l || !l->iter_start_ns)
+	if (!l)
 		return 0;
-	l->gc_mark_ns = bpf_ktime_get_ns();
+	now = bpf_ktime_get_ns();
+	/* In the thread's context: an iteration begun unseen must exist
+	 * before its GC can count. */
+	resync_running(l, now);
+	if (!l->iter_start_ns)
+		return 0;
+	l->gc_mark_ns = now;
 	l->gc_active = 1;
 	return 0;
 }
@@ -555,10 +564,15 @@ SEC("usdt")
 int BPF_USDT(gc_done, long collected)
 {
 	struct ls_loop *l = loop_of((__u32)bpf_get_current_pid_tgid());
+	__u64 now;
 
-	if (!l || !l->iter_start_ns || !l->gc_active)
+	if (!l)
 		return 0;
-	l->gc_ns += bpf_ktime_get_ns() - l->gc_mark_ns;
+	now = bpf_ktime_get_ns();
+	resync_running(l, now);
+	if (!l->iter_start_ns || !l->gc_active)
+		return 0;
+	l->gc_ns += now - l->gc_mark_ns;
 	l->gc_active = 0;
 	return 0;
 }
