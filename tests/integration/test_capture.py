@@ -62,6 +62,25 @@ def check_stall(run, pid, ms, loop, cause, syscall=None):
     return ev
 
 
+# One sampler period (99 Hz) plus scheduling slack: how long a run state may be stale before the
+# thread's next tick or switch repairs it (docs/design.md, "A switch-in not seen").
+STALE_MS = 12
+
+
+def check_ongoing_consistent(run, pid):
+    """What an ongoing report said the stall spent so far, the final report must not take back:
+    each part only grows during an iteration. (CI once saw 73 ms of runqueue in an ongoing report
+    become 0.12 ms in the final one: a switch-in the kernel did not trace.)"""
+    final = the_stall(run, pid)
+    for ev in run.of(pid):
+        if not ev["ongoing"]:
+            continue
+        for part in ("on_cpu", "blocked", "runqueue"):
+            assert ev["breakdown_ms"][part] <= final["breakdown_ms"][part] + STALE_MS, \
+                f"ongoing report at {ev['duration_ms']} ms says {part} {ev['breakdown_ms'][part]} ms, " \
+                f"the final one {final['breakdown_ms'][part]} ms:\n{run.describe()}"
+
+
 def cached(cache, key, make):
     if key not in cache:
         cache[key] = make()
@@ -98,6 +117,7 @@ def test_gevent_stall(bpf_ready, cached_runs, case):
     run = gevent_run(cached_runs, bpf_ready, case)
     ev = check_stall(run, run.w.pid, ms, "gevent", cause, syscall)
     assert ev["tid"] == run.w.pid, f"the hub runs on the main thread (tid {run.w.pid}), got tid {ev['tid']}"
+    check_ongoing_consistent(run, run.w.pid)
 
 
 def test_reported_threshold_and_start_time(bpf_ready, cached_runs):
@@ -306,6 +326,7 @@ def test_runqueue_contention(bpf_ready):
     assert bd["runqueue"] > bd["on_cpu"], shown
     # The workload burns 150 ms of CPU *time*: on_cpu measures exactly that.
     assert near(bd["on_cpu"], 150, 0.2), f"on_cpu {bd['on_cpu']} vs 150 ms of CPU time burnt:\n{shown}"
+    check_ongoing_consistent(run, run.w.pid)
     # The on-CPU samples name the culprit (a runnable thread cannot be read from /proc: the kernel
     # answers "running" for it, so its waiting time adds no samples).
     top = ev["python_stacks"][0]["frames"] if ev["python_stacks"] else []
@@ -329,6 +350,7 @@ def test_breakdown_adds_up(bpf_ready):
     assert near(bd["on_cpu"], 200, 0.2), shown
     assert near(bd["blocked"], 100, 0.2), shown
     assert final["syscalls"] and final["syscalls"][0]["name"] == "clock_nanosleep", shown
+    check_ongoing_consistent(run, run.w.pid)
     report(final)
 
 
