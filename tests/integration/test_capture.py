@@ -62,9 +62,10 @@ def check_stall(run, pid, ms, loop, cause, syscall=None):
     return ev
 
 
-# One sampler period (99 Hz) plus scheduling slack: how long a run state may be stale before the
-# thread's next tick or switch repairs it (docs/design.md, "A switch-in not seen").
-STALE_MS = 12
+# How long a run state may be stale before the thread's next sampler tick (99 Hz: 10.1 ms) or
+# switch repairs it (docs/design.md, "A switch-in not seen"), with room for timer jitter on a
+# loaded box: two periods.
+STALE_MS = 20
 
 
 def check_ongoing_consistent(run, pid):
