@@ -265,8 +265,8 @@ static __always_inline __u64 run_delay_of(struct task_struct *t)
 	return t->sched_info.run_delay;
 }
 
-/* How much of `gap` since a RUNNABLE switch-out the current task spent
- * waiting for a CPU; all of it where the kernel does not keep run_delay. */
+/* How long after its RUNNABLE switch-out the current task waited for a
+ * CPU, at most `gap`; all of it where the kernel does not keep run_delay. */
 static __always_inline __u64 runq_part(struct ls_loop *l, __u64 gap)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
@@ -281,30 +281,23 @@ static __always_inline __u64 runq_part(struct ls_loop *l, __u64 gap)
 /* Called in the loop thread's own context (it is on a CPU), with `now`
  * after last_ts_ns: any state but RUNNING means its switch-in was not seen
  * (some kernels do not trace switches away from some tasks: sandbox
- * agents). RUNNABLE: the scheduler's run_delay tells how much of the gap
- * was runqueue wait, the rest was on CPU. IDLE: it came back from
- * epoll_wait unseen, so the iteration began when this run on the CPU did:
- * the runtime since the scheduler picked it (fresh at a switch-out, up to
- * one tick stale elsewhere) dates it. BLOCKED (the wakeup unseen too):
- * the gap stays as recorded. Counted: it should stay rare. */
+ * agents). The missed switch-in is replayed at the time it must have
+ * happened; the on-CPU time since then is counted as for any switch-in.
+ * RUNNABLE: it waited run_delay's increase after the switch-out. IDLE: it
+ * came back from epoll_wait, and the iteration began when this run on the
+ * CPU did -- the runtime since the scheduler picked it (fresh at a
+ * switch-out, up to one tick stale elsewhere) dates it. BLOCKED (the
+ * wakeup unseen too): no better time than now. Counted: it should stay
+ * rare. */
 static __always_inline void resync_running(struct ls_loop *l, __u64 now)
 {
 	struct task_struct *t;
-	__u64 gap, waited, ran;
+	__u64 ran;
 
 	if (l->run_state == LS_RUNNING)
 		return;
 	if (l->run_state == LS_RUNNABLE) {
-		gap = now - l->last_ts_ns;
-		waited = runq_part(l, gap);
-		l->runq_ns += waited;
-		l->on_cpu_ns += gap - waited;
-		l->last_ts_ns = now;
-		l->run_state = LS_RUNNING;
-		if (l->gc_active) { /* its on-CPU part was the collection's */
-			l->gc_ns += gap - waited;
-			l->gc_mark_ns = now;
-		}
+		mark_running(l, l->last_ts_ns + runq_part(l, now - l->last_ts_ns));
 	} else if (l->run_state == LS_IDLE) {
 		t = bpf_get_current_task_btf();
 		ran = t->se.sum_exec_runtime - t->se.prev_sum_exec_runtime;
