@@ -280,7 +280,8 @@ bool Detector::step(int max_wait_ms) {
 
 void Detector::flush(Correlator& c) {
   engine_.poll(0, handler_);
-  c.flush_ongoing(loops_, engine_.scan_loops(loops_));
+  const std::uint64_t t = engine_.scan_loops(loops_);
+  c.flush_ongoing(loops_, t);
   account_drops();
 }
 

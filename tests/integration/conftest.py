@@ -196,9 +196,13 @@ class Run:
 
     def describe(self):
         events = "\n".join(json.dumps({k: v for k, v in e.items() if k != "_recv_ns"}) for e in self.events)
-        # The capture's own account (samples taken/skipped, repairs, drops) explains missing evidence.
-        err = "\n".join(l for _, l in self.capture.err[-5:])
-        return f"{events or '(no events)'}\n--- capture stderr (tail) ---\n{err}"
+        return f"{events or '(no events)'}\n{self.capture_tail()}"
+
+    def capture_tail(self, lines=8):
+        """The capture's last stderr lines: its warnings (a probe not attached) and its closing
+        account (samples taken/skipped, repairs, drops), which explain missing evidence."""
+        err = "\n".join(l for _, l in self.capture.err[-lines:])
+        return f"--- capture stderr (tail) ---\n{err}"
 
 
 def run_capture(binary, start_workloads, capture_args=(), before=None, fmt="json",

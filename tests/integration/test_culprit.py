@@ -140,10 +140,8 @@ def new_workload(cache, binary, key):
 def shown(run, pid, w=None):
     """The events of pid as the user saw them (for failure messages), plus the workload's output."""
     evs = "\n".join(json.dumps({k: v for k, v in e.items() if k != "_recv_ns"}) for e in run.of(pid))
-    # The capture's warnings (a probe not attached) and its closing account of samples and repairs.
-    err = "\n".join(l for _, l in run.capture.err[-8:])
     return (evs or f"(no events for pid {pid})") + (f"\n{w.describe(tail=10)}" if w else "") + \
-        f"\n--- capture stderr (tail) ---\n{err}"
+        f"\n{run.capture_tail()}"
 
 
 def detected(run, w, loop):
