@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "loopstall/clock.hpp"
+#include "loopstall/loop_adoption.hpp"
 #include "loopstall/procinfo.hpp"
 
 namespace loopstall {
@@ -46,14 +47,62 @@ void Detector::add(Correlator& c) {
   consumers_.push_back(&c);
   if (sample_period_ms_ > 0) c.set_sample_period_ms(sample_period_ms_);
   update_threshold();
+  // A capture counts from its own start, not from when the loops began.
+  engine_.scan_loops(loops_);
+  c.set_baseline(loops_);
   reclassify(c);
 }
 
 void Detector::reclassify(Correlator& c) {
   for (std::uint32_t pid : all_pids()) {
     if (c.classify(pid) != LS_PROC_WATCH) continue;
+    // The entry written here means BPF never asks about the process: every
+    // other consumer decides about it now too.
+    for (Correlator* other : consumers_)
+      if (other != &c && !other->watches(pid)) other->classify(pid);
     engine_.insert_proc_state(pid, LS_PROC_WATCH);
     watch_gc(pid);
+    adopt_loops(pid);
+  }
+}
+
+void Detector::adopt_loops(std::uint32_t pid) {
+  bool gevent = false, loop_module = false;
+  for (const Correlator* c : consumers_)
+    if (const ProcInfo* p = c->known_process(pid)) gevent |= p->gevent, loop_module |= p->loop_module;
+  const std::uint64_t now = monotonic_ns();
+  for (std::uint32_t tid : task_ids(pid)) {
+    if (engine_.is_loop(tid)) continue;
+    const auto a = thread_activity(pid, tid);
+    if (!a) continue;
+    // Only the main thread is taken for a loop mid-iteration, and only on
+    // the evidence of its Python frames: a thread parked in a join or a
+    // queue must not become a hung loop.
+    std::vector<PyFrame> py;
+    bool in_loop = false;
+    if (tid == pid && loop_module && !is_epoll_wait_syscall(a->syscall)) {
+      py = stacks_->python_frames(pid, tid);
+      in_loop = frames_run_a_loop(py, gevent);
+    }
+    const auto init = adoption_state(pid, tid, *a, in_loop, now);
+    if (!init || !engine_.adopt_loop(*init)) continue;
+    // A running loop's frames as just read are its first evidence (a
+    // blocked one's stacks are read exactly by the next scan).
+    if (init->run_state == LS_RUNNING && !py.empty()) {
+      StackSample s;
+      s.python = std::move(py);
+      for (Correlator* c : consumers_) c->on_sample(pid, tid, init->iter_start_ns, s);
+    }
+  }
+}
+
+void Detector::apply_decision(std::uint32_t pid, ls_proc_state st) {
+  engine_.set_proc_state(pid, st);
+  if (st == LS_PROC_WATCH) {
+    watch_gc(pid);
+    adopt_loops(pid);
+  } else {
+    engine_.release_loops(pid);
   }
 }
 
@@ -74,7 +123,12 @@ void Detector::watch_gc(std::uint32_t pid) {
 // thread state (a thread keeps its PyThreadState for life).
 void Detector::register_python_threads(std::uint64_t now_ns) {
   constexpr std::uint64_t kRetryNs = 1'000'000'000ULL;
+  // Attaching to a new interpreter reads its ELF files: a burst of new
+  // processes is spread over several scans.
+  constexpr std::uint64_t kBudgetNs = 5'000'000;
+  const std::uint64_t t0 = monotonic_ns();
   for (const ls_loop& l : loops_) {
+    if (monotonic_ns() - t0 > kBudgetNs) break;
     if (!watched(l.tgid)) continue;
     auto [it, fresh] = py_threads_.try_emplace(l.tid);
     PyThreadSeen& seen = it->second;
@@ -131,6 +185,9 @@ void Detector::on_sample(const ls_sample_event& e, std::size_t size) {
     return;
   }
   sample_tokens_ -= 1;
+  // Unwinding is the slow part of a poll: a backlog of samples must not
+  // delay the scan that reports hung loops.
+  scan_if_due();
   auto s = stacks_->on_cpu(e);
   if (!s) return;
   for (Correlator* c : consumers_) c->on_sample(e.hdr.tgid, e.hdr.tid, e.iter_start_ns, *s);
@@ -197,11 +254,7 @@ void Detector::dispatch(const void* data, std::size_t size) {
   const auto* hdr = static_cast<const ls_event_hdr*>(data);
   switch (hdr->type) {
     case LS_EV_NEW_PROC:
-      if (size >= sizeof(ls_new_proc_event)) {
-        const ls_proc_state st = decide(hdr->tgid);
-        engine_.set_proc_state(hdr->tgid, st);
-        if (st == LS_PROC_WATCH) watch_gc(hdr->tgid);
-      }
+      if (size >= sizeof(ls_new_proc_event)) apply_decision(hdr->tgid, decide(hdr->tgid));
       break;
     case LS_EV_STALL:
       if (size >= sizeof(ls_stall_event))
@@ -225,19 +278,25 @@ void Detector::dispatch(const void* data, std::size_t size) {
   }
 }
 
-// Decisions whose NEW_PROC event was lost, and processes that are gone.
-void Detector::sweep() {
-  for (std::uint32_t pid : engine_.pending_procs()) {
-    const ls_proc_state st = decide(pid);
-    engine_.set_proc_state(pid, st);
-    if (st == LS_PROC_WATCH) watch_gc(pid);
-  }
-  for (std::uint32_t pid : engine_.known_procs()) {
+// Processes that are gone: BPF deleted their procs entry at exit already,
+// so what userspace knows is the list to check.
+void Detector::forget_gone_processes() {
+  std::unordered_set<std::uint32_t> pids;
+  for (std::uint32_t pid : engine_.known_procs()) pids.insert(pid);
+  for (const Correlator* c : consumers_) c->known_pids(pids);
+  for (const auto& [tid, seen] : py_threads_) pids.insert(seen.pid);
+  for (std::uint32_t pid : pids) {
     if (process_exists(pid)) continue;
     engine_.forget_proc(pid);
     stacks_->forget(pid);
     for (Correlator* c : consumers_) c->forget_process(pid);
   }
+}
+
+// Decisions whose NEW_PROC event was lost, and processes that are gone.
+void Detector::sweep() {
+  for (std::uint32_t pid : engine_.pending_procs()) apply_decision(pid, decide(pid));
+  forget_gone_processes();
   // Records of threads that are no longer loops (their exit event was lost).
   std::unordered_set<std::uint32_t> live;
   for (const ls_loop& l : loops_) live.insert(l.tid);
@@ -255,21 +314,30 @@ void Detector::account_drops() {
   drops_seen_ = drops;
 }
 
+void Detector::scan_if_due() {
+  const std::uint64_t now = monotonic_ns();
+  if (now < next_scan_ || scanning_) return;
+  scanning_ = true;
+  const std::uint64_t t = engine_.scan_loops(loops_);
+  // Reports first (with the stacks of blocked loops); registering threads
+  // for the sampler serves later samples and may take long on a host with
+  // many new processes.
+  check_exiting(t);
+  capture_blocks(t);
+  for (Correlator* c : consumers_) c->on_scan(loops_, t);
+  register_python_threads(t);
+  next_scan_ = now + kScanNs;
+  ++scans_;
+  scanning_ = false;
+}
+
 bool Detector::step(int max_wait_ms) {
   std::uint64_t now = monotonic_ns();
   const std::uint64_t wait_ns = next_scan_ > now ? next_scan_ - now : 0;
   const int timeout_ms = std::min<int>(max_wait_ms, static_cast<int>((wait_ns + 999'999) / 1'000'000));
   if (engine_.poll(std::max(timeout_ms, 0), handler_) < 0) return false;
+  scan_if_due();
   now = monotonic_ns();
-  if (now >= next_scan_) {
-    const std::uint64_t t = engine_.scan_loops(loops_);
-    register_python_threads(t);
-    check_exiting(t);
-    capture_blocks(t);
-    for (Correlator* c : consumers_) c->on_scan(loops_, t);
-    next_scan_ = now + kScanNs;
-    ++scans_;
-  }
   if (now >= next_sweep_) {
     sweep();
     account_drops();

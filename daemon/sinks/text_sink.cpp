@@ -1,5 +1,6 @@
 #include "loopstall/text_sink.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
@@ -53,10 +54,17 @@ double hist_quantile_ms(const std::array<std::uint64_t, LS_HIST_BUCKETS>& hist, 
 std::string format_summary(const Summary& s) {
   std::string out;
   char buf[256];
-  std::uint64_t stalls = 0;
-  for (const auto& [pid, t] : s.processes) stalls += t.stalls;
-  std::snprintf(buf, sizeof buf, "--- summary: %.1f s, %llu stall(s) in %zu process(es), %llu event(s) lost\n",
-                s.elapsed_s, static_cast<unsigned long long>(stalls), s.processes.size(),
+  std::uint64_t stalls = 0, in_progress = 0;
+  for (const auto& [pid, t] : s.processes) stalls += t.stalls + t.in_progress, in_progress += t.in_progress;
+  std::snprintf(buf, sizeof buf, "--- summary: %.1f s, %llu stall(s)", s.elapsed_s,
+                static_cast<unsigned long long>(stalls));
+  out += buf;
+  // A loop hung when the capture ended is the headline, not a footnote.
+  if (in_progress) {
+    std::snprintf(buf, sizeof buf, " (%llu still in progress)", static_cast<unsigned long long>(in_progress));
+    out += buf;
+  }
+  std::snprintf(buf, sizeof buf, " in %zu process(es), %llu event(s) lost\n", s.processes.size(),
                 static_cast<unsigned long long>(s.lost_events));
   out += buf;
   if (s.processes.empty()) return out;
@@ -67,7 +75,8 @@ std::string format_summary(const Summary& s) {
     std::snprintf(buf, sizeof buf, "%8u %-16s %-8s %12llu %9.3f %9.3f %7llu %10.1f %12.1f\n", pid, t.comm.c_str(),
                   std::string(to_string(t.loop)).c_str(), static_cast<unsigned long long>(t.iterations),
                   hist_quantile_ms(t.hist, 0.5), hist_quantile_ms(t.hist, 0.99),
-                  static_cast<unsigned long long>(t.stalls), t.max_stall_ms, t.stalled_ms);
+                  static_cast<unsigned long long>(t.stalls + t.in_progress),
+                  std::max(t.max_stall_ms, t.in_progress_max_ms), t.stalled_ms + t.in_progress_ms);
     out += buf;
   }
   return out;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "loopstall/evidence.hpp"
 #include "loopstall/loopstall.h"
@@ -26,6 +27,9 @@ class StackSource {
   // How BPF can walk the Python frames of a CPython thread (nullopt: not
   // CPython, or its thread state is not found yet).
   virtual std::optional<ls_py_thread> python_thread(std::uint32_t pid, std::uint32_t tid) = 0;
+  // The Python frames thread tid runs now, innermost first (empty: not
+  // CPython, or not readable).
+  virtual std::vector<PyFrame> python_frames(std::uint32_t pid, std::uint32_t tid) = 0;
   // The process is a CPython interpreter that began shutting down.
   virtual bool interpreter_finalizing(std::uint32_t pid) = 0;
   // The process is gone: drop what is cached about it.
