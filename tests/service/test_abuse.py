@@ -104,7 +104,7 @@ def test_control_clients_that_vanish_are_closed_and_forgotten(bpf, tmp):
         return st if st["control"]["captures"] == 0 and st["control"]["clients"] <= 1 else None
 
     rss = []
-    for wave in range(3):
+    for wave in range(4):
         for i in range(50):
             vanish_after_capture(d.sock, 10 + i)
         assert d.alive(), d.describe()
@@ -115,8 +115,9 @@ def test_control_clients_that_vanish_are_closed_and_forgotten(bpf, tmp):
         fds = socket_fds(pid)
         assert fds <= base_fds, f"socket fds {base_fds} -> {fds}: clients leaked"
         rss.append(rss_kb(pid) / 1024)
-    # The first wave sizes the allocator's pools; later waves reuse them.
-    assert rss[2] - rss[0] < 30, f"RSS kept growing wave after wave (MB): {rss}"
+    # The first waves size the allocator's pools; later ones reuse them. (Leaking, each wave of 50
+    # kept ~140 MB.)
+    assert rss[3] - rss[1] < 30, f"RSS kept growing wave after wave (MB): {rss}"
     print(f"socket fds {base_fds} -> {fds}; RSS after each wave of 50 (MB): {[round(r) for r in rss]}")
 
 
@@ -157,7 +158,7 @@ def test_idle_control_clients_are_dropped(bpf, tmp):
     for _ in range(70):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(str(d.sock))
-        s.settimeout(10)
+        s.settimeout(20)
         idle.append(s)
     t0 = time.monotonic()
     for s in idle:  # every one ends: refused at once, or closed at its 5 s deadline
@@ -166,7 +167,8 @@ def test_idle_control_clients_are_dropped(bpf, tmp):
         except ConnectionResetError:
             pass
     waited = time.monotonic() - t0
-    assert waited < 9, f"idle clients held for {waited:.1f}s"
+    assert waited < 15, f"idle clients held for {waited:.1f}s"
+    print(f"70 idle clients all gone after {waited:.1f}s")
     st = d.status()
     assert st["control"]["refused"] >= 6 and st["control"]["dropped"] >= 64 - 6, st
     for s in idle:
