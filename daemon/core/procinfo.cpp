@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <sched.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -10,12 +11,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <vector>
 
 #include "loopstall/clock.hpp"
+#include "loopstall/limits.hpp"
 
 namespace loopstall {
 namespace {
@@ -26,6 +28,24 @@ std::optional<std::string> read_file(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// The first `max` bytes of a file (one read may return less than asked:
+// /proc files are produced a page at a time).
+std::optional<std::string> read_prefix(const std::string& path, std::size_t max) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string out(max, '\0');
+  std::size_t got = 0;
+  while (got < max) {
+    const ssize_t n = read(fd, out.data() + got, max - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  close(fd);
+  out.resize(got);
+  return out;
 }
 
 std::string read_link(const std::string& path) {
@@ -86,11 +106,24 @@ std::string_view strip_deleted(std::string_view path) {
 }
 
 std::optional<std::string> python_version_from_path(std::string_view path) {
-  path = strip_deleted(path);
-  static const std::regex re(R"((?:^|/)(?:lib)?python(3\.[0-9]+)[a-z]*(?:\.so[.0-9]*)?$)");
-  std::match_results<std::string_view::const_iterator> m;
-  if (std::regex_search(path.begin(), path.end(), m, re)) return m[1].str();
-  return std::nullopt;
+  // [lib]python3.<digits>[a-z]*[.so[.0-9]*] as the last path component. By
+  // hand, not std::regex: libstdc++'s matcher recurses per character, and
+  // exe and maps paths are whatever the process's owner named them.
+  std::string_view name = basename(strip_deleted(path));
+  if (name.rfind("lib", 0) == 0) name.remove_prefix(3);
+  constexpr std::string_view kPrefix = "python3.";
+  if (name.rfind(kPrefix, 0) != 0) return std::nullopt;
+  std::size_t i = kPrefix.size();
+  const auto digit = [&](std::size_t k) { return k < name.size() && name[k] >= '0' && name[k] <= '9'; };
+  if (!digit(i)) return std::nullopt;
+  while (digit(i)) ++i;
+  const std::string version(name.substr(0, i).substr(std::string_view("python").size()));
+  while (i < name.size() && name[i] >= 'a' && name[i] <= 'z') ++i;
+  if (i == name.size()) return version;
+  if (name.substr(i, 3) != ".so") return std::nullopt;
+  for (i += 3; i < name.size(); ++i)
+    if (name[i] != '.' && !(name[i] >= '0' && name[i] <= '9')) return std::nullopt;
+  return version;
 }
 
 std::string service_from_cgroup(std::string_view text) {
@@ -253,7 +286,8 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
     info.comm = *comm;
     while (!info.comm.empty() && info.comm.back() == '\n') info.comm.pop_back();
   }
-  if (auto cmd = read_file(dir + "/cmdline")) {
+  // Bounded: matchers see the first kMaxCmdlineBytes (docs/security.md).
+  if (auto cmd = read_prefix(dir + "/cmdline", kMaxCmdlineBytes)) {
     info.cmdline = std::move(*cmd);
     while (!info.cmdline.empty() && info.cmdline.back() == '\0') info.cmdline.pop_back();
     std::replace(info.cmdline.begin(), info.cmdline.end(), '\0', ' ');

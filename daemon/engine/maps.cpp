@@ -87,6 +87,10 @@ void Engine::set_threshold_ns(std::uint64_t ns) {
   impl_->skel->data->sample_after_ns = ns / 2;
 }
 
+std::uint64_t Engine::threshold_ns() const {
+  return impl_->skel->data->threshold_ns;
+}
+
 void Engine::set_proc_state(std::uint32_t tgid, ls_proc_state state) {
   const std::uint32_t v = state;
   // BPF_EXIST: if the process exited meanwhile its entry is gone; do not

@@ -71,6 +71,8 @@ class Engine {
   // Also moves the sampler's start (half the threshold: a stall just over
   // the threshold still gets samples).
   void set_threshold_ns(std::uint64_t ns);
+  // What the kernel reports at now (the lowest threshold of all consumers).
+  std::uint64_t threshold_ns() const;
   // Replaces the sampler with one of this period (0: no sampling).
   void set_sample_period_ns(std::uint64_t ns);
   // Attaches the CPython gc__start/gc__done USDT probes of one binary
