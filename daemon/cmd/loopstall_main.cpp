@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -175,6 +176,13 @@ int capture(const CaptureArgs& a) {
 
 int status(const std::string& socket, const std::string& format) {
   const int fd = connect_control(socket);
+  if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+    std::fprintf(stderr,
+                 "loopstall: error: permission denied on %s: run as root (loopstalld's control socket is "
+                 "root-only, mode 0600)\n",
+                 socket.c_str());
+    return 1;
+  }
   if (fd < 0) {
     std::fprintf(stderr, "loopstall: error: loopstalld is not running (nothing listens on %s)\n", socket.c_str());
     return 1;
