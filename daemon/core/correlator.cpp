@@ -141,6 +141,9 @@ void Correlator::account_iterations(const ls_loop& l) {
   }
   tc.iterations = l.iterations;
   ProcessTotals& pt = totals_[l.tgid];
+  // Named while the process is known: the summary outlives it.
+  if (pt.comm.empty())
+    if (auto it = procs_.find(l.tgid); it != procs_.end()) pt.comm = it->second.comm, pt.loop = loop_kind(it->second);
   pt.iterations += d.count;
   for (std::size_t i = 0; i < d.hist.size(); ++i) pt.hist[i] += d.hist[i];
   // The cached label: process() would re-read /proc on every scan.
