@@ -1,4 +1,5 @@
-// What a process is: Python or not, which version, gevent or not, service.
+// What a process is: Python or not, which version, which loop framework its
+// code shows, service, and whether it is loopstall itself.
 // Read from /proc (a root directory is a parameter so tests use fake trees).
 #pragma once
 
@@ -7,12 +8,23 @@
 #include <string>
 #include <string_view>
 
+#include "loopstall/stall.hpp"
+
 namespace loopstall {
 
 struct ProcInfo {
   std::uint32_t pid = 0;
+  // Python: the executable is an interpreter or libpython is mapped to run.
   bool python = false;
-  bool gevent = false;
+  // The loop framework its executable mappings show (frameworks.hpp): Gevent
+  // or Uvloop decisively, Eventlet as a hint, else Python; Epoll for a
+  // non-Python process.
+  LoopKind native_loop = LoopKind::Epoll;
+  // What a loop thread's Python stack showed in epoll_wait, once read.
+  std::optional<LoopKind> stack_loop;
+  // loopstall's own processes (this one, and any loopstall/loopstalld
+  // binary): they map interpreters to read symbols and are never watched.
+  bool loopstall = false;
   std::optional<std::string> python_version;  // "3.11"
   std::string exe;                            // resolved /proc/PID/exe
   std::string libpython;                      // mapped libpython3.X.so, "" if none
@@ -27,8 +39,14 @@ bool process_exists(std::uint32_t pid, const std::string& proc_root = "/proc");
 // Name of one thread (/proc/PID/task/TID/comm); "" when gone.
 std::string thread_comm(std::uint32_t pid, std::uint32_t tid, const std::string& proc_root = "/proc");
 
-// nullopt when the process is gone (or never was).
+// nullopt when the process is gone (or never was). Only executable mappings
+// count: files a process maps to read (as loopstall does) say nothing about
+// what it runs.
 std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& proc_root = "/proc");
+
+// Python, Gevent, Uvloop, Eventlet, Twisted or Asyncio for a Python process
+// (frameworks.hpp), Epoll for another.
+LoopKind loop_kind(const ProcInfo& p);
 
 // "3.11" from ".../python3.11", ".../libpython3.11.so.1.0", ".../python3.11d".
 std::optional<std::string> python_version_from_path(std::string_view path);
