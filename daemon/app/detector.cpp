@@ -9,7 +9,9 @@
 #include <unordered_set>
 
 #include "loopstall/clock.hpp"
+#include "loopstall/frameworks.hpp"
 #include "loopstall/procinfo.hpp"
+#include "loopstall/syscalls.hpp"
 
 namespace loopstall {
 namespace {
@@ -82,6 +84,7 @@ void Detector::register_python_threads(std::uint64_t now_ns) {
       if (seen.registered) engine_.forget_py_thread(l.tid);
       seen = {};
     }
+    identify_framework(l, seen, now_ns);
     if (seen.registered || (seen.tried_ns && now_ns - seen.tried_ns < kRetryNs)) continue;
     seen.pid = l.tgid;
     seen.tried_ns = now_ns;
@@ -90,6 +93,33 @@ void Detector::register_python_threads(std::uint64_t now_ns) {
       seen.registered = true;
     }
   }
+}
+
+// Pure-Python frameworks differ only in their Python code: a loop thread's
+// stack while it sleeps in epoll_wait shows whose poller it is
+// (frameworks.hpp). Read once per loop thread, kept only if the thread slept
+// through the read; every consumer (also one added later) is told.
+void Detector::identify_framework(const ls_loop& l, PyThreadSeen& seen, std::uint64_t now_ns) {
+  constexpr std::uint64_t kRetryNs = 1'000'000'000ULL, kRetryWokeNs = 100'000'000ULL;
+  if (!seen.framework && l.run_state == LS_IDLE &&
+      (!seen.framework_tried_ns || now_ns - seen.framework_tried_ns >= kRetryNs)) {
+    bool settled = false;  // native code already says (gevent, uvloop)
+    for (const Correlator* c : consumers_)
+      if (const ProcInfo* p = c->known_process(l.tgid)) settled |= decided_by_modules(p->native_loop);
+    if (settled) return;
+    const auto s = stacks_->sleeping_python_frames(l.tgid, l.tid);
+    const auto after = engine_.find_loop(l.tid);
+    const std::string call = s ? syscall_name(static_cast<int>(s->syscall)) : "";
+    if (s && call.starts_with("epoll_") && call.find("wait") != std::string::npos && after &&
+        after->run_state == LS_IDLE && after->last_ts_ns == l.last_ts_ns && after->iterations == l.iterations) {
+      seen.framework = loop_from_frames(s->frames);
+    } else {
+      // It woke meanwhile (busy loop), or has no thread state yet: later.
+      seen.framework_tried_ns = now_ns - (s ? kRetryNs - kRetryWokeNs : 0);
+    }
+  }
+  if (seen.framework)
+    for (Correlator* c : consumers_) c->set_stack_loop(l.tgid, *seen.framework);
 }
 
 // A loop in a long iteration whose interpreter began Py_Finalize is tearing

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "loopstall/evidence.hpp"
 #include "loopstall/loopstall.h"
@@ -26,6 +27,16 @@ class StackSource {
   // How BPF can walk the Python frames of a CPython thread (nullopt: not
   // CPython, or its thread state is not found yet).
   virtual std::optional<ls_py_thread> python_thread(std::uint32_t pid, std::uint32_t tid) = 0;
+  // The Python frames (innermost first) of a thread asleep in a syscall, and
+  // that syscall's number: only if the thread slept in it through the read
+  // (nullopt if it ran meanwhile, is gone, or has no CPython thread state).
+  struct SleepingFrames {
+    long syscall = -1;
+    std::vector<PyFrame> frames;
+  };
+  virtual std::optional<SleepingFrames> sleeping_python_frames(std::uint32_t /*pid*/, std::uint32_t /*tid*/) {
+    return std::nullopt;
+  }
   // The process is a CPython interpreter that began shutting down.
   virtual bool interpreter_finalizing(std::uint32_t pid) = 0;
   // The process is gone: drop what is cached about it.
