@@ -19,6 +19,11 @@ namespace {
 constexpr std::uint64_t kSweepNs = 2'000'000'000ULL;
 constexpr std::uint64_t kScanNs = Detector::kScanIntervalMs * 1'000'000ULL;
 
+bool is_epoll_wait(long nr) {
+  const std::string name = syscall_name(static_cast<int>(nr));  // epoll_wait, epoll_pwait, epoll_pwait2
+  return name.starts_with("epoll_") && name.find("wait") != std::string::npos;
+}
+
 std::vector<std::uint32_t> all_pids() {
   std::vector<std::uint32_t> out;
   DIR* d = opendir("/proc");
@@ -109,9 +114,8 @@ void Detector::identify_framework(const ls_loop& l, PyThreadSeen& seen, std::uin
     if (settled) return;
     const auto s = stacks_->sleeping_python_frames(l.tgid, l.tid);
     const auto after = engine_.find_loop(l.tid);
-    const std::string call = s ? syscall_name(static_cast<int>(s->syscall)) : "";
-    if (s && call.starts_with("epoll_") && call.find("wait") != std::string::npos && after &&
-        after->run_state == LS_IDLE && after->last_ts_ns == l.last_ts_ns && after->iterations == l.iterations) {
+    if (s && is_epoll_wait(s->syscall) && after && after->run_state == LS_IDLE && after->last_ts_ns == l.last_ts_ns &&
+        after->iterations == l.iterations) {
       seen.framework = loop_from_frames(s->frames);
     } else {
       // It woke meanwhile (busy loop), or has no thread state yet: later.
@@ -120,6 +124,24 @@ void Detector::identify_framework(const ls_loop& l, PyThreadSeen& seen, std::uin
   }
   if (seen.framework)
     for (Correlator* c : consumers_) c->set_stack_loop(l.tgid, *seen.framework);
+}
+
+// A thread of a watched process that has just entered epoll_wait (it asked
+// for its process to be classified, or ended a stall): if it sleeps there
+// now, its stack may already name the framework, before the scans do -- so
+// that a stall in the first iterations is named too. Only a framework seen
+// counts: finding none proves nothing from a read the loop may have raced.
+void Detector::identify_framework_now(std::uint32_t pid, std::uint32_t tid) {
+  bool known = false;
+  for (const Correlator* c : consumers_)
+    if (const ProcInfo* p = c->known_process(pid))
+      known |= p->stack_loop.has_value() || decided_by_modules(p->native_loop);
+  if (known || !watched(pid)) return;
+  const auto s = stacks_->sleeping_python_frames(pid, tid);
+  if (!s || !is_epoll_wait(s->syscall)) return;
+  const auto k = loop_from_frames(s->frames);
+  if (!k || *k == LoopKind::Python) return;
+  for (Correlator* c : consumers_) c->set_stack_loop(pid, *k);
 }
 
 // A loop in a long iteration whose interpreter began Py_Finalize is tearing
@@ -231,11 +253,15 @@ void Detector::dispatch(const void* data, std::size_t size) {
         const ls_proc_state st = decide(hdr->tgid);
         engine_.set_proc_state(hdr->tgid, st);
         if (st == LS_PROC_WATCH) watch_gc(hdr->tgid);
+        identify_framework_now(hdr->tgid, hdr->tid);
       }
       break;
     case LS_EV_STALL:
-      if (size >= sizeof(ls_stall_event))
-        for (Correlator* c : consumers_) c->on_stall(*static_cast<const ls_stall_event*>(data));
+      if (size >= sizeof(ls_stall_event)) {
+        const auto& e = *static_cast<const ls_stall_event*>(data);
+        identify_framework_now(e.loop.tgid, e.loop.tid);
+        for (Correlator* c : consumers_) c->on_stall(e);
+      }
       break;
     case LS_EV_LOOP_EXIT:
       if (size >= sizeof(ls_stall_event)) {

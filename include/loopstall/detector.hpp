@@ -61,6 +61,7 @@ class Detector {
   void register_python_threads(std::uint64_t now_ns);
   struct PyThreadSeen;
   void identify_framework(const ls_loop& l, PyThreadSeen& seen, std::uint64_t now_ns);
+  void identify_framework_now(std::uint32_t pid, std::uint32_t tid);
   void check_exiting(std::uint64_t now_ns);
   bool watched(std::uint32_t pid) const;
   std::uint64_t evidence_after_ns() const;
