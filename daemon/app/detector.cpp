@@ -19,11 +19,6 @@ namespace {
 constexpr std::uint64_t kSweepNs = 2'000'000'000ULL;
 constexpr std::uint64_t kScanNs = Detector::kScanIntervalMs * 1'000'000ULL;
 
-bool is_epoll_wait(long nr) {
-  const std::string name = syscall_name(static_cast<int>(nr));  // epoll_wait, epoll_pwait, epoll_pwait2
-  return name.starts_with("epoll_") && name.find("wait") != std::string::npos;
-}
-
 std::vector<std::uint32_t> all_pids() {
   std::vector<std::uint32_t> out;
   DIR* d = opendir("/proc");
@@ -106,8 +101,7 @@ void Detector::register_python_threads(std::uint64_t now_ns) {
 // through the read; every consumer (also one added later) is told.
 void Detector::identify_framework(const ls_loop& l, PyThreadSeen& seen, std::uint64_t now_ns) {
   constexpr std::uint64_t kRetryNs = 1'000'000'000ULL, kRetryWokeNs = 100'000'000ULL;
-  if (!seen.framework && l.run_state == LS_IDLE &&
-      (!seen.framework_tried_ns || now_ns - seen.framework_tried_ns >= kRetryNs)) {
+  if (!seen.framework && l.run_state == LS_IDLE && now_ns >= seen.framework_retry_ns) {
     bool settled = false;  // native code already says (gevent, uvloop)
     for (const Correlator* c : consumers_)
       if (const ProcInfo* p = c->known_process(l.tgid)) settled |= decided_by_modules(p->native_loop);
@@ -118,8 +112,8 @@ void Detector::identify_framework(const ls_loop& l, PyThreadSeen& seen, std::uin
         after->iterations == l.iterations) {
       seen.framework = loop_from_frames(s->frames);
     } else {
-      // It woke meanwhile (busy loop), or has no thread state yet: later.
-      seen.framework_tried_ns = now_ns - (s ? kRetryNs - kRetryWokeNs : 0);
+      // It woke meanwhile (a busy loop): soon again; no thread state (yet): later.
+      seen.framework_retry_ns = now_ns + (s ? kRetryWokeNs : kRetryNs);
     }
   }
   if (seen.framework)

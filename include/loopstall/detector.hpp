@@ -84,7 +84,7 @@ class Detector {
     std::uint64_t tried_ns = 0;
     // The framework its Python stack showed in epoll_wait (identify_framework).
     std::optional<LoopKind> framework;
-    std::uint64_t framework_tried_ns = 0;
+    std::uint64_t framework_retry_ns = 0;  // not read again before
   };
   std::unordered_map<std::uint32_t, PyThreadSeen> py_threads_;  // by tid
   std::uint64_t samples_over_budget_ = 0;
