@@ -87,9 +87,12 @@ struct {
 } free_slots SEC(".maps");
 
 /* tid -> slot in `loops` (0: not a loop thread), four u16 per element.
- * Sized from pid_max at load time. */
+ * Sized from pid_max at load time. Userspace publishes the slots it adopts
+ * through mmap; both sides set a slot with a compare-and-swap of the whole
+ * element, so neither loses the other's update of a neighbouring tid. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 65536);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -124,11 +127,19 @@ static __always_inline void stat_inc(__u32 idx)
 		*v += 1;
 }
 
+/* The loop_slots element holding tid's slot number, or NULL for a tid
+ * beyond pid_max. */
+static __always_inline __u64 *slot_word(__u32 tid)
+{
+	__u32 word = tid / 4;
+
+	return bpf_map_lookup_elem(&loop_slots, &word);
+}
+
 /* Where tid's slot number lives, or NULL for a tid beyond pid_max. */
 static __always_inline __u16 *slot_ref(__u32 tid)
 {
-	__u32 word = tid / 4;
-	__u64 *w = bpf_map_lookup_elem(&loop_slots, &word);
+	__u64 *w = slot_word(tid);
 
 	return w ? (__u16 *)w + (tid & 3) : 0;
 }
@@ -344,15 +355,17 @@ static __always_inline void end_iteration(struct ls_loop *l, __u32 tid, __u64 no
 }
 
 /* Hands out a free slot of `loops` to tid (first epoll_wait of a thread of
- * a watched process). */
+ * a watched process, or of the first thread of an undecided one). */
 static __always_inline struct ls_loop *new_loop(__u32 tid, __u32 tgid)
 {
-	__u16 *ref = slot_ref(tid);
+	__u64 *w = slot_word(tid);
+	__u32 shift = (tid & 3) * 16;
 	struct ls_loop *l;
 	__u32 slot, hwm;
+	__u64 old;
 	int i;
 
-	if (!ref)
+	if (!w)
 		return 0;
 	if (bpf_map_pop_elem(&free_slots, &slot) || slot == 0 || slot > 0xffff) {
 		stat_inc(LS_STAT_LOOPS_FULL);
@@ -372,12 +385,22 @@ static __always_inline struct ls_loop *new_loop(__u32 tid, __u32 tgid)
 		if (hwm > slot || __sync_val_compare_and_swap(&slots_hwm, hwm, slot + 1) == hwm)
 			break;
 	}
-	*ref = slot;
-	return l;
+	/* Publish, unless userspace adopted the thread meanwhile. */
+	for (i = 0; i < 4; i++) {
+		old = *w;
+		if ((old >> shift) & 0xffff)
+			break;
+		if (__sync_val_compare_and_swap(w, old, old | ((__u64)slot << shift)) == old)
+			return l;
+	}
+	l->tid = 0;
+	bpf_map_push_elem(&free_slots, &slot, 0);
+	return 0;
 }
 
-/* An unknown process called epoll_wait: ask userspace about it once. */
-static __always_inline void new_proc(__u32 tid, __u32 tgid)
+/* An unknown process called epoll_wait: ask userspace about it once.
+ * Returns true for the thread that asked. */
+static __always_inline bool new_proc(__u32 tid, __u32 tgid)
 {
 	__u32 pending = LS_PROC_PENDING;
 	struct ls_new_proc_event *e;
@@ -385,15 +408,15 @@ static __always_inline void new_proc(__u32 tid, __u32 tgid)
 
 	if (err == -E2BIG) {
 		stat_inc(LS_STAT_PROCS_FULL);
-		return;
+		return false;
 	}
 	if (err)
-		return; /* another thread of it got there first */
+		return false; /* another thread of it got there first */
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		/* userspace also sweeps procs for PENDING entries */
 		stat_inc(LS_STAT_RINGBUF_DROPS);
-		return;
+		return true;
 	}
 	e->hdr.type = LS_EV_NEW_PROC;
 	e->hdr.tid = tid;
@@ -401,6 +424,7 @@ static __always_inline void new_proc(__u32 tid, __u32 tgid)
 	e->hdr.pad = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_ringbuf_submit(e, 0);
+	return true;
 }
 
 static __always_inline int on_epoll_enter(void)
@@ -424,11 +448,15 @@ static __always_inline int on_epoll_enter(void)
 		return 0;
 	state = bpf_map_lookup_elem(&procs, &tgid);
 	if (!state) {
-		new_proc(tid, tgid);
+		/* The asking thread is a loop from now on, whatever userspace
+		 * decides later: the iteration after a process's first
+		 * epoll_wait is measured (a worker that hangs on its first
+		 * request). Userspace frees the slot if it ignores the process. */
+		if (!new_proc(tid, tgid))
+			return 0;
+	} else if (*state != LS_PROC_WATCH) {
 		return 0;
 	}
-	if (*state != LS_PROC_WATCH)
-		return 0;
 	l = new_loop(tid, tgid);
 	if (l)
 		begin_iteration(l, bpf_ktime_get_ns());

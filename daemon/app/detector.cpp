@@ -10,8 +10,8 @@
 
 #include "loopstall/clock.hpp"
 #include "loopstall/frameworks.hpp"
+#include "loopstall/loop_adoption.hpp"
 #include "loopstall/procinfo.hpp"
-#include "loopstall/syscalls.hpp"
 
 namespace loopstall {
 namespace {
@@ -48,14 +48,64 @@ void Detector::add(Correlator& c) {
   consumers_.push_back(&c);
   if (sample_period_ms_ > 0) c.set_sample_period_ms(sample_period_ms_);
   update_threshold();
+  // A capture counts from its own start, not from when the loops began.
+  engine_.scan_loops(loops_);
+  c.set_baseline(loops_);
   reclassify(c);
 }
 
 void Detector::reclassify(Correlator& c) {
   for (std::uint32_t pid : all_pids()) {
     if (c.classify(pid) != LS_PROC_WATCH) continue;
+    // The entry written here means BPF never asks about the process: every
+    // other consumer decides about it now too.
+    for (Correlator* other : consumers_)
+      if (other != &c && !other->watches(pid)) other->classify(pid);
     engine_.insert_proc_state(pid, LS_PROC_WATCH);
     watch_gc(pid);
+    adopt_loops(pid);
+  }
+}
+
+void Detector::adopt_loops(std::uint32_t pid) {
+  bool gevent = false, loop_module = false;
+  for (const Correlator* c : consumers_)
+    if (const ProcInfo* p = c->known_process(pid))
+      gevent |= p->native_loop == LoopKind::Gevent, loop_module |= p->loop_module;
+  const std::uint64_t now = monotonic_ns();
+  for (std::uint32_t tid : task_ids(pid)) {
+    if (engine_.is_loop(tid)) continue;
+    const auto a = thread_activity(pid, tid);
+    if (!a) continue;
+    // Only the main thread is taken for a loop mid-iteration, and only on
+    // the evidence of its Python frames: a thread parked in a join or a
+    // queue must not become a hung loop.
+    std::vector<PyFrame> py;
+    bool in_loop = false;
+    if (tid == pid && loop_module && !is_epoll_wait_syscall(a->syscall)) {
+      py = stacks_->python_frames(pid, tid);
+      in_loop = frames_run_a_loop(py, gevent);
+      if (in_loop) name_framework(pid, py);
+    }
+    const auto init = adoption_state(pid, tid, *a, in_loop, now);
+    if (!init || !engine_.adopt_loop(*init)) continue;
+    // A running loop's frames as just read are its first evidence (a
+    // blocked one's stacks are read exactly by the next scan).
+    if (init->run_state == LS_RUNNING && !py.empty()) {
+      StackSample s;
+      s.python = std::move(py);
+      for (Correlator* c : consumers_) c->on_sample(pid, tid, init->iter_start_ns, s);
+    }
+  }
+}
+
+void Detector::apply_decision(std::uint32_t pid, ls_proc_state st) {
+  engine_.set_proc_state(pid, st);
+  if (st == LS_PROC_WATCH) {
+    watch_gc(pid);
+    adopt_loops(pid);
+  } else {
+    engine_.release_loops(pid);
   }
 }
 
@@ -76,7 +126,12 @@ void Detector::watch_gc(std::uint32_t pid) {
 // thread state (a thread keeps its PyThreadState for life).
 void Detector::register_python_threads(std::uint64_t now_ns) {
   constexpr std::uint64_t kRetryNs = 1'000'000'000ULL;
+  // Attaching to a new interpreter reads its ELF files: a burst of new
+  // processes is spread over several scans.
+  constexpr std::uint64_t kBudgetNs = 5'000'000;
+  const std::uint64_t t0 = monotonic_ns();
   for (const ls_loop& l : loops_) {
+    if (monotonic_ns() - t0 > kBudgetNs) break;
     if (!watched(l.tgid)) continue;
     auto [it, fresh] = py_threads_.try_emplace(l.tid);
     PyThreadSeen& seen = it->second;
@@ -102,14 +157,11 @@ void Detector::register_python_threads(std::uint64_t now_ns) {
 void Detector::identify_framework(const ls_loop& l, PyThreadSeen& seen, std::uint64_t now_ns) {
   constexpr std::uint64_t kRetryNs = 1'000'000'000ULL, kRetryWokeNs = 100'000'000ULL;
   if (!seen.framework && l.run_state == LS_IDLE && now_ns >= seen.framework_retry_ns) {
-    bool settled = false;  // native code already says (gevent, uvloop)
-    for (const Correlator* c : consumers_)
-      if (const ProcInfo* p = c->known_process(l.tgid)) settled |= decided_by_modules(p->native_loop);
-    if (settled) return;
+    if (!framework_unknown(l.tgid)) return;  // modules settle it, or another read named it
     const auto s = stacks_->sleeping_python_frames(l.tgid, l.tid);
     const auto after = engine_.find_loop(l.tid);
-    if (s && is_epoll_wait(s->syscall) && after && after->run_state == LS_IDLE && after->last_ts_ns == l.last_ts_ns &&
-        after->iterations == l.iterations) {
+    if (s && is_epoll_wait_syscall(static_cast<int>(s->syscall)) && after && after->run_state == LS_IDLE &&
+        after->last_ts_ns == l.last_ts_ns && after->iterations == l.iterations) {
       seen.framework = loop_from_frames(s->frames);
     } else {
       // It woke meanwhile (a busy loop): soon again; no thread state (yet): later.
@@ -120,22 +172,31 @@ void Detector::identify_framework(const ls_loop& l, PyThreadSeen& seen, std::uin
     for (Correlator* c : consumers_) c->set_stack_loop(l.tgid, *seen.framework);
 }
 
-// A thread of a watched process that has just entered epoll_wait (it asked
-// for its process to be classified, or ended a stall): if it sleeps there
-// now, its stack may already name the framework, before the scans do -- so
-// that a stall in the first iterations is named too. Only a framework seen
-// counts: finding none proves nothing from a read the loop may have raced.
-void Detector::identify_framework_now(std::uint32_t pid, std::uint32_t tid) {
-  bool known = false;
-  for (const Correlator* c : consumers_)
-    if (const ProcInfo* p = c->known_process(pid))
-      known |= p->stack_loop.has_value() || decided_by_modules(p->native_loop);
-  if (known || !watched(pid)) return;
-  const auto s = stacks_->sleeping_python_frames(pid, tid);
-  if (!s || !is_epoll_wait(s->syscall)) return;
-  const auto k = loop_from_frames(s->frames);
+// Whether a consumer watching the process does not know its framework yet
+// (not settled by modules, not read from a stack).
+bool Detector::framework_unknown(std::uint32_t pid) const {
+  for (const Correlator* c : consumers_) {
+    const ProcInfo* p = c->watches(pid) ? c->known_process(pid) : nullptr;
+    if (p && !p->stack_loop && !decided_by_modules(p->native_loop)) return true;
+  }
+  return false;
+}
+
+// Frames read from a thread of the process at any moment (a sample, a
+// block, adoption, a thread that just entered epoll_wait): a framework's
+// loop frames are there only while its loop runs, so one seen names the
+// framework at once -- a stall in the first iterations too. Finding none
+// proves nothing (an eventlet app greenlet hides the hub's frames):
+// identify_framework() alone concludes "python".
+void Detector::name_framework(std::uint32_t pid, const std::vector<PyFrame>& frames) {
+  if (frames.empty() || !framework_unknown(pid)) return;
+  const auto k = loop_from_frames(frames);
   if (!k || *k == LoopKind::Python) return;
   for (Correlator* c : consumers_) c->set_stack_loop(pid, *k);
+}
+
+void Detector::identify_framework_now(std::uint32_t pid, std::uint32_t tid) {
+  if (framework_unknown(pid)) name_framework(pid, stacks_->python_frames(pid, tid));
 }
 
 // A loop in a long iteration whose interpreter began Py_Finalize is tearing
@@ -177,8 +238,12 @@ void Detector::on_sample(const ls_sample_event& e, std::size_t size) {
     return;
   }
   sample_tokens_ -= 1;
+  // Unwinding is the slow part of a poll: a backlog of samples must not
+  // delay the scan that reports hung loops.
+  scan_if_due();
   auto s = stacks_->on_cpu(e);
   if (!s) return;
+  name_framework(e.hdr.tgid, s->python);
   for (Correlator* c : consumers_) c->on_sample(e.hdr.tgid, e.hdr.tid, e.iter_start_ns, *s);
 }
 
@@ -197,6 +262,7 @@ void Detector::capture_blocks(std::uint64_t now_ns) {
     std::optional<StackSample> s;
     if (!same || !b.captured) {
       s = stacks_->blocked(l.tgid, l.tid);
+      if (s) name_framework(l.tgid, s->python);
       // Only if the thread slept through all the reads: the same episode
       // still going on afterwards. (It may have woken and gone back to
       // sleep elsewhere -- in epoll_wait, say -- since the scan.)
@@ -244,9 +310,7 @@ void Detector::dispatch(const void* data, std::size_t size) {
   switch (hdr->type) {
     case LS_EV_NEW_PROC:
       if (size >= sizeof(ls_new_proc_event)) {
-        const ls_proc_state st = decide(hdr->tgid);
-        engine_.set_proc_state(hdr->tgid, st);
-        if (st == LS_PROC_WATCH) watch_gc(hdr->tgid);
+        apply_decision(hdr->tgid, decide(hdr->tgid));
         identify_framework_now(hdr->tgid, hdr->tid);
       }
       break;
@@ -275,19 +339,25 @@ void Detector::dispatch(const void* data, std::size_t size) {
   }
 }
 
-// Decisions whose NEW_PROC event was lost, and processes that are gone.
-void Detector::sweep() {
-  for (std::uint32_t pid : engine_.pending_procs()) {
-    const ls_proc_state st = decide(pid);
-    engine_.set_proc_state(pid, st);
-    if (st == LS_PROC_WATCH) watch_gc(pid);
-  }
-  for (std::uint32_t pid : engine_.known_procs()) {
+// Processes that are gone: BPF deleted their procs entry at exit already,
+// so what userspace knows is the list to check.
+void Detector::forget_gone_processes() {
+  std::unordered_set<std::uint32_t> pids;
+  for (std::uint32_t pid : engine_.known_procs()) pids.insert(pid);
+  for (const Correlator* c : consumers_) c->known_pids(pids);
+  for (const auto& [tid, seen] : py_threads_) pids.insert(seen.pid);
+  for (std::uint32_t pid : pids) {
     if (process_exists(pid)) continue;
     engine_.forget_proc(pid);
     stacks_->forget(pid);
     for (Correlator* c : consumers_) c->forget_process(pid);
   }
+}
+
+// Decisions whose NEW_PROC event was lost, and processes that are gone.
+void Detector::sweep() {
+  for (std::uint32_t pid : engine_.pending_procs()) apply_decision(pid, decide(pid));
+  forget_gone_processes();
   // Records of threads that are no longer loops (their exit event was lost).
   std::unordered_set<std::uint32_t> live;
   for (const ls_loop& l : loops_) live.insert(l.tid);
@@ -305,21 +375,30 @@ void Detector::account_drops() {
   drops_seen_ = drops;
 }
 
+void Detector::scan_if_due() {
+  const std::uint64_t now = monotonic_ns();
+  if (now < next_scan_ || scanning_) return;
+  scanning_ = true;
+  const std::uint64_t t = engine_.scan_loops(loops_);
+  // Reports first (with the stacks of blocked loops); registering threads
+  // for the sampler serves later samples and may take long on a host with
+  // many new processes.
+  check_exiting(t);
+  capture_blocks(t);
+  for (Correlator* c : consumers_) c->on_scan(loops_, t);
+  register_python_threads(t);
+  next_scan_ = now + kScanNs;
+  ++scans_;
+  scanning_ = false;
+}
+
 bool Detector::step(int max_wait_ms) {
   std::uint64_t now = monotonic_ns();
   const std::uint64_t wait_ns = next_scan_ > now ? next_scan_ - now : 0;
   const int timeout_ms = std::min<int>(max_wait_ms, static_cast<int>((wait_ns + 999'999) / 1'000'000));
   if (engine_.poll(std::max(timeout_ms, 0), handler_) < 0) return false;
+  scan_if_due();
   now = monotonic_ns();
-  if (now >= next_scan_) {
-    const std::uint64_t t = engine_.scan_loops(loops_);
-    register_python_threads(t);
-    check_exiting(t);
-    capture_blocks(t);
-    for (Correlator* c : consumers_) c->on_scan(loops_, t);
-    next_scan_ = now + kScanNs;
-    ++scans_;
-  }
   if (now >= next_sweep_) {
     sweep();
     account_drops();

@@ -85,6 +85,11 @@ class LiveStacks final : public StackSource {
     return out;
   }
 
+  std::vector<PyFrame> python_frames(std::uint32_t pid, std::uint32_t tid) override {
+    python::PyProcess* py = python_of(pid);
+    return py ? py->stack(tid) : std::vector<PyFrame>{};
+  }
+
   bool interpreter_finalizing(std::uint32_t pid) override {
     python::PyProcess* py = python_of(pid);
     return py && py->finalizing();

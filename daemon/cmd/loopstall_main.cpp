@@ -12,9 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "loopstall/cli_checks.hpp"
 #include "loopstall/cli_common.hpp"
 #include "loopstall/clock.hpp"
 #include "loopstall/control.hpp"
+#include "loopstall/printable.hpp"
 #include "loopstall/procinfo.hpp"
 #include "loopstall/runner.hpp"
 #include "loopstall/stall.hpp"
@@ -79,7 +81,7 @@ int capture_via_daemon(int fd, const CaptureArgs& a, std::FILE* out) {
   const auto resp = nlohmann::json::parse(first, nullptr, false);
   if (resp.is_discarded() || !resp.value("ok", false))
     throw std::runtime_error("loopstalld refused the capture: " +
-                             (resp.is_discarded() ? first : resp.value("error", std::string("?"))));
+                             printable(resp.is_discarded() ? first : resp.value("error", std::string("?"))));
   std::fprintf(stderr, "loopstall: ready: capturing through loopstalld (%s); threshold %g ms\n", a.socket.c_str(),
                a.threshold_ms);
   const auto& stop = install_stop_signals();
@@ -162,7 +164,7 @@ int status(const std::string& socket, const std::string& format) {
     return 1;
   }
   if (format == "json") {
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   std::printf("loopstalld %s, up %.0f s, threshold %g ms, metrics on %s\n", j.value("version", "?").c_str(),
@@ -195,10 +197,10 @@ int main(int argc, char** argv) {
   cap->add_option("--pid", a.pids, "Only these processes (repeatable); default: every process, also new ones")
       ->check(CLI::PositiveNumber);
   cap->add_option("--duration", a.duration_s, "Seconds to capture; default: until SIGINT/SIGTERM")
-      ->check(CLI::PositiveNumber);
+      ->check(finite_range(0.001, kMaxDurationS));
   cap->add_option("--threshold-ms", a.threshold_ms, "Report iterations at least this long (ms)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(finite_range(kMinThresholdMs, kMaxThresholdMs));
   cap->add_option("--format", a.format, "text or json (JSON Lines)")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "loopstall/alerts.hpp"
+#include "loopstall/cli_checks.hpp"
 #include "loopstall/cli_common.hpp"
 #include "loopstall/clock.hpp"
 #include "loopstall/config.hpp"
@@ -99,6 +100,7 @@ int run(const Flags& flags) {
     return monotonic_ns() - last_step.load() < 5'000'000'000ULL;
   });
 
+  std::unique_ptr<ControlServer> control;
   auto status = [&]() -> nlohmann::json {
     std::map<std::string, int> kinds;
     for (LoopKind k : kLoopKinds) kinds[std::string(to_string(k))] = 0;
@@ -109,6 +111,14 @@ int run(const Flags& flags) {
     return {{"version", LOOPSTALL_VERSION},
             {"uptime_s", static_cast<double>(monotonic_ns() - started) / 1e9},
             {"threshold_ms", corr.threshold_ms()},
+            // The kernel reports at the lowest threshold of the daemon and
+            // its capture clients; back to threshold_ms when none is left.
+            {"kernel_threshold_ms", static_cast<double>(det.engine().threshold_ns()) / 1e6},
+            {"control",
+             {{"clients", control ? control->clients() : 0},
+              {"captures", control ? control->captures() : 0},
+              {"dropped", control ? control->dropped_clients() : 0},
+              {"refused", control ? control->refused_clients() : 0}}},
             {"watched_processes", corr.watched_processes()},
             {"monitored_loops", monitored},
             {"loops", kinds},
@@ -119,7 +129,6 @@ int run(const Flags& flags) {
             {"alerts_firing", alerts.firing_counts()},
             {"metrics_listen", host + ":" + std::to_string(http.port())}};
   };
-  std::unique_ptr<ControlServer> control;
   if (!cfg.control_socket.empty()) control = std::make_unique<ControlServer>(cfg.control_socket, det, status);
 
   Notifier notifier;
@@ -199,7 +208,7 @@ int main(int argc, char** argv) {
   app.add_option("--config", f.config, "JSON configuration file (default: built-in configuration)");
   app.add_option("--metrics-listen", f.metrics_listen, "HOST:PORT for GET /metrics (default 127.0.0.1:9750)");
   app.add_option("--threshold-ms", f.threshold_ms, "Report iterations at least this long, ms (default 100)")
-      ->check(CLI::PositiveNumber);
+      ->check(finite_range(kMinThresholdMs, kMaxThresholdMs));
   app.add_option("--control-socket", f.control_socket,
                  "Unix socket for loopstall capture/status (default /run/loopstalld/control.sock; \"\" = none)");
   app.add_option("--events", f.events,

@@ -102,6 +102,7 @@ StallReport Correlator::make_report(const ls_loop& l, std::uint64_t end_ns, bool
     if (std::string t = thread_comm(l.tgid, l.tid); !t.empty()) r.comm = std::move(t);
   }
   r.start_unix_ns = clock_.to_unix_ns(l.iter_start_ns);
+  r.start_estimated = l.adopted_start_ns != 0 && l.adopted_start_ns == l.iter_start_ns;
   r.duration_ms = t.duration_ms;
   r.threshold_ms = threshold_ms_;
   r.ongoing = ongoing;
@@ -223,9 +224,34 @@ void Correlator::flush_ongoing(const std::vector<ls_loop>& loops, std::uint64_t 
   const auto threshold_ns = static_cast<std::uint64_t>(threshold_ms_ * 1e6);
   for (const ls_loop& l : loops) {
     if (!watches(l.tgid) || exiting(l.tgid)) continue;
+    account_iterations(l);
     if (!l.iter_start_ns || now_ns < l.iter_start_ns || now_ns - l.iter_start_ns < threshold_ns) continue;
-    sink_.stall(make_report(l, now_ns, true, nullptr));
+    const StallReport r = make_report(l, now_ns, true, nullptr);
+    ProcessTotals& pt = totals_[r.pid];
+    if (pt.comm.empty()) pt.comm = r.comm, pt.loop = r.loop;
+    pt.in_progress++;
+    pt.in_progress_max_ms = std::max(pt.in_progress_max_ms, r.duration_ms);
+    pt.in_progress_ms += r.duration_ms;
+    sink_.stall(r);
   }
+}
+
+void Correlator::set_baseline(const std::vector<ls_loop>& loops) {
+  for (const ls_loop& l : loops) {
+    ThreadCounters& tc = threads_[l.tid];
+    tc.pid = l.tgid;
+    tc.iterations = l.iterations;
+    std::copy(std::begin(l.hist), std::end(l.hist), tc.hist.begin());
+  }
+}
+
+void Correlator::known_pids(std::unordered_set<std::uint32_t>& out) const {
+  for (const auto& [pid, p] : procs_) out.insert(pid);
+  for (std::uint32_t pid : watched_) out.insert(pid);
+  for (std::uint32_t pid : exiting_) out.insert(pid);
+  for (const auto& [tid, tc] : threads_) out.insert(tc.pid);
+  if (!keep_exited_totals_)
+    for (const auto& [pid, t] : totals_) out.insert(pid);
 }
 
 Summary Correlator::summary(double elapsed_s) const {

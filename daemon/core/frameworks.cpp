@@ -33,6 +33,9 @@ constexpr std::array kFrameworks = {
 // eventlet needs greenlet's C module; so do others (SQLAlchemy's asyncio
 // layer), so it is a hint until frames confirm it.
 constexpr std::string_view kGreenletModule = "/greenlet/";
+// asyncio's C accelerator: the process imported asyncio (a loop module, not
+// a framework: twisted and tornado import it too).
+constexpr std::string_view kAsyncioModule = "/_asyncio.";
 
 bool matches(std::string_view path, const std::array<std::string_view, 2>& patterns) {
   for (std::string_view p : patterns)
@@ -51,6 +54,11 @@ void ModuleEvidence::add(std::string_view path) {
     }
   }
   if (path.find(kGreenletModule) != std::string_view::npos) greenlet_ = true;
+  if (path.find(kAsyncioModule) != std::string_view::npos) asyncio_ = true;
+}
+
+bool ModuleEvidence::loop_module() const {
+  return row_ < kFrameworks.size() || greenlet_ || asyncio_;
 }
 
 LoopKind ModuleEvidence::kind() const {

@@ -1,16 +1,25 @@
 #include "loopstall/procinfo.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <vector>
 
+#include "loopstall/clock.hpp"
 #include "loopstall/frameworks.hpp"
+#include "loopstall/limits.hpp"
 #include "loopstall/native/proc_maps.hpp"
 
 namespace loopstall {
@@ -22,6 +31,24 @@ std::optional<std::string> read_file(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// The first `max` bytes of a file (one read may return less than asked:
+// /proc files are produced a page at a time).
+std::optional<std::string> read_prefix(const std::string& path, std::size_t max) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string out(max, '\0');
+  std::size_t got = 0;
+  while (got < max) {
+    const ssize_t n = read(fd, out.data() + got, max - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  close(fd);
+  out.resize(got);
+  return out;
 }
 
 std::string read_link(const std::string& path) {
@@ -98,11 +125,24 @@ std::string_view strip_deleted(std::string_view path) {
 }
 
 std::optional<std::string> python_version_from_path(std::string_view path) {
-  path = strip_deleted(path);
-  static const std::regex re(R"((?:^|/)(?:lib)?python(3\.[0-9]+)[a-z]*(?:\.so[.0-9]*)?$)");
-  std::match_results<std::string_view::const_iterator> m;
-  if (std::regex_search(path.begin(), path.end(), m, re)) return m[1].str();
-  return std::nullopt;
+  // [lib]python3.<digits>[a-z]*[.so[.0-9]*] as the last path component. By
+  // hand, not std::regex: libstdc++'s matcher recurses per character, and
+  // exe and maps paths are whatever the process's owner named them.
+  std::string_view name = basename(strip_deleted(path));
+  if (name.rfind("lib", 0) == 0) name.remove_prefix(3);
+  constexpr std::string_view kPrefix = "python3.";
+  if (name.rfind(kPrefix, 0) != 0) return std::nullopt;
+  std::size_t i = kPrefix.size();
+  const auto digit = [&](std::size_t k) { return k < name.size() && name[k] >= '0' && name[k] <= '9'; };
+  if (!digit(i)) return std::nullopt;
+  while (digit(i)) ++i;
+  const std::string version(name.substr(0, i).substr(std::string_view("python").size()));
+  while (i < name.size() && name[i] >= 'a' && name[i] <= 'z') ++i;
+  if (i == name.size()) return version;
+  if (name.substr(i, 3) != ".so") return std::nullopt;
+  for (i += 3; i < name.size(); ++i)
+    if (name[i] != '.' && !(name[i] >= '0' && name[i] <= '9')) return std::nullopt;
+  return version;
 }
 
 std::string service_from_cgroup(std::string_view text) {
@@ -146,6 +186,114 @@ std::string thread_comm(std::uint32_t pid, std::uint32_t tid, const std::string&
   return *comm;
 }
 
+std::vector<std::uint32_t> task_ids(std::uint32_t pid, const std::string& proc_root) {
+  std::vector<std::uint32_t> out;
+  DIR* d = opendir((proc_root + "/" + std::to_string(pid) + "/task").c_str());
+  if (!d) return out;
+  while (dirent* de = readdir(d)) {
+    char* end = nullptr;
+    const unsigned long tid = std::strtoul(de->d_name, &end, 10);
+    if (end && end != de->d_name && *end == '\0' && tid > 0 && tid <= UINT32_MAX)
+      out.push_back(static_cast<std::uint32_t>(tid));
+  }
+  closedir(d);
+  return out;
+}
+
+char parse_stat_state(std::string_view stat) {
+  // "pid (comm) S ...": comm may hold ')' and spaces; the state follows the last ')'.
+  const auto close = stat.rfind(')');
+  if (close == std::string_view::npos || close + 2 >= stat.size()) return '?';
+  return stat[close + 2];
+}
+
+int parse_stat_cpu(std::string_view stat) {
+  // Field 39 ("processor"), counted from the state (field 3) after the comm.
+  const auto close = stat.rfind(')');
+  if (close == std::string_view::npos) return -1;
+  std::string_view rest = stat.substr(close + 1);
+  int field = 2;
+  std::size_t pos = 0;
+  while (field < 39) {
+    pos = rest.find_first_not_of(' ', pos);
+    if (pos == std::string_view::npos) return -1;
+    const auto end = rest.find(' ', pos);
+    if (++field == 39) {
+      int cpu = -1;
+      const auto r =
+          std::from_chars(rest.data() + pos, rest.data() + (end == std::string_view::npos ? rest.size() : end), cpu);
+      return r.ec == std::errc() ? cpu : -1;
+    }
+    if (end == std::string_view::npos) return -1;
+    pos = end;
+  }
+  return -1;
+}
+
+int parse_syscall_nr(std::string_view text) {
+  // "232 0x3 ...": in a syscall; "-1 sp pc": blocked outside one; "running".
+  int nr = -1;
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), nr);
+  return r.ec == std::errc() && nr >= 0 ? nr : -1;
+}
+
+std::optional<double> parse_exec_start_ms(std::string_view text) {
+  for (auto line : split(text, '\n')) {
+    if (line.rfind("se.exec_start", 0) != 0) continue;
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    std::string num(line.substr(colon + 1));
+    char* end = nullptr;
+    const double v = std::strtod(num.c_str(), &end);
+    if (end == num.c_str() || !std::isfinite(v) || v < 0) return std::nullopt;
+    return v;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// CLOCK_MONOTONIC minus the task clock of `cpu`'s runqueue (exec_start's
+// clock: it leaves out IRQ and steal time, so each CPU's runs apart from
+// the others). Measured on our own thread moved to that CPU for a moment:
+// the switch-in sets its exec_start to that clock's now.
+std::optional<std::int64_t> sched_clock_offset_ns(int cpu, const std::string& proc_root) {
+  cpu_set_t old, one;
+  if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof old, &old) != 0) return std::nullopt;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  if (sched_setaffinity(0, sizeof one, &one) != 0) return std::nullopt;
+  sched_yield();
+  const std::uint64_t mono = monotonic_ns();
+  auto self = read_file(proc_root + "/thread-self/sched");
+  sched_setaffinity(0, sizeof old, &old);
+  if (!self) return std::nullopt;
+  const auto ms = parse_exec_start_ms(*self);
+  if (!ms) return std::nullopt;
+  return static_cast<std::int64_t>(mono) - static_cast<std::int64_t>(*ms * 1e6);
+}
+
+}  // namespace
+
+std::optional<ThreadActivity> thread_activity(std::uint32_t pid, std::uint32_t tid, const std::string& proc_root) {
+  const std::string dir = proc_root + "/" + std::to_string(pid) + "/task/" + std::to_string(tid);
+  auto stat = read_file(dir + "/stat");
+  if (!stat) return std::nullopt;
+  ThreadActivity a;
+  a.state = parse_stat_state(*stat);
+  if (auto sc = read_file(dir + "/syscall")) a.syscall = parse_syscall_nr(*sc);
+  // Only a sleeping thread's exec_start says when it last ran.
+  if (auto sched = read_file(dir + "/sched"); sched && (a.state == 'S' || a.state == 'D')) {
+    const auto ms = parse_exec_start_ms(*sched);
+    const auto off = sched_clock_offset_ns(parse_stat_cpu(*stat), proc_root);
+    if (ms && off) {
+      const std::int64_t t = static_cast<std::int64_t>(*ms * 1e6) + *off;
+      if (t > 0 && static_cast<std::uint64_t>(t) <= monotonic_ns()) a.last_ran_ns = static_cast<std::uint64_t>(t);
+    }
+  }
+  return a;
+}
+
 std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& proc_root) {
   const std::string dir = proc_root + "/" + std::to_string(pid);
   auto maps = read_file(dir + "/maps");
@@ -157,7 +305,8 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
     info.comm = *comm;
     while (!info.comm.empty() && info.comm.back() == '\n') info.comm.pop_back();
   }
-  if (auto cmd = read_file(dir + "/cmdline")) {
+  // Bounded: matchers see the first kMaxCmdlineBytes (docs/security.md).
+  if (auto cmd = read_prefix(dir + "/cmdline", kMaxCmdlineBytes)) {
     info.cmdline = std::move(*cmd);
     while (!info.cmdline.empty() && info.cmdline.back() == '\0') info.cmdline.pop_back();
     std::replace(info.cmdline.begin(), info.cmdline.end(), '\0', ' ');
@@ -182,6 +331,7 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
     modules.add(path);
   }
   info.native_loop = info.python ? modules.kind() : LoopKind::Epoll;
+  info.loop_module = info.python && modules.loop_module();
   return info;
 }
 

@@ -1,7 +1,6 @@
 #include "loopstall/syscalls.hpp"
 
 #include <algorithm>
-#include <cstdint>
 #include <iterator>
 
 #include "loopstall/loopstall.h"
@@ -27,12 +26,6 @@ std::string syscall_name(int nr) {
   const auto* it = std::find_if(std::begin(kTable), std::end(kTable), [nr](const Entry& e) { return e.nr == nr; });
   if (it != std::end(kTable)) return it->name;
   return "syscall_" + std::to_string(nr);
-}
-
-bool is_epoll_wait(long nr) {
-  if (nr < 0 || nr > INT32_MAX) return false;
-  const std::string name = syscall_name(static_cast<int>(nr));
-  return name == "epoll_wait" || name == "epoll_pwait" || name == "epoll_pwait2";
 }
 
 }  // namespace loopstall

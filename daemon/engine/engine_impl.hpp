@@ -4,6 +4,8 @@
 
 #include <bpf/libbpf.h>
 
+#include <algorithm>
+
 #include <set>
 #include <string>
 #include <utility>
@@ -45,6 +47,11 @@ struct Engine::Impl {
   // The mmap'ed arrays userspace reads and writes without syscalls.
   MappedArray loops;        // struct ls_loop per slot
   MappedArray proc_ignore;  // one bit per tgid
+  MappedArray loop_slots;   // tid -> slot, four u16 per u64
+  // Slots userspace took back (a process it ignores), returned to
+  // free_slots only after a grace period: a BPF hook on another CPU may
+  // still hold a pointer into the slot it looked up just before.
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> slots_to_free;  // (slot, released at)
   // cpu-clock sampler: one perf event + link per CPU.
   std::vector<int> perf_fds;
   std::vector<bpf_link*> perf_links;
@@ -59,6 +66,14 @@ struct Engine::Impl {
 };
 
 void open_ring_buffer(Engine::Impl& impl);
+
+// One past the highest loops slot ever handed out (slot 0 is unused).
+inline std::size_t slots_in_use(const Engine::Impl& impl) {
+  return std::min<std::size_t>(__atomic_load_n(&impl.skel->data->slots_hwm, __ATOMIC_ACQUIRE), impl.loops.size());
+}
+
+// Returns slots released long enough ago to free_slots.
+void free_released_slots(Engine::Impl& impl, std::uint64_t now_ns);
 
 // errno-style libbpf result -> EngineError with context.
 [[noreturn]] void throw_bpf_error(const std::string& what, int err);

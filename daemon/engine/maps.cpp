@@ -66,11 +66,6 @@ void set_ignore_bit(const MappedArray& bits, std::uint32_t tgid, bool on) {
   }
 }
 
-// One past the highest loops slot BPF ever handed out (slot 0 is unused).
-std::size_t slots_in_use(const Engine::Impl& impl) {
-  return std::min<std::size_t>(__atomic_load_n(&impl.skel->data->slots_hwm, __ATOMIC_ACQUIRE), impl.loops.size());
-}
-
 }  // namespace
 
 MappedArray::~MappedArray() {
@@ -90,6 +85,10 @@ void MappedArray::map(bpf_map* m, bool writable) {
 void Engine::set_threshold_ns(std::uint64_t ns) {
   impl_->skel->data->threshold_ns = ns;
   impl_->skel->data->sample_after_ns = ns / 2;
+}
+
+std::uint64_t Engine::threshold_ns() const {
+  return impl_->skel->data->threshold_ns;
 }
 
 void Engine::set_proc_state(std::uint32_t tgid, ls_proc_state state) {
@@ -175,7 +174,10 @@ std::uint64_t Engine::scan_loops(std::vector<ls_loop>& out) {
       if (out.back().tid == 0) out.pop_back();
     }
     const std::uint64_t t1 = monotonic_ns();
-    if (t1 - t0 <= kFreshNs || attempt == kTries) return t1;
+    if (t1 - t0 <= kFreshNs || attempt == kTries) {
+      free_released_slots(*impl_, t1);
+      return t1;
+    }
   }
 }
 

@@ -60,8 +60,9 @@ Engine::Engine(const EngineOptions& opt) : impl_(std::make_unique<Impl>()) {
   for (std::uint32_t slot = max_loops - 1; slot >= 1; --slot)
     if (int err = bpf_map__update_elem(s->maps.free_slots, nullptr, 0, &slot, sizeof slot, 0))
       throw_bpf_error("filling the free loop slots", err);
-  impl_->loops.map(s->maps.loops, false);
+  impl_->loops.map(s->maps.loops, true);
   impl_->proc_ignore.map(s->maps.proc_ignore, true);
+  impl_->loop_slots.map(s->maps.loop_slots, true);
 
   // Every program but the epoll_pwait variants is required; kernels without
   // epoll_pwait2 (< 5.11) still work. USDT and the sampler attach elsewhere.

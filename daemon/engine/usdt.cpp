@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "engine_impl.hpp"
+#include "loopstall/printable.hpp"
 
 namespace loopstall {
 namespace {
@@ -57,14 +58,14 @@ bool Engine::attach_gc_probes(const std::string& binary) {
   if (!start) {
     // Notes but no gc probes (another provider's binary) is not worth a word.
     if (errno != ENOENT)
-      std::fprintf(stderr, "loopstall: warning: GC probes of %s not attached: %s\n", binary.c_str(),
+      std::fprintf(stderr, "loopstall: warning: GC probes of %s not attached: %s\n", printable(binary).c_str(),
                    std::strerror(errno));
     return false;
   }
   bpf_link* done = bpf_program__attach_usdt(s->progs.gc_done, -1, binary.c_str(), "python", "gc__done", nullptr);
   if (!done) {
-    std::fprintf(stderr, "loopstall: warning: %s has gc__start but gc__done did not attach: %s\n", binary.c_str(),
-                 std::strerror(errno));
+    std::fprintf(stderr, "loopstall: warning: %s has gc__start but gc__done did not attach: %s\n",
+                 printable(binary).c_str(), std::strerror(errno));
     bpf_link__destroy(start);
     return false;
   }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "loopstall/clock.hpp"
+#include "loopstall/printable.hpp"
 
 namespace loopstall {
 namespace {
@@ -41,12 +42,13 @@ std::string culprit(const StallReport& r) {
   return s;
 }
 
-// logfmt value quoting.
+// logfmt value quoting; service and culprit names come from the process,
+// so control characters are escaped (printable() also doubles backslashes).
 std::string q(const std::string& v) {
   std::string out = "\"";
-  for (char c : v) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += (c == '\n') ? ' ' : c;
+  for (char c : printable(v)) {
+    if (c == '"') out += '\\';
+    out += c;
   }
   return out + "\"";
 }

@@ -1,15 +1,28 @@
 #include "loopstall/config.hpp"
 
-#include <fstream>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <set>
 #include <sstream>
 
+#include <re2/re2.h>
 #include <nlohmann/json.hpp>
+
+#include "loopstall/limits.hpp"
 
 namespace loopstall {
 namespace {
 
 using nlohmann::json;
+
+// Per compiled pattern (RE2 falls back from its DFA to the NFA when the cache
+// is full: still linear time), and patterns per list: 2 x 100 x 256 KiB at
+// most, whatever the processes on the host look like.
+constexpr std::int64_t kPatternMaxMem = 256 << 10;
+constexpr std::size_t kMaxMatchers = 100;
 
 [[noreturn]] void fail(const std::string& key, const std::string& why) {
   throw ConfigError(key + ": " + why);
@@ -42,17 +55,22 @@ std::string string(const json& j, const std::string& key) {
   return j.get<std::string>();
 }
 
-std::regex regex(const json& j, const std::string& key) {
-  const std::string s = string(j, key);
-  try {
-    return std::regex(s, std::regex::ECMAScript | std::regex::optimize);
-  } catch (const std::regex_error& e) {
-    fail(key, "invalid regular expression '" + s + "': " + e.what());
-  }
+std::shared_ptr<const re2::RE2> pattern(const json& j, const std::string& key) {
+  return compile_pattern(string(j, key), key);
+}
+
+// Alert names become Prometheus label values and Alertmanager alertnames.
+bool is_identifier(const std::string& s) {
+  const auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+  if (s.empty() || !alpha(s[0])) return false;
+  for (char c : s)
+    if (!alpha(c) && !(c >= '0' && c <= '9')) return false;
+  return true;
 }
 
 std::vector<ProcessMatch> matches(const json& j, const std::string& key) {
   if (!j.is_array()) fail(key, "must be an array of {exe, cmdline, unit} objects");
+  if (j.size() > kMaxMatchers) fail(key, "at most " + std::to_string(kMaxMatchers) + " entries");
   std::vector<ProcessMatch> out;
   for (std::size_t i = 0; i < j.size(); ++i) {
     const std::string k = key + "[" + std::to_string(i) + "]";
@@ -60,8 +78,8 @@ std::vector<ProcessMatch> matches(const json& j, const std::string& key) {
     only_keys(m, k, {"exe", "cmdline", "unit"});
     if (m.empty()) fail(k, "needs at least one of exe, cmdline, unit");
     ProcessMatch pm;
-    if (m.contains("exe")) pm.exe = regex(m["exe"], k + ".exe");
-    if (m.contains("cmdline")) pm.cmdline = regex(m["cmdline"], k + ".cmdline");
+    if (m.contains("exe")) pm.exe = pattern(m["exe"], k + ".exe");
+    if (m.contains("cmdline")) pm.cmdline = pattern(m["cmdline"], k + ".cmdline");
     if (m.contains("unit")) pm.unit = string(m["unit"], k + ".unit");
     out.push_back(std::move(pm));
   }
@@ -74,8 +92,7 @@ AlertRule rule(const json& j, const std::string& key) {
   AlertRule a;
   if (!r.contains("name")) fail(key + ".name", "required");
   a.name = string(r["name"], key + ".name");
-  static const std::regex name_re("^[a-zA-Z_][a-zA-Z0-9_]*$");
-  if (!std::regex_match(a.name, name_re)) fail(key + ".name", "must match [a-zA-Z_][a-zA-Z0-9_]*");
+  if (!is_identifier(a.name)) fail(key + ".name", "must match [a-zA-Z_][a-zA-Z0-9_]*");
   if (r.contains("severity")) a.severity = string(r["severity"], key + ".severity");
   if (r.contains("labels")) {
     const json& l = object_at(r["labels"], key + ".labels");
@@ -104,9 +121,26 @@ AlertRule rule(const json& j, const std::string& key) {
 
 }  // namespace
 
+std::shared_ptr<const re2::RE2> compile_pattern(const std::string& pattern, const std::string& key) {
+  re2::RE2::Options opt;
+  // Bytes, as the kernel stores them: a cmdline need not be UTF-8, and "."
+  // must still step over any byte of it.
+  opt.set_encoding(re2::RE2::Options::EncodingLatin1);
+  opt.set_max_mem(kPatternMaxMem);
+  opt.set_log_errors(false);
+  auto re = std::make_shared<const re2::RE2>(pattern, opt);
+  if (!re->ok())
+    fail(key, "invalid regular expression '" + pattern + "': " + re->error() +
+                  " (RE2 syntax: no backreferences or lookaround; at most " + std::to_string(kPatternMaxMem >> 10) +
+                  " KiB compiled)");
+  return re;
+}
+
 bool ProcessMatch::matches(const ProcInfo& p) const {
-  if (exe && !std::regex_search(p.exe, *exe)) return false;
-  if (cmdline && !std::regex_search(p.cmdline, *cmdline)) return false;
+  // PartialMatch is a search, like the old std::regex_search; RE2 runs in
+  // time linear in the text and never recurses per character.
+  if (exe && !re2::RE2::PartialMatch(p.exe, *exe)) return false;
+  if (cmdline && !re2::RE2::PartialMatch(p.cmdline, *cmdline)) return false;
   if (unit && p.service != *unit) return false;
   return true;
 }
@@ -161,7 +195,8 @@ Config parse_config(const std::string& text) {
   only_keys(j, "",
             {"threshold_ms", "sample_hz", "metrics_listen", "events", "control_socket", "watch", "labels", "alerts"});
   Config c;
-  if (j.contains("threshold_ms")) c.threshold_ms = number(j["threshold_ms"], "threshold_ms", 1, 3.6e6);
+  if (j.contains("threshold_ms"))
+    c.threshold_ms = number(j["threshold_ms"], "threshold_ms", kMinThresholdMs, kMaxThresholdMs);
   if (j.contains("sample_hz")) c.sample_hz = number(j["sample_hz"], "sample_hz", 1, 1000);
   if (j.contains("metrics_listen")) {
     c.metrics_listen = string(j["metrics_listen"], "metrics_listen");
@@ -214,12 +249,29 @@ Config parse_config(const std::string& text) {
 }
 
 Config load_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError(path + ": cannot be read");
-  std::ostringstream ss;
-  ss << in.rdbuf();
+  // Read at most one byte past the limit: a huge file is refused without
+  // being held in memory (nlohmann's DOM costs ~20x the text).
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw ConfigError(path + ": cannot be read: " + std::strerror(errno));
+  std::string text;
+  char buf[65536];
+  while (text.size() <= kMaxConfigBytes) {
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      close(fd);
+      throw ConfigError(path + ": cannot be read: " + std::strerror(err));
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  close(fd);
+  if (text.size() > kMaxConfigBytes)
+    throw ConfigError(path + ": larger than " + std::to_string(kMaxConfigBytes >> 10) +
+                      " KiB; not a loopstalld configuration");
   try {
-    return parse_config(ss.str());
+    return parse_config(text);
   } catch (const ConfigError& e) {
     throw ConfigError(path + ": " + e.what());
   }

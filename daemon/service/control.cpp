@@ -12,13 +12,62 @@
 
 #include "loopstall/clock.hpp"
 #include "loopstall/json_sink.hpp"
+#include "loopstall/limits.hpp"
 #include "loopstall/text_sink.hpp"
 
 namespace loopstall {
 namespace {
 
+using nlohmann::json;
+
 constexpr std::size_t kMaxRequest = 64 * 1024;
 constexpr std::size_t kMaxBacklog = 8u << 20;  // unread output before a client is dropped
+// Each capture client has a correlator the detector feeds: bounded.
+constexpr std::size_t kMaxClients = 64;
+// A request line, and the answer to a finished one, get this long.
+constexpr std::uint64_t kClientTimeoutNs = 5'000'000'000ULL;
+// Reads per client per poll(): a client that keeps sending cannot hold the
+// detector's thread.
+constexpr int kMaxReadsPerPoll = 16;
+constexpr std::uint32_t kMaxPid = 1u << 22;  // the kernel's PID_MAX_LIMIT
+
+// Outside data (an error message may quote the request) never makes dump()
+// throw: invalid UTF-8 becomes U+FFFD.
+std::string line_of(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+std::string error_line(const std::string& why) {
+  return line_of(json({{"ok", false}, {"error", why}}));
+}
+
+// Checks a capture request without exceptions; "" when it is fine.
+std::string parse_capture(const json& req, Selection& sel, double& threshold, std::string& format) {
+  if (req.contains("pids")) {
+    const json& pids = req["pids"];
+    if (!pids.is_array()) return "pids must be an array of process ids";
+    for (const json& p : pids) {
+      if (!p.is_number_unsigned() || p.get<std::uint64_t>() == 0 || p.get<std::uint64_t>() > kMaxPid)
+        return "pids must be process ids (1.." + std::to_string(kMaxPid) + ")";
+      sel.pids.insert(static_cast<std::uint32_t>(p.get<std::uint64_t>()));
+    }
+  }
+  if (req.contains("all_loops")) {
+    if (!req["all_loops"].is_boolean()) return "all_loops must be true or false";
+    sel.all_loops = req["all_loops"].get<bool>();
+  }
+  if (req.contains("threshold_ms")) {
+    if (!req["threshold_ms"].is_number()) return "threshold_ms must be a number";
+    threshold = req["threshold_ms"].get<double>();
+    if (auto why = range_error(threshold, kMinThresholdMs, kMaxThresholdMs); !why.empty()) return "threshold_ms " + why;
+  }
+  if (req.contains("format")) {
+    if (!req["format"].is_string()) return "format must be json or text";
+    format = req["format"].get<std::string>();
+    if (format != "json" && format != "text") return "format must be json or text";
+  }
+  return "";
+}
 
 sockaddr_un unix_address(const std::string& path) {
   sockaddr_un addr{};
@@ -38,7 +87,7 @@ struct ControlServer::Client {
   int fd = -1;
   std::string in, out;
   bool capturing = false, finishing = false, closed = false;
-  std::uint64_t started_ns = 0;
+  std::uint64_t accepted_ns = 0, finishing_ns = 0, started_ns = 0;
   std::unique_ptr<Sink> sink;
   std::unique_ptr<Correlator> corr;
 };
@@ -74,49 +123,62 @@ ControlServer::~ControlServer() {
 }
 
 void ControlServer::close_client(Client& c) {
+  // Its correlator leaves the detector first: the kernel threshold goes back
+  // to what the remaining consumers want.
   if (c.corr) det_.remove(*c.corr);
+  c.capturing = false;
   if (c.fd >= 0) close(c.fd);
   c.fd = -1;
   c.closed = true;
 }
 
-void ControlServer::handle_request(Client& c, const std::string& line) {
-  nlohmann::json req, resp;
-  try {
-    req = nlohmann::json::parse(line);
-    const std::string cmd = req.at("cmd").get<std::string>();
-    if (cmd == "status") {
-      c.out += status_().dump() + "\n";
-      c.finishing = true;
-      return;
-    }
-    if (cmd != "capture") throw std::runtime_error("unknown cmd '" + cmd + "'");
-    Selection sel;
-    for (const auto& p : req.value("pids", nlohmann::json::array())) sel.pids.insert(p.get<std::uint32_t>());
-    sel.all_loops = req.value("all_loops", false);
-    const double threshold = req.value("threshold_ms", 100.0);
-    if (!(threshold > 0)) throw std::runtime_error("threshold_ms must be > 0");
-    const std::string format = req.value("format", std::string("json"));
-    if (format != "json" && format != "text") throw std::runtime_error("format must be json or text");
-    Writer w = [&c](std::string_view s) { c.out.append(s); };
-    if (format == "json")
-      c.sink = std::make_unique<JsonLinesSink>(w);
-    else
-      c.sink = std::make_unique<TextSink>(w);
-    c.corr = std::make_unique<Correlator>(std::move(sel), threshold, *c.sink);
-    det_.add(*c.corr);
-    c.capturing = true;
-    c.started_ns = monotonic_ns();
-    // First line: the client knows the daemon is capturing for it.
-    c.out += nlohmann::json({{"ok", true}}).dump() + "\n";
-  } catch (const std::exception& e) {
-    c.out += nlohmann::json({{"ok", false}, {"error", e.what()}}).dump() + "\n";
-    c.finishing = true;
-  }
+std::size_t ControlServer::captures() const {
+  std::size_t n = 0;
+  for (const auto& c : clients_) n += c->capturing ? 1 : 0;
+  return n;
 }
 
-void ControlServer::poll() {
-  // Accept.
+void ControlServer::finish(Client& c) {
+  if (!c.finishing) c.finishing_ns = monotonic_ns();
+  c.finishing = true;
+}
+
+void ControlServer::handle_request(Client& c, const std::string& line) {
+  const json req = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  std::string why;
+  if (req.is_discarded() || !req.is_object())
+    why = "the request is not a JSON object";
+  else if (!req.contains("cmd") || !req["cmd"].is_string())
+    why = "cmd must be a string";
+  if (why.empty() && req["cmd"] == "status") {
+    c.out += line_of(status_());
+    finish(c);
+    return;
+  }
+  if (why.empty() && req["cmd"] != "capture") why = "unknown cmd '" + req["cmd"].get<std::string>() + "'";
+  Selection sel;
+  double threshold = 100.0;
+  std::string format = "json";
+  if (why.empty()) why = parse_capture(req, sel, threshold, format);
+  if (!why.empty()) {
+    c.out += error_line(why);
+    finish(c);
+    return;
+  }
+  Writer w = [&c](std::string_view s) { c.out.append(s); };
+  if (format == "json")
+    c.sink = std::make_unique<JsonLinesSink>(w);
+  else
+    c.sink = std::make_unique<TextSink>(w);
+  c.corr = std::make_unique<Correlator>(std::move(sel), threshold, *c.sink);
+  det_.add(*c.corr);
+  c.capturing = true;
+  c.started_ns = monotonic_ns();
+  // First line: the client knows the daemon is capturing for it.
+  c.out += line_of(json({{"ok", true}}));
+}
+
+void ControlServer::accept_clients() {
   while (true) {
     const int cfd = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (cfd < 0) break;
@@ -126,58 +188,90 @@ void ControlServer::poll() {
       close(cfd);  // root only, whatever the file mode says
       continue;
     }
+    if (clients_.size() >= kMaxClients) {
+      ++refused_;
+      const std::string busy = error_line("too many clients (" + std::to_string(kMaxClients) + ")");
+      (void)!send(cfd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      close(cfd);
+      continue;
+    }
     auto c = std::make_unique<Client>();
     c->fd = cfd;
+    c->accepted_ns = monotonic_ns();
     clients_.push_back(std::move(c));
   }
+}
+
+// Reads a request line, or EOF (the capture client is done). Anything but
+// "no data yet" or EOF means the peer is gone: the client is closed.
+void ControlServer::read_client(Client& c) {
+  char buf[4096];
+  for (int i = 0; i < kMaxReadsPerPoll; ++i) {
+    const ssize_t n = read(c.fd, buf, sizeof buf);
+    if (n > 0) {
+      if (c.capturing || c.finishing) continue;  // nothing more is expected: discarded
+      c.in.append(buf, static_cast<std::size_t>(n));
+      const auto nl = c.in.find('\n');
+      if (nl != std::string::npos) {
+        handle_request(c, c.in.substr(0, nl));
+        c.in.clear();
+        c.in.shrink_to_fit();
+      } else if (c.in.size() > kMaxRequest) {
+        c.out += error_line("request too long");
+        finish(c);
+      }
+      continue;
+    }
+    if (n == 0) {
+      if (c.capturing) {
+        det_.flush(*c.corr);
+        c.sink->finish(c.corr->summary(static_cast<double>(monotonic_ns() - c.started_ns) / 1e9));
+        det_.remove(*c.corr);
+        c.capturing = false;
+      }
+      finish(c);
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) close_client(c);  // ECONNRESET & co.
+    return;
+  }
+}
+
+void ControlServer::poll() {
+  accept_clients();
+  const std::uint64_t now = monotonic_ns();
   for (auto& cp : clients_) {
     Client& c = *cp;
     if (c.closed) continue;
-    // Read: a request line, or EOF (the capture client is done).
-    char buf[4096];
-    while (true) {
-      const ssize_t n = read(c.fd, buf, sizeof buf);
-      if (n > 0) {
-        if (!c.capturing && !c.finishing) {
-          c.in.append(buf, static_cast<std::size_t>(n));
-          const auto nl = c.in.find('\n');
-          if (nl != std::string::npos) {
-            handle_request(c, c.in.substr(0, nl));
-            c.in.clear();
-          } else if (c.in.size() > kMaxRequest) {
-            c.out += R"({"ok":false,"error":"request too long"})"
-                     "\n";
-            c.finishing = true;
-          }
-        }
-        continue;
-      }
-      if (n == 0) {
-        if (c.capturing && !c.finishing) {
-          det_.flush(*c.corr);
-          c.sink->finish(c.corr->summary(static_cast<double>(monotonic_ns() - c.started_ns) / 1e9));
-          det_.remove(*c.corr);
-          c.capturing = false;
-        }
-        c.finishing = true;
-      }
-      break;  // EAGAIN or error
-    }
+    read_client(c);
+    if (c.closed) continue;
     // Write what is buffered.
     while (!c.out.empty()) {
       const ssize_t n = send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
-      if (n <= 0) {
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) c.finishing = true, c.out.clear();
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (n <= 0) {  // EPIPE, ECONNRESET: nobody will read the rest
+        close_client(c);
         break;
       }
       c.out.erase(0, static_cast<std::size_t>(n));
     }
+    if (c.closed) continue;
     if (c.out.size() > kMaxBacklog) {
       ++dropped_;
       close_client(c);
       continue;
     }
-    if (c.finishing && c.out.empty() && !c.capturing) close_client(c);
+    // A request must arrive, and a finished answer be read, in time.
+    const bool waiting_for_request = !c.capturing && !c.finishing;
+    if ((waiting_for_request && now - c.accepted_ns > kClientTimeoutNs) ||
+        (c.finishing && !c.out.empty() && now - c.finishing_ns > kClientTimeoutNs)) {
+      ++dropped_;
+      close_client(c);
+      continue;
+    }
+    if (c.finishing && c.out.empty()) close_client(c);
   }
   std::erase_if(clients_, [](const std::unique_ptr<Client>& c) { return c->closed; });
 }

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "loopstall/printable.hpp"
+
 namespace loopstall {
 namespace {
 
@@ -41,7 +43,7 @@ void render_labels(std::string& out, const std::vector<std::string>& names, cons
 std::string escape_label_value(const std::string& v) {
   std::string out;
   out.reserve(v.size());
-  for (char c : v) {
+  for (char c : valid_utf8(v)) {  // comm is a label value: any user can make it invalid UTF-8
     if (c == '\\')
       out += "\\\\";
     else if (c == '"')

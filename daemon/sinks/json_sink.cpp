@@ -30,6 +30,7 @@ nlohmann::ordered_json to_json(const StallReport& r) {
   j["loop"] = std::string(to_string(r.loop));
   j["python_version"] = r.python_version ? ordered_json(*r.python_version) : ordered_json(nullptr);
   j["start_unix_ns"] = r.start_unix_ns;
+  if (r.start_estimated) j["start_estimated"] = true;
   j["duration_ms"] = round_us(r.duration_ms);
   j["threshold_ms"] = r.threshold_ms;
   j["ongoing"] = r.ongoing;

@@ -1,7 +1,10 @@
 #include "loopstall/text_sink.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
+
+#include "loopstall/printable.hpp"
 
 namespace loopstall {
 
@@ -12,10 +15,12 @@ std::string format_stall_line(const StallReport& r) {
   if (localtime_r(&secs, &tm)) std::strftime(when, sizeof when, "%H:%M:%S", &tm);
   const int millis = static_cast<int>((r.start_unix_ns / 1'000'000LL) % 1000);
 
+  // Every string from the process (comm, service, code names) goes through
+  // printable(): a comm like "\x1b]0;..." must not drive the reader's terminal.
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "%s.%03d %s pid=%u tid=%u %s [%s%s%s] %.1f ms %s: cpu %.1f, blocked %.1f, runqueue %.1f, gc %.1f ms",
-                when, millis, r.ongoing ? "STALLING" : "STALL   ", r.pid, r.tid, r.comm.c_str(),
+                when, millis, r.ongoing ? "STALLING" : "STALL   ", r.pid, r.tid, printable(r.comm).c_str(),
                 std::string(to_string(r.loop)).c_str(), r.python_version ? " " : "",
                 r.python_version ? r.python_version->c_str() : "", r.duration_ms,
                 std::string(to_string(r.cause)).c_str(), r.breakdown.on_cpu_ms, r.breakdown.blocked_ms,
@@ -29,10 +34,11 @@ std::string format_stall_line(const StallReport& r) {
       line += buf;
     }
   }
-  if (!r.service.empty()) line += " | service " + r.service;
+  if (!r.service.empty()) line += " | service " + printable(r.service);
   if (!r.python_stacks.empty() && !r.python_stacks.front().frames.empty()) {
     const auto& f = r.python_stacks.front().frames.front();
-    line += " | at " + f.function + " (" + f.file + (f.line ? ":" + std::to_string(*f.line) : "") + ")";
+    line += " | at " + printable(f.function) + " (" + printable(f.file) +
+            (f.line ? ":" + std::to_string(*f.line) : "") + ")";
   }
   return line;
 }
@@ -53,10 +59,17 @@ double hist_quantile_ms(const std::array<std::uint64_t, LS_HIST_BUCKETS>& hist, 
 std::string format_summary(const Summary& s) {
   std::string out;
   char buf[256];
-  std::uint64_t stalls = 0;
-  for (const auto& [pid, t] : s.processes) stalls += t.stalls;
-  std::snprintf(buf, sizeof buf, "--- summary: %.1f s, %llu stall(s) in %zu process(es), %llu event(s) lost\n",
-                s.elapsed_s, static_cast<unsigned long long>(stalls), s.processes.size(),
+  std::uint64_t stalls = 0, in_progress = 0;
+  for (const auto& [pid, t] : s.processes) stalls += t.stalls + t.in_progress, in_progress += t.in_progress;
+  std::snprintf(buf, sizeof buf, "--- summary: %.1f s, %llu stall(s)", s.elapsed_s,
+                static_cast<unsigned long long>(stalls));
+  out += buf;
+  // A loop hung when the capture ended is the headline, not a footnote.
+  if (in_progress) {
+    std::snprintf(buf, sizeof buf, " (%llu still in progress)", static_cast<unsigned long long>(in_progress));
+    out += buf;
+  }
+  std::snprintf(buf, sizeof buf, " in %zu process(es), %llu event(s) lost\n", s.processes.size(),
                 static_cast<unsigned long long>(s.lost_events));
   out += buf;
   if (s.processes.empty()) return out;
@@ -64,10 +77,11 @@ std::string format_summary(const Summary& s) {
                 "P50_MS<=", "P99_MS<=", "STALLS", "MAX_MS", "STALLED_MS");
   out += buf;
   for (const auto& [pid, t] : s.processes) {
-    std::snprintf(buf, sizeof buf, "%8u %-16s %-8s %12llu %9.3f %9.3f %7llu %10.1f %12.1f\n", pid, t.comm.c_str(),
-                  std::string(to_string(t.loop)).c_str(), static_cast<unsigned long long>(t.iterations),
-                  hist_quantile_ms(t.hist, 0.5), hist_quantile_ms(t.hist, 0.99),
-                  static_cast<unsigned long long>(t.stalls), t.max_stall_ms, t.stalled_ms);
+    std::snprintf(buf, sizeof buf, "%8u %-16s %-8s %12llu %9.3f %9.3f %7llu %10.1f %12.1f\n", pid,
+                  printable(t.comm).c_str(), std::string(to_string(t.loop)).c_str(),
+                  static_cast<unsigned long long>(t.iterations), hist_quantile_ms(t.hist, 0.5),
+                  hist_quantile_ms(t.hist, 0.99), static_cast<unsigned long long>(t.stalls + t.in_progress),
+                  std::max(t.max_stall_ms, t.in_progress_max_ms), t.stalled_ms + t.in_progress_ms);
     out += buf;
   }
   return out;

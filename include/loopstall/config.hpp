@@ -4,13 +4,17 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
-#include <regex>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "loopstall/procinfo.hpp"
+
+namespace re2 {
+class RE2;
+}
 
 namespace loopstall {
 
@@ -21,8 +25,11 @@ class ConfigError : public std::runtime_error {
 
 // Matches a process when every given field matches (exe and cmdline are
 // regular expressions searched in the text, unit is the exact service).
+// The expressions are RE2 (linear time in the text, no recursion, bounded
+// memory), compiled once when the configuration is parsed: cmdlines are
+// chosen by whoever starts a process.
 struct ProcessMatch {
-  std::optional<std::regex> exe, cmdline;
+  std::shared_ptr<const re2::RE2> exe, cmdline;
   std::optional<std::string> unit;
   bool matches(const ProcInfo& p) const;
 };
@@ -60,7 +67,12 @@ struct Config {
 
 // Parses JSON text over the defaults; throws ConfigError("<key>: <why>").
 Config parse_config(const std::string& json_text);
+// Reads and parses the file; a file over kMaxConfigBytes is refused unread.
 Config load_config(const std::string& path);
+
+// Compiles a watch pattern as ProcessMatch uses it; throws ConfigError
+// naming `key` for a bad or too complex one.
+std::shared_ptr<const re2::RE2> compile_pattern(const std::string& pattern, const std::string& key);
 
 // "HOST:PORT" -> {host, port}; throws ConfigError naming `key`.
 std::pair<std::string, int> parse_listen(const std::string& value, const std::string& key);

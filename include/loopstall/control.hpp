@@ -6,7 +6,10 @@
 //          client shuts down its writing side, what is pending and the
 //          summary follow, then close.
 // All sockets are non-blocking and served from the detector's thread; a
-// client that does not read is dropped, never waited for.
+// client that does not read is dropped, never waited for. At most 64
+// clients; a request must arrive within 5 s of connecting; a client whose
+// socket fails (e.g. it closed with unread data) is closed at once and its
+// capture removed.
 #pragma once
 
 #include <cstdint>
@@ -34,11 +37,17 @@ class ControlServer {
   // Accepts, reads requests, flushes output; call from the main loop.
   void poll();
   std::size_t clients() const { return clients_.size(); }
+  // Clients with a capture running (each has a correlator in the detector).
+  std::size_t captures() const;
   std::uint64_t dropped_clients() const { return dropped_; }
+  std::uint64_t refused_clients() const { return refused_; }
 
  private:
   struct Client;
+  void accept_clients();
+  void read_client(Client& c);
   void handle_request(Client& c, const std::string& line);
+  void finish(Client& c);
   void close_client(Client& c);
 
   std::string path_;
@@ -46,7 +55,7 @@ class ControlServer {
   Detector& det_;
   std::function<nlohmann::json()> status_;
   std::vector<std::unique_ptr<Client>> clients_;
-  std::uint64_t dropped_ = 0;
+  std::uint64_t dropped_ = 0, refused_ = 0;
 };
 
 // Client side: connects to the daemon's socket; -1 when no daemon listens.

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "loopstall/clock.hpp"
@@ -87,9 +88,14 @@ class Correlator {
   void on_loop_exit(const ls_stall_event& e);
   // A snapshot of the loops map taken at now_ns (CLOCK_MONOTONIC).
   void on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns);
-  // Report every stall in progress once more (on shutdown: nothing pending
-  // is lost).
+  // Report every stall in progress once more and count it in the summary
+  // (at the end of a capture: nothing pending is lost).
   void flush_ongoing(const std::vector<ls_loop>& loops, std::uint64_t now_ns);
+  // Counters of loops that exist when this correlator starts: only what
+  // happens from now on is counted.
+  void set_baseline(const std::vector<ls_loop>& loops);
+  // Every pid this correlator holds anything about.
+  void known_pids(std::unordered_set<std::uint32_t>& out) const;
   void add_lost(std::uint64_t n) { lost_ += n; }
   void forget_process(std::uint32_t pid);
 

@@ -55,6 +55,16 @@ class Detector {
  private:
   void dispatch(const void* data, std::size_t size);
   ls_proc_state decide(std::uint32_t pid);
+  // Applies a decision about a process that called epoll_wait (BPF gave
+  // its asking thread a slot already).
+  void apply_decision(std::uint32_t pid, ls_proc_state st);
+  // Threads of a watched process BPF has not seen enter an iteration: the
+  // ones asleep in epoll_wait now, and a main thread inside a loop's
+  // iteration (hung before we attached).
+  void adopt_loops(std::uint32_t pid);
+  void forget_gone_processes();
+  // The loops scan (ongoing reports, block stacks), when it is due.
+  void scan_if_due();
   void watch_gc(std::uint32_t pid);
   void on_sample(const ls_sample_event& e, std::size_t size);
   void capture_blocks(std::uint64_t now_ns);
@@ -62,6 +72,8 @@ class Detector {
   struct PyThreadSeen;
   void identify_framework(const ls_loop& l, PyThreadSeen& seen, std::uint64_t now_ns);
   void identify_framework_now(std::uint32_t pid, std::uint32_t tid);
+  void name_framework(std::uint32_t pid, const std::vector<PyFrame>& frames);
+  bool framework_unknown(std::uint32_t pid) const;
   void check_exiting(std::uint64_t now_ns);
   bool watched(std::uint32_t pid) const;
   std::uint64_t evidence_after_ns() const;
@@ -95,6 +107,7 @@ class Detector {
   std::vector<ls_loop> loops_;
   Engine::EventHandler handler_;
   std::uint64_t next_scan_ = 0, next_sweep_ = 0, drops_seen_ = 0, scans_ = 0;
+  bool scanning_ = false;
 };
 
 }  // namespace loopstall

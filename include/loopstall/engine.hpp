@@ -71,6 +71,8 @@ class Engine {
   // Also moves the sampler's start (half the threshold: a stall just over
   // the threshold still gets samples).
   void set_threshold_ns(std::uint64_t ns);
+  // What the kernel reports at now (the lowest threshold of all consumers).
+  std::uint64_t threshold_ns() const;
   // Replaces the sampler with one of this period (0: no sampling).
   void set_sample_period_ns(std::uint64_t ns);
   // Attaches the CPython gc__start/gc__done USDT probes of one binary
@@ -89,6 +91,17 @@ class Engine {
   // How the sampler walks the Python frames of loop thread tid.
   void set_py_thread(std::uint32_t tid, const ls_py_thread& t);
   void forget_py_thread(std::uint32_t tid);
+  // Makes tid a loop thread in the state `init` describes (a loop found
+  // mid-iteration, or asleep in epoll_wait, when we attached): init.tid,
+  // tgid, iter_start_ns (0: idle in epoll_wait), last_ts_ns, run_state,
+  // cur_syscall, adopted_start_ns. False if tid already is a loop thread
+  // or no slot is free.
+  bool adopt_loop(const ls_loop& init);
+  // Whether tid is a loop thread now (one load, no syscall).
+  bool is_loop(std::uint32_t tid) const;
+  // Stops tracking every loop thread of tgid (a process userspace decided
+  // to ignore after BPF gave its first epoll_wait thread a slot).
+  void release_loops(std::uint32_t tgid);
   // The current state of one loop thread (mmap, no syscall); nullopt if
   // tid is not a loop thread now.
   std::optional<ls_loop> find_loop(std::uint32_t tid) const;

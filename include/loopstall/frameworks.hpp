@@ -27,10 +27,13 @@ class ModuleEvidence {
   // Gevent or Uvloop when native code settles it, else Eventlet on the
   // greenlet hint, else Python (nothing known).
   LoopKind kind() const;
+  // Some event-loop module runs: gevent's, uvloop's, greenlet or asyncio's
+  // C accelerator.
+  bool loop_module() const;
 
  private:
   std::size_t row_ = SIZE_MAX;  // the framework table's decisive row
-  bool greenlet_ = false;
+  bool greenlet_ = false, asyncio_ = false;
 };
 
 // Native code settles these kinds; frames cannot overrule them.

@@ -1,6 +1,13 @@
 // GET /metrics (Prometheus text format) and GET /healthz on a background
-// thread (cpp-httplib). Rendering takes the registry's lock briefly; the
-// detector thread is never blocked by a slow scraper.
+// thread. Rendering takes the registry's lock briefly; the detector thread is
+// never blocked by a slow scraper.
+//
+// One thread, non-blocking sockets and epoll: a connection costs a buffer,
+// not a worker, so connections that trickle bytes (slowloris) or send
+// nothing cannot keep /healthz from answering. A connection has 2 s to send
+// its request (8 KiB at most) and 10 s to read the answer; at most 256 are
+// open, and a new one closes the oldest. Every answer closes the connection
+// (no keep-alive: a scrape a second needs none).
 #pragma once
 
 #include <functional>
@@ -9,10 +16,6 @@
 #include <thread>
 
 #include "loopstall/metrics.hpp"
-
-namespace httplib {
-class Server;
-}
 
 namespace loopstall {
 
@@ -27,7 +30,8 @@ class MetricsServer {
   int port() const { return port_; }
 
  private:
-  std::unique_ptr<httplib::Server> srv_;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
   std::thread thread_;
   int port_ = 0;
 };

@@ -46,9 +46,11 @@ struct ls_syscall_slot {
 };
 
 /* Per loop thread state: one slot of the `loops` array (slot 0 is never
- * used; `loop_slots` maps a tid to its slot). Written only by BPF;
- * userspace reads the array through mmap, without syscalls, to find hung
- * iterations and to collect iteration counters. The fields every hook
+ * used; `loop_slots` maps a tid to its slot). Written by BPF, and by
+ * userspace only to set up a slot it adopts (a loop found mid-iteration at
+ * attach) before publishing it in `loop_slots`; userspace reads the array
+ * through mmap, without syscalls, to find hung iterations and to collect
+ * iteration counters. The fields every hook
  * touches come first (one cache line). */
 struct ls_loop {
   __u32 tid; /* 0: free slot */
@@ -66,6 +68,10 @@ struct ls_loop {
   __u64 run_delay_mark; /* the task's sched_info.run_delay at its last switch-out */
   __u32 gc_active;
   __u32 nsyscalls; /* used slots in syscalls[] */
+  /* iter_start_ns of an iteration userspace adopted already in progress
+   * (its start is an estimate); 0: none. BPF never writes it, so it stops
+   * matching iter_start_ns when the next iteration begins. */
+  __u64 adopted_start_ns;
   struct ls_syscall_slot syscalls[LS_MAX_SYSCALLS + 1];
   /* Cumulative since the thread became a loop. */
   __u64 iterations;

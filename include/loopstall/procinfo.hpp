@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "loopstall/stall.hpp"
 
@@ -25,6 +26,10 @@ struct ProcInfo {
   // loopstall's own processes (this one, and any loopstall/loopstalld
   // binary): they map interpreters to read symbols and are never watched.
   bool loopstall = false;
+  // An event-loop module is mapped to run (gevent, asyncio's _asyncio,
+  // greenlet, uvloop): only then is a thread outside epoll_wait worth
+  // reading for the frames of a loop in progress.
+  bool loop_module = false;
   std::optional<std::string> python_version;  // "3.11"
   std::string exe;                            // resolved /proc/PID/exe
   std::string libpython;                      // mapped libpython3.X.so, "" if none
@@ -38,6 +43,27 @@ bool process_exists(std::uint32_t pid, const std::string& proc_root = "/proc");
 
 // Name of one thread (/proc/PID/task/TID/comm); "" when gone.
 std::string thread_comm(std::uint32_t pid, std::uint32_t tid, const std::string& proc_root = "/proc");
+
+// Thread ids of a process (/proc/PID/task); empty when it is gone.
+std::vector<std::uint32_t> task_ids(std::uint32_t pid, const std::string& proc_root = "/proc");
+
+// Where a thread is now, from /proc/PID/task/TID/{stat,syscall,sched}.
+struct ThreadActivity {
+  char state = '?';  // stat's state letter: R (running or runnable), S, D, ...
+  int syscall = -1;  // the syscall it is in while it sleeps; -1: none or running
+  // CLOCK_MONOTONIC ns when it last ran (the scheduler's exec_start, which
+  // needs CONFIG_SCHED_DEBUG); nullopt if unknown.
+  std::optional<std::uint64_t> last_ran_ns;
+};
+// nullopt when the thread is gone or not readable.
+std::optional<ThreadActivity> thread_activity(std::uint32_t pid, std::uint32_t tid,
+                                              const std::string& proc_root = "/proc");
+// Parsers of the three files (exposed for tests). exec_start_ms is in the
+// scheduler's clock; sched_clock_offset_ns converts it to CLOCK_MONOTONIC.
+char parse_stat_state(std::string_view stat);
+int parse_stat_cpu(std::string_view stat);  // the CPU it last ran on; -1 if unreadable
+int parse_syscall_nr(std::string_view syscall_file);
+std::optional<double> parse_exec_start_ms(std::string_view sched_file);
 
 // nullopt when the process is gone (or never was). Only executable mappings
 // count: files a process maps to read (as loopstall does) say nothing about

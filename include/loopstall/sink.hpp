@@ -40,6 +40,11 @@ struct ProcessTotals {
   std::uint64_t stalls = 0;  // final reports
   double max_stall_ms = 0;
   double stalled_ms = 0;
+  // Stalls still going on when the capture ended (not in `stalls`), and
+  // the longest of them so far: a hung loop is never a "0 stalls" summary.
+  std::uint64_t in_progress = 0;
+  double in_progress_max_ms = 0;
+  double in_progress_ms = 0;                          // their durations so far, summed
   std::array<std::uint64_t, LS_HIST_BUCKETS> hist{};  // iteration durations
 };
 

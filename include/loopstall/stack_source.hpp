@@ -27,6 +27,9 @@ class StackSource {
   // How BPF can walk the Python frames of a CPython thread (nullopt: not
   // CPython, or its thread state is not found yet).
   virtual std::optional<ls_py_thread> python_thread(std::uint32_t pid, std::uint32_t tid) = 0;
+  // The Python frames thread tid runs now, innermost first (empty: not
+  // CPython, or not readable).
+  virtual std::vector<PyFrame> python_frames(std::uint32_t pid, std::uint32_t tid) = 0;
   // The Python frames (innermost first) of a thread asleep in a syscall, and
   // that syscall's number: only if the thread slept in it through the read
   // (nullopt if it ran meanwhile, is gone, or has no CPython thread state).

@@ -66,6 +66,9 @@ struct StallReport {
   LoopKind loop = LoopKind::Epoll;
   std::optional<std::string> python_version;
   std::int64_t start_unix_ns = 0;
+  // The iteration began before loopstall could see it (attached mid-hang):
+  // start_unix_ns is an estimate, duration_ms at least what was observed.
+  bool start_estimated = false;
   double duration_ms = 0;
   double threshold_ms = 0;
   bool ongoing = false;

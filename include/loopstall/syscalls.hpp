@@ -9,8 +9,4 @@ namespace loopstall {
 // LS_SYSCALL_OTHER, "syscall_<nr>" for a number the table does not know.
 std::string syscall_name(int nr);
 
-// epoll_wait, epoll_pwait or epoll_pwait2: where an event loop waits between
-// iterations.
-bool is_epoll_wait(long nr);
-
 }  // namespace loopstall

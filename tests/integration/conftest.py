@@ -93,7 +93,11 @@ class Workload(Proc):
 
     def mark(self, tag):
         """Unix ns printed by the workload on its TAG line (STALL_START / STALL_END)."""
-        _, line = self.wait_line(lambda l: l.startswith(tag + " "), 1)
+        return self.mark_wait(tag, 1)
+
+    def mark_wait(self, tag, timeout):
+        """mark(), waiting up to timeout s for the line."""
+        _, line = self.wait_line(lambda l: l.startswith(tag + " "), timeout)
         return int(line.split()[1])
 
 

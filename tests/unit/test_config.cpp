@@ -1,9 +1,11 @@
 // Config parsing: defaults, every key, and errors that name the key.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <string>
 
 #include "loopstall/config.hpp"
+#include "loopstall/limits.hpp"
 #include "test_util.hpp"
 
 using namespace loopstall;
@@ -132,4 +134,65 @@ TEST_CASE("duplicate keys and numbers out of range are errors") {
         std::string::npos);
   CHECK(error_of(R"({"threshold_ms": 1e400})").find("invalid JSON") != std::string::npos);
   CHECK(error_of(R"({"a": {"x": 1}, "b": {"x": 2}})").find("duplicate") == std::string::npos);  // other objects
+}
+
+TEST_CASE("cmdline patterns run in linear time on hostile cmdlines") {
+  // The deploy README's own rule, and a pattern that backtracks
+  // exponentially in a backtracking matcher: libstdc++'s std::regex
+  // overflowed the stack on a 100 KB cmdline and took > 1 s on 25 chars.
+  const Config c = parse_config(R"j({"watch": {"include": [{"cmdline": "celery .*worker"}, {"cmdline": "(a+)+$"}]}})j");
+  ProcInfo p;
+  p.python = true;
+  p.exe = "/usr/bin/python3.11";
+  p.cmdline = "celery " + std::string(1 << 20, 'a') + "b";  // 1 MB, neither rule matches
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK_FALSE(c.accepts(p));
+  p.cmdline.back() = 'a';  // now (a+)+$ matches
+  CHECK(c.accepts(p));
+  p.cmdline = "celery " + std::string(1 << 20, 'x') + " worker";
+  CHECK(c.accepts(p));
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(s < 2.0);  // milliseconds in practice; ASan builds are slower
+}
+
+TEST_CASE("patterns are bytes: '.' steps over invalid UTF-8 and NUL-joined arguments") {
+  const Config c = parse_config(R"({"watch": {"include": [{"cmdline": "^celery .* worker$"}]}})");
+  ProcInfo p;
+  p.cmdline = "celery \xff\xfe worker";
+  CHECK(c.accepts(p));
+}
+
+TEST_CASE("a pattern RE2 cannot run is a config error naming the key") {
+  // Backreferences and lookaround need backtracking: refused, not crashed on.
+  CHECK(error_of(R"j({"watch": {"include": [{"cmdline": "(a)\\1"}]}})j").find("watch.include[0].cmdline: invalid") !=
+        std::string::npos);
+  CHECK(error_of(R"j({"watch": {"exclude": [{"exe": "(?=x)"}]}})j").find("watch.exclude[0].exe: invalid") !=
+        std::string::npos);
+  // Too big to compile within the memory bound.
+  CHECK(error_of(R"j({"watch": {"include": [{"cmdline": "((((a{100}){100}){100}){100})"}]}})j")
+            .find("watch.include[0].cmdline: invalid") != std::string::npos);
+  std::string many = R"({"watch": {"include": [)";
+  for (int i = 0; i < 101; ++i) many += std::string(i ? "," : "") + R"({"unit": "u"})";
+  CHECK(error_of(many + "]}}").find("watch.include: at most 100") != std::string::npos);
+}
+
+TEST_CASE("alert rule names: checked without a regex, whatever their length") {
+  const std::string long_name(1 << 20, 'a');
+  CHECK(error_of(R"({"alerts": {"rules": [{"name": ")" + long_name + R"(", "stall_ms": 1}]}})").empty());
+  CHECK(error_of(R"({"alerts": {"rules": [{"name": ")" + long_name + R"(-", "stall_ms": 1}]}})")
+            .find("alerts.rules[0].name: must match") != std::string::npos);
+  CHECK(error_of(R"({"alerts": {"rules": [{"name": "9a", "stall_ms": 1}]}})").find("name: must match") !=
+        std::string::npos);
+}
+
+TEST_CASE("load_config refuses a file over kMaxConfigBytes without reading it all") {
+  test::TempDir dir;
+  dir.write("big.json", R"({"labels": {"max_services": 1}, "x": ")" + std::string(16 << 20, 'x') + "\"}");
+  CHECK_THROWS_WITH_AS(load_config((dir.path() / "big.json").string()), doctest::Contains("big.json: larger than"),
+                       ConfigError);
+  // Just under the limit, deeply nested: parsed and refused, no recursion.
+  const std::size_t depth = kMaxConfigBytes / 2 - 8;
+  dir.write("deep.json", std::string(depth, '[') + std::string(depth, ']'));
+  CHECK_THROWS_WITH_AS(load_config((dir.path() / "deep.json").string()), doctest::Contains("must be a JSON object"),
+                       ConfigError);
 }

@@ -373,6 +373,75 @@ TEST_CASE("correlator: flush_ongoing reports every stall in progress once more")
   CHECK(f.sink.reports[2].duration_ms == doctest::Approx(150.0));
 }
 
+TEST_CASE("correlator: stalls in progress at the end count in the summary") {
+  Fixture f;
+  f.fake.add(100, true, false);
+  Correlator c = f.make();
+  REQUIRE(c.classify(100) == LS_PROC_WATCH);
+  std::vector<ls_loop> loops{make_loop(101, 100, T0), make_loop(102, 100, T0 + 250 * kMs)};
+  c.flush_ongoing(loops, T0 + 2 * kSec);
+  const Summary s = c.summary(2);
+  const ProcessTotals& t = s.processes.at(100);
+  CHECK(t.stalls == 0);
+  CHECK(t.in_progress == 2);
+  CHECK(t.in_progress_max_ms == doctest::Approx(2000.0));
+  CHECK(t.in_progress_ms == doctest::Approx(3750.0));
+  REQUIRE(f.sink.reports.size() == 2);
+  CHECK(f.sink.reports[0].ongoing);
+}
+
+TEST_CASE("correlator: an adopted iteration's start is marked estimated, the next one's is not") {
+  Fixture f;
+  f.fake.add(100, true, true);
+  Correlator c = f.make();
+  REQUIRE(c.classify(100) == LS_PROC_WATCH);
+  ls_loop l = make_loop(101, 100, T0);
+  l.adopted_start_ns = T0;
+  c.on_scan({l}, T0 + 200 * kMs);
+  REQUIRE(f.sink.reports.size() == 1);
+  CHECK(f.sink.reports[0].start_estimated);
+  l.iter_start_ns = T0 + kSec;  // BPF began the next iteration
+  c.on_scan({l}, T0 + kSec + 200 * kMs);
+  REQUIRE(f.sink.reports.size() == 2);
+  CHECK_FALSE(f.sink.reports[1].start_estimated);
+}
+
+TEST_CASE("correlator: a capture counts iterations from its baseline") {
+  Fixture f;
+  f.fake.add(100, true, false);
+  Correlator c = f.make();
+  ls_loop a = make_loop(101, 100, 0);
+  a.iterations = 5000;  // since the daemon began watching
+  a.hist[3] = 5000;
+  c.set_baseline({a});
+  REQUIRE(c.classify(100) == LS_PROC_WATCH);
+  a.iterations = 5040;
+  a.hist[3] = 5040;
+  c.on_scan({a}, T0);
+  CHECK(c.summary(1).processes[100].iterations == 40);
+  CHECK(c.summary(1).processes[100].hist[3] == 40);
+}
+
+TEST_CASE("correlator: known_pids covers every process it holds state for") {
+  Fixture f;
+  f.fake.add(100, true, false);
+  f.fake.add(200, true, false);
+  Correlator c = f.make();
+  c.keep_exited_totals(false);
+  REQUIRE(c.classify(100) == LS_PROC_WATCH);
+  ls_loop a = make_loop(201, 200, 0);
+  c.set_baseline({a});
+  std::unordered_set<std::uint32_t> pids;
+  c.known_pids(pids);
+  CHECK(pids.count(100));
+  CHECK(pids.count(200));
+  c.forget_process(100);
+  c.forget_process(200);
+  pids.clear();
+  c.known_pids(pids);
+  CHECK(pids.empty());
+}
+
 TEST_CASE("correlator: summary totals") {
   Fixture f;
   f.fake.add(100, true, true, "gunicorn");

@@ -41,6 +41,14 @@ TEST_CASE("families render HELP, TYPE and escaped labels") {
   CHECK(has_line(out, "g 1.5"));
 }
 
+TEST_CASE("label values are valid UTF-8 whatever a comm holds") {
+  // service falls back to comm; one bad byte would make Prometheus reject the
+  // whole scrape.
+  Registry reg;
+  reg.counter("c_total", "a counter", {"service"}).add({"x\xff\xfey"}, 1);
+  CHECK(has_line(reg.render(), "c_total{service=\"x\xef\xbf\xbd\xef\xbf\xbdy\"} 1"));
+}
+
 TEST_CASE("histograms are cumulative with shortest bucket bounds") {
   Registry reg;
   auto& h = reg.histogram("h_seconds", "h", {"s"}, {0.0025, 0.1, 10});

@@ -5,11 +5,13 @@
 
 #include <filesystem>
 
+#include "loopstall/limits.hpp"
 #include "loopstall/procinfo.hpp"
 #include "test_util.hpp"
 
 using namespace loopstall;
 using loopstall::test::TempDir;
+using namespace std::string_literals;
 
 namespace {
 
@@ -355,4 +357,26 @@ TEST_CASE("inspect_process: framework modules") {
   CHECK(kind(3003, py + gevent + greenlet) == LoopKind::Gevent);
   CHECK(kind(3004, py + uvloop + gevent) == LoopKind::Gevent);  // table order, not map order
   CHECK(kind(3005, py) == LoopKind::Python);
+}
+
+TEST_CASE("inspect_process: a huge cmdline is read up to kMaxCmdlineBytes") {
+  FakeProc fp;
+  fp.add(1100, "/usr/bin/python3.11", kGeventMaps, "celery\n", "");
+  // Any user can start a process with megabytes of arguments.
+  std::string argv = "celery\0worker\0"s + std::string(1 << 20, 'a') + "\0"s;
+  fp.root.write("1100/cmdline", argv);
+  const auto p = fp.inspect(1100);
+  REQUIRE(p.has_value());
+  CHECK(p->cmdline.size() == kMaxCmdlineBytes);
+  CHECK(p->cmdline.rfind("celery worker aaa", 0) == 0);
+}
+
+TEST_CASE("python_version_from_path: long hostile paths are linear work") {
+  // Paths are chosen by whoever names the file; the old std::regex recursed
+  // per character.
+  std::string path;
+  for (int i = 0; i < 20000; ++i) path += "/python3.1";
+  CHECK(python_version_from_path(path) == "3.1");
+  CHECK_FALSE(python_version_from_path(path + "x/").has_value());
+  CHECK_FALSE(python_version_from_path("/libpython3." + std::string(1 << 20, '1') + ".so.x").has_value());
 }

@@ -4,7 +4,6 @@
 #include "loopstall/loopstall.h"
 #include "loopstall/syscalls.hpp"
 
-using loopstall::is_epoll_wait;
 using loopstall::syscall_name;
 
 TEST_CASE("syscall_name: table entries") {
@@ -15,17 +14,6 @@ TEST_CASE("syscall_name: table entries") {
   CHECK(syscall_name(230) == "clock_nanosleep");
   CHECK(syscall_name(232) == "epoll_wait");
   CHECK(syscall_name(281) == "epoll_pwait");
-}
-
-TEST_CASE("is_epoll_wait: where loops wait, and nothing else") {
-  CHECK(is_epoll_wait(232));        // epoll_wait
-  CHECK(is_epoll_wait(281));        // epoll_pwait
-  CHECK(is_epoll_wait(441));        // epoll_pwait2
-  CHECK_FALSE(is_epoll_wait(233));  // epoll_ctl
-  CHECK_FALSE(is_epoll_wait(7));    // poll
-  CHECK_FALSE(is_epoll_wait(230));  // clock_nanosleep
-  CHECK_FALSE(is_epoll_wait(-1));   // blocked outside a syscall
-  CHECK_FALSE(is_epoll_wait(1L << 40));
 }
 
 TEST_CASE("syscall_name: the BPF side's pseudo numbers") {

@@ -89,6 +89,32 @@ TEST_CASE("format_stall_line: long strings do not overflow") {
   CHECK(has(line, std::string(3000, 'f')));  // the stack part is not cut
 }
 
+TEST_CASE("format_stall_line and format_summary escape what the process chose") {
+  // comm (prctl/PR_SET_NAME, /proc/self/comm), service, code names: any
+  // user's. Raw, "\x1b]0;...\x07" would retitle the reader's terminal.
+  StallReport r = report();
+  r.comm = "\x1b]0;pwn\x07\x1b[2J";
+  r.service = "svc\r\x1b[1A";
+  r.python_stacks = {{1,
+                      {{"f\x1b[31m",
+                        "/srv/\x9b"
+                        "app.py",
+                        3}}}};
+  const std::string line = format_stall_line(r);
+  CAPTURE(line);
+  CHECK(line.find('\x1b') == std::string::npos);
+  CHECK(line.find('\r') == std::string::npos);
+  CHECK(line.find('\x07') == std::string::npos);
+  CHECK(has(line, "\\x1b]0;pwn\\x07\\x1b[2J"));
+  CHECK(has(line, "service svc\\x0d\\x1b[1A"));
+  CHECK(has(line, "at f\\x1b[31m (/srv/\\x9bapp.py:3)"));
+  Summary s;
+  s.processes[7] = {"\x1b[2Jx", LoopKind::Asyncio, 1, 1, 150.0, 150.0};
+  const std::string sum = format_summary(s);
+  CHECK(sum.find('\x1b') == std::string::npos);
+  CHECK(has(sum, "\\x1b[2Jx"));
+}
+
 TEST_CASE("format_summary lists every process") {
   Summary s;
   s.elapsed_s = 12.5;
