@@ -18,18 +18,19 @@ ALL = []  # every child started in this pytest process: a safety net kills them 
 
 class ChildProcess:
     def __init__(self, argv, name=None, env=None, stdout=True):
+        """stdout: True (drained into .out), False (/dev/null), or a file descriptor to inherit."""
         self.argv = [str(a) for a in argv]
         self.name = name or Path(self.argv[0]).name
         self.start_ns = time.time_ns()
         self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
+                                      stdout={True: subprocess.PIPE, False: subprocess.DEVNULL}.get(stdout, stdout),
                                       stderr=subprocess.PIPE, start_new_session=True, env=env)
         ALL.append(self)
         self.pid = self.popen.pid
         self.out, self.err = [], []
         self._cond = threading.Condition()
         streams = [(self.popen.stderr, self.err)]
-        if stdout:
+        if stdout is True:
             streams.append((self.popen.stdout, self.out))
         self._threads = [threading.Thread(target=self._drain, args=s, daemon=True) for s in streams]
         for t in self._threads:

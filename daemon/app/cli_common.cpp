@@ -41,13 +41,6 @@ std::atomic<bool>& install_reload_signal() {
   return g_reload;
 }
 
-std::FILE* open_output(const std::string& path, bool append) {
-  if (path == "-") return stdout;
-  std::FILE* f = std::fopen(path.c_str(), append ? "a" : "w");
-  if (!f) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
-  return f;
-}
-
 std::unique_ptr<Sink> make_sink(const std::string& format, Writer out) {
   if (format == "json") return std::make_unique<JsonLinesSink>(std::move(out));
   return std::make_unique<TextSink>(std::move(out));

@@ -16,9 +16,12 @@ struct LoopRunner {
 
 // Frames that exist only while a loop runs (whatever it calls sits above).
 constexpr std::array kRunners{
-    LoopRunner{"asyncio/base_events.py", "run_forever"},  LoopRunner{"asyncio/base_events.py", "_run_once"},
-    LoopRunner{"asyncio/runners.py", "run"},              LoopRunner{"twisted/internet/base.py", "mainLoop"},
-    LoopRunner{"tornado/ioloop.py", "start"},              LoopRunner{"eventlet/hubs/hub.py", "run"},
+    LoopRunner{"asyncio/base_events.py", "run_forever"},
+    LoopRunner{"asyncio/base_events.py", "_run_once"},
+    LoopRunner{"asyncio/runners.py", "run"},
+    LoopRunner{"twisted/internet/base.py", "mainLoop"},
+    LoopRunner{"tornado/ioloop.py", "start"},
+    LoopRunner{"eventlet/hubs/hub.py", "run"},
     LoopRunner{"gevent/hub.py", "run"},
 };
 

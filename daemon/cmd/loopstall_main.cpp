@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include "loopstall/cli_common.hpp"
 #include "loopstall/clock.hpp"
 #include "loopstall/control.hpp"
+#include "loopstall/output.hpp"
 #include "loopstall/printable.hpp"
 #include "loopstall/procinfo.hpp"
 #include "loopstall/runner.hpp"
@@ -61,8 +63,9 @@ bool read_line(int fd, std::string& line, std::string& rest) {
 }
 
 // The capture runs in loopstalld (its BPF programs, its control socket);
-// the lines it sends are exactly what a standalone capture prints.
-int capture_via_daemon(int fd, const CaptureArgs& a, std::FILE* out) {
+// the lines it sends are exactly what a standalone capture prints, handed to
+// `out` one line at a time so this process keeps reading the socket.
+void capture_via_daemon(int fd, const CaptureArgs& a, OutputQueue& out) {
   nlohmann::json req = {{"cmd", "capture"},
                         {"pids", a.pids},
                         {"threshold_ms", a.threshold_ms},
@@ -87,7 +90,13 @@ int capture_via_daemon(int fd, const CaptureArgs& a, std::FILE* out) {
   const auto& stop = install_stop_signals();
   const std::uint64_t t0 = monotonic_ns();
   bool shut = false;
-  if (!rest.empty()) std::fwrite(rest.data(), 1, rest.size(), out), std::fflush(out);
+  auto push_lines = [&out](std::string& buf) {
+    std::size_t start = 0;
+    for (std::size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1)
+      out.push(std::string_view(buf).substr(start, nl + 1 - start));
+    buf.erase(0, start);
+  };
+  push_lines(rest);
   while (true) {
     const bool over = a.duration_s > 0 && monotonic_ns() - t0 >= static_cast<std::uint64_t>(a.duration_s * 1e9);
     if (!shut && (stop.load() || over)) {
@@ -99,10 +108,21 @@ int capture_via_daemon(int fd, const CaptureArgs& a, std::FILE* out) {
     char buf[65536];
     const ssize_t n = read(fd, buf, sizeof buf);
     if (n <= 0) break;
-    std::fwrite(buf, 1, static_cast<std::size_t>(n), out);
-    std::fflush(out);
+    rest.append(buf, static_cast<std::size_t>(n));
+    push_lines(rest);
   }
-  return 0;
+  if (!rest.empty()) out.push(rest);
+}
+
+// Records the output lost: the count for the closing line, and whether the
+// capture failed (records lost to write errors, e.g. a full disk: exit 1).
+bool output_failed(const OutputQueue& out) {
+  const auto c = out.counts();
+  if (!c.write_errors) return false;
+  std::fprintf(stderr, "loopstall: error: %llu of %llu records could not be written to %s\n",
+               static_cast<unsigned long long>(c.write_errors),
+               static_cast<unsigned long long>(c.written + c.dropped_full + c.write_errors), out.name().c_str());
+  return true;
 }
 
 int capture(const CaptureArgs& a) {
@@ -118,17 +138,23 @@ int capture(const CaptureArgs& a) {
   opt.threshold_ms = a.threshold_ms;
   if (a.duration_s > 0) opt.duration_s = a.duration_s;
 
-  std::FILE* out = open_output(a.output, false);
+  // Detection never waits on the output: a bounded queue and a writer thread.
+  OutputQueue out(RecordFile::open(a.output, false));
   if (!a.standalone) {
     const int fd = connect_control(a.socket);
     if (fd >= 0) {
-      const int rc = capture_via_daemon(fd, a, out);
+      try {
+        capture_via_daemon(fd, a, out);
+      } catch (...) {
+        close(fd);
+        throw;
+      }
       close(fd);
-      if (out != stdout) std::fclose(out);
-      return rc;
+      out.close();
+      return output_failed(out) ? 1 : 0;
     }
   }
-  auto sink = make_sink(a.format, file_writer(out));
+  auto sink = make_sink(a.format, out.writer());
   const auto& stop = install_stop_signals();
   const RunStats st = run_detector(opt, *sink, stop, [&](Engine& eng) {
     std::fprintf(stderr, "loopstall: ready: %d BPF programs attached; threshold %g ms; watching %s%s\n",
@@ -136,20 +162,30 @@ int capture(const CaptureArgs& a) {
                  a.pids.empty() ? "every Python process" : "the given processes",
                  a.all_loops ? " and every epoll loop" : "");
   });
+  out.close();
   // The tracer's own account: what it measured and what it had to leave out.
   auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+  const auto oc = out.counts();
   std::fprintf(stderr,
                "loopstall: done: %llu iterations, %llu stall events; on-CPU samples: %llu taken, %llu skipped "
                "(ring buffer half full), %llu over the daemon's budget; %llu run-state repairs; %llu events "
-               "dropped (ring buffer full)\n",
+               "dropped (ring buffer full); %llu records written, %llu dropped (output not keeping up), %llu "
+               "lost (write errors)\n",
                u(st.bpf.iterations), u(st.bpf.stalls), u(st.bpf.samples), u(st.bpf.samples_skipped),
-               u(st.samples_over_budget), u(st.bpf.state_repairs), u(st.bpf.ringbuf_drops));
-  if (out != stdout) std::fclose(out);
-  return 0;
+               u(st.samples_over_budget), u(st.bpf.state_repairs), u(st.bpf.ringbuf_drops), u(oc.written),
+               u(oc.dropped_full), u(oc.write_errors));
+  return output_failed(out) ? 1 : 0;
 }
 
 int status(const std::string& socket, const std::string& format) {
   const int fd = connect_control(socket);
+  if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+    std::fprintf(stderr,
+                 "loopstall: error: permission denied on %s: run as root (loopstalld's control socket is "
+                 "root-only, mode 0600)\n",
+                 socket.c_str());
+    return 1;
+  }
   if (fd < 0) {
     std::fprintf(stderr, "loopstall: error: loopstalld is not running (nothing listens on %s)\n", socket.c_str());
     return 1;

@@ -17,6 +17,7 @@
 #include "loopstall/http_server.hpp"
 #include "loopstall/json_sink.hpp"
 #include "loopstall/notify.hpp"
+#include "loopstall/output.hpp"
 #include "loopstall/stall_metrics.hpp"
 
 using namespace loopstall;
@@ -66,7 +67,9 @@ int run(const Flags& flags) {
   const auto& stop = install_stop_signals();
   auto& reload = install_reload_signal();
 
-  std::FILE* events = cfg.events.empty() ? nullptr : open_output(cfg.events, true);
+  // Detection never waits on the event log: a bounded queue, a writer thread.
+  std::unique_ptr<OutputQueue> events;
+  if (!cfg.events.empty()) events = std::make_unique<OutputQueue>(RecordFile::open(cfg.events, true));
   Registry reg;
   StallMetrics metrics(reg, cfg.max_services, LOOPSTALL_VERSION);
   std::unique_ptr<AlertSender> sender;
@@ -77,7 +80,7 @@ int run(const Flags& flags) {
   std::unique_ptr<JsonLinesSink> event_log;
   FanoutSink fan;
   if (events) {
-    event_log = std::make_unique<JsonLinesSink>(file_writer(events));
+    event_log = std::make_unique<JsonLinesSink>(events->writer());
     fan.add(event_log.get());
   }
   fan.add(&metrics);
@@ -150,6 +153,10 @@ int run(const Flags& flags) {
     if (now >= next_slow) {  // once a second: gauges and BPF counters cost syscalls
       next_slow = now + 1'000'000'000ULL;
       metrics.refresh(det, corr);
+      if (events) {
+        const auto c = events->counts();
+        metrics.set_output_dropped("events", c.dropped_full, c.write_errors);
+      }
       refresh_process_metrics(reg);
       {
         std::lock_guard<std::mutex> lock(reg.mutex());
@@ -195,7 +202,7 @@ int run(const Flags& flags) {
   det.flush(corr);
   control.reset();
   det.remove(corr);
-  if (events && events != stdout) std::fclose(events);
+  if (events) events->close();
   return 0;
 }
 

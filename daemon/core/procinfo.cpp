@@ -296,14 +296,17 @@ std::optional<ThreadActivity> thread_activity(std::uint32_t pid, std::uint32_t t
 
 std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& proc_root) {
   const std::string dir = proc_root + "/" + std::to_string(pid);
-  auto maps = read_file(dir + "/maps");
-  if (!maps) return std::nullopt;  // gone, or not ours to read
+  // maps and exe need ptrace read access (another user's process: the
+  // daemon needs CAP_SYS_PTRACE); comm, cmdline and cgroup are world-readable.
+  const auto maps = read_file(dir + "/maps");
   ProcInfo info;
   info.pid = pid;
   info.exe = read_link(dir + "/exe");
   if (auto comm = read_file(dir + "/comm")) {
     info.comm = *comm;
     while (!info.comm.empty() && info.comm.back() == '\n') info.comm.pop_back();
+  } else if (!maps) {
+    return std::nullopt;  // gone
   }
   // Bounded: matchers see the first kMaxCmdlineBytes (docs/security.md).
   if (auto cmd = read_prefix(dir + "/cmdline", kMaxCmdlineBytes)) {
@@ -318,6 +321,20 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
   if (exe_name.rfind("python", 0) == 0) {
     info.python = true;
     info.python_version = python_version_from_path(info.exe);
+  }
+  if (!maps) {
+    // Not ours to read: judge by the name and command line only.
+    info.limited = true;
+    const std::string_view cmd = info.cmdline;
+    const std::string_view argv0 = basename(cmd.substr(0, cmd.find(' ')));
+    for (std::string_view name : {std::string_view(info.comm), argv0}) {
+      if (name.rfind("python", 0) != 0) continue;
+      info.python = true;
+      if (!info.python_version) info.python_version = python_version_from_path(name);
+    }
+    if (info.python)
+      info.native_loop = cmd.find("gevent") != std::string_view::npos ? LoopKind::Gevent : LoopKind::Python;
+    return info;
   }
   ModuleEvidence modules;
   for (const native::Mapping& m : native::parse_maps(*maps)) {

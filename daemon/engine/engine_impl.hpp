@@ -57,6 +57,11 @@ struct Engine::Impl {
   std::vector<bpf_link*> perf_links;
   // USDT gc probes: links, and every file (dev:inode) tried, attached or not.
   std::vector<bpf_link*> usdt_links;
+  // gc__start/gc__done attached as uprobe_multi links (kernel >= 6.6): only
+  // CAP_BPF + CAP_PERFMON needed, where a uprobe perf event needs
+  // CAP_SYS_ADMIN. Closing the fd detaches.
+  bool usdt_multi = false;
+  std::vector<int> usdt_link_fds;
   std::set<std::string> usdt_tried;
 
   Impl() = default;
@@ -66,6 +71,9 @@ struct Engine::Impl {
 };
 
 void open_ring_buffer(Engine::Impl& impl);
+// Before load: makes the gc programs uprobe_multi programs where the kernel
+// has them (usdt_multi).
+void prepare_gc_probes(Engine::Impl& impl);
 
 // One past the highest loops slot ever handed out (slot 0 is unused).
 inline std::size_t slots_in_use(const Engine::Impl& impl) {

@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -17,6 +19,12 @@ bool exists(const char* path) {
   return stat(path, &st) == 0;
 }
 
+// stat(2)'s errno for path, 0 when it exists.
+int stat_errno(const char* path) {
+  struct stat st {};
+  return stat(path, &st) == 0 ? 0 : errno;
+}
+
 // Effective capability mask of this process (from /proc/self/status).
 unsigned long long effective_caps() {
   std::ifstream in("/proc/self/status");
@@ -26,7 +34,7 @@ unsigned long long effective_caps() {
   return 0;
 }
 
-constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
+constexpr int kCapDacReadSearch = 2, kCapSysPtrace = 19, kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
 
 bool has_cap(unsigned long long caps, int cap) {
   return caps & (1ULL << cap);
@@ -45,14 +53,26 @@ void probe_features() {
   if (!exists("/sys/kernel/btf/vmlinux"))
     throw EngineError(
         "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): loopstall needs CONFIG_DEBUG_INFO_BTF=y");
-  // Syscall tracepoints are attached through tracefs.
-  if (!exists("/sys/kernel/tracing/events") && !exists("/sys/kernel/debug/tracing/events")) {
+  // Syscall tracepoints are attached through tracefs (mode 0700 root: a
+  // non-root daemon needs CAP_DAC_READ_SEARCH to look into it).
+  const int tracing = stat_errno("/sys/kernel/tracing/events");
+  if (tracing == EACCES && !has_cap(caps, kCapDacReadSearch))
+    throw EngineError(
+        "cannot read tracefs (/sys/kernel/tracing: permission denied): loopstall needs root or "
+        "CAP_DAC_READ_SEARCH to attach the syscall tracepoints");
+  if (tracing != 0 && !exists("/sys/kernel/debug/tracing/events")) {
     if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, nullptr) != 0)
       throw EngineError(std::string("tracefs is not mounted and mounting it on /sys/kernel/tracing failed: ") +
                         std::strerror(errno));
   }
   if (!exists("/sys/kernel/tracing/events/syscalls") && !exists("/sys/kernel/debug/tracing/events/syscalls"))
     throw EngineError("this kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS)");
+  // Not fatal: stalls are still measured in every process.
+  if (!has_cap(caps, kCapSysPtrace))
+    std::fprintf(stderr,
+                 "loopstall: warning: no CAP_SYS_PTRACE: processes of other users are found by their comm and "
+                 "command line only (gevent/asyncio guessed from it) and their stalls come without Python and "
+                 "native stacks and without GC time\n");
 }
 
 }  // namespace loopstall

@@ -53,6 +53,7 @@ Engine::Engine(const EngineOptions& opt) : impl_(std::make_unique<Impl>()) {
   bpf_map__set_max_entries(s->maps.events, opt.ringbuf_bytes);
   s->data->threshold_ns = opt.threshold_ns;
   s->data->sample_after_ns = opt.threshold_ns / 2;
+  prepare_gc_probes(*impl_);
   if (int err = loopstall_bpf__load(s)) throw_bpf_error("loading the BPF programs", err);
 
   // Slot 0 means "not a loop"; push the others so that pops hand out low
@@ -96,6 +97,7 @@ Engine::Engine(const EngineOptions& opt) : impl_(std::make_unique<Impl>()) {
 
 Engine::Impl::~Impl() {
   for (bpf_link* l : usdt_links) bpf_link__destroy(l);
+  for (int fd : usdt_link_fds) close(fd);
   for (bpf_link* l : perf_links) bpf_link__destroy(l);
   for (int fd : perf_fds) close(fd);
   if (rb) ring_buffer__free(rb);

@@ -281,12 +281,15 @@ int connect_control(const std::string& path) {
   try {
     addr = unix_address(path);
   } catch (const std::exception&) {
+    errno = ENAMETOOLONG;
     return -1;
   }
   const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    const int err = errno;
     close(fd);
+    errno = err;
     return -1;
   }
   return fd;

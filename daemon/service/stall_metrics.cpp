@@ -55,11 +55,23 @@ StallMetrics::StallMetrics(Registry& reg, std::size_t max_services, const std::s
                "Switch-ins of loop threads the tracer did not see, repaired when the thread was next seen running");
   reg_.gauge("loopstall_alerts_firing", "Alerts firing now, by rule", {"alert"});
   reg_.counter("loopstall_alert_deliveries_total", "Alertmanager deliveries", {"result"});
+  reg_.counter("loopstall_output_dropped_total",
+               "Records an output did not take, dropped whole: it did not keep up (queue_full) or writing "
+               "failed (write_error, e.g. disk full)",
+               {"output", "reason"});
   reg_.counter("loopstall_probe_attach_failures_total", "BPF programs that could not be attached", {"probe"});
   reg_.counter("loopstall_bpf_program_runs_total", "Runs of each BPF program (needs sysctl kernel.bpf_stats_enabled=1)",
                {"program"});
   reg_.counter("loopstall_bpf_program_run_seconds_total",
                "Kernel time spent in each BPF program (needs sysctl kernel.bpf_stats_enabled=1)", {"program"});
+}
+
+void StallMetrics::set_output_dropped(const std::string& output, std::uint64_t not_keeping_up,
+                                      std::uint64_t write_errors) {
+  std::lock_guard<std::mutex> lock(reg_.mutex());
+  auto& c = reg_.counter("loopstall_output_dropped_total", "", {"output", "reason"});
+  c.set({output, "queue_full"}, static_cast<double>(not_keeping_up));
+  c.set({output, "write_error"}, static_cast<double>(write_errors));
 }
 
 void StallMetrics::stall(const StallReport& r) {

@@ -1,11 +1,6 @@
 #include "loopstall/json_sink.hpp"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
-#include <cstring>
 
 namespace loopstall {
 namespace {
@@ -58,32 +53,6 @@ nlohmann::ordered_json to_json(const StallReport& r) {
     native.push_back({{"symbol", f.symbol}, {"module", f.module}, {"offset", f.offset}});
   j["native_stack"] = std::move(native);
   return j;
-}
-
-Writer file_writer(std::FILE* f) {
-  return [f](std::string_view s) {
-    // One write(2) per record, not stdio's buffer-sized pieces: an event
-    // with stacks is several KiB, and whoever tails the log (a shipper, a
-    // test) must never find half a line. O_APPEND (the daemon's log) makes
-    // each record land whole at the end.
-    std::fflush(f);
-    const int fd = fileno(f);
-    while (!s.empty()) {
-      const ssize_t n = ::write(fd, s.data(), s.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        if (n == 0) errno = EIO;
-        // Disk full, a closed pipe: say so once per error, keep running.
-        static thread_local int reported = 0;
-        if (errno != reported) {
-          reported = errno;
-          std::fprintf(stderr, "loopstall: warning: cannot write events: %s\n", std::strerror(errno));
-        }
-        return;
-      }
-      s.remove_prefix(static_cast<std::size_t>(n));
-    }
-  };
 }
 
 void JsonLinesSink::stall(const StallReport& r) {

@@ -1,8 +1,7 @@
-// Pieces both binaries need: signal handling and output selection.
+// Pieces both binaries need: signal handling and the sink of a format.
 #pragma once
 
 #include <atomic>
-#include <cstdio>
 #include <memory>
 #include <string>
 
@@ -15,10 +14,6 @@ namespace loopstall {
 const std::atomic<bool>& install_stop_signals();
 // SIGHUP sets the returned flag (the daemon reloads its config).
 std::atomic<bool>& install_reload_signal();
-
-// Opens FILE for writing ("-" is stdout; append when asked). Throws
-// std::runtime_error naming the file and the reason.
-std::FILE* open_output(const std::string& path, bool append);
 
 // "json" -> JsonLinesSink, "text" -> TextSink.
 std::unique_ptr<Sink> make_sink(const std::string& format, Writer out);

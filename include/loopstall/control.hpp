@@ -58,7 +58,8 @@ class ControlServer {
   std::uint64_t dropped_ = 0, refused_ = 0;
 };
 
-// Client side: connects to the daemon's socket; -1 when no daemon listens.
+// Client side: connects to the daemon's socket; -1 with errno when it cannot
+// (ENOENT/ECONNREFUSED: no daemon listens; EACCES: not allowed to).
 int connect_control(const std::string& path);
 
 }  // namespace loopstall

@@ -36,6 +36,9 @@ struct ProcInfo {
   std::string comm;
   std::string cmdline;  // arguments joined by spaces
   std::string service;  // systemd unit or container, "" if none
+  // maps/exe were not readable (another user's process, no CAP_SYS_PTRACE):
+  // python/gevent come from comm and cmdline only.
+  bool limited = false;
 };
 
 // Whether /proc/PID exists (the process has not been reaped).

@@ -4,7 +4,6 @@
 
 #include <array>
 #include <cstdint>
-#include <cstdio>
 #include <functional>
 #include <map>
 #include <string>
@@ -54,11 +53,9 @@ struct Summary {
   std::map<std::uint32_t, ProcessTotals> processes;  // by pid
 };
 
-// Where a text sink's bytes go: a file, a control-socket client's buffer.
+// Where a sink's records go (one call per record, ending in a newline): an
+// OutputQueue (output.hpp), a control-socket client's buffer.
 using Writer = std::function<void(std::string_view)>;
-// Writes each record with one write(2): reports reach a pipe reader line by
-// line, and a reader of the file never sees half a record.
-Writer file_writer(std::FILE* f);
 
 class Sink {
  public:

@@ -53,6 +53,9 @@ class StallMetrics : public Sink {
   // Gauges and BPF counters; call after each scan.
   void refresh(Detector& det, const Correlator& corr);
   void set_max_services(std::size_t max) { services_.set_max(max); }
+  // Records an output (the event log) did not take: it did not keep up, or
+  // writing failed (disk full).
+  void set_output_dropped(const std::string& output, std::uint64_t not_keeping_up, std::uint64_t write_errors);
 
  private:
   Registry& reg_;

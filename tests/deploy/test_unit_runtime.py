@@ -272,6 +272,86 @@ def test_detects_a_stall_in_another_users_process(sandboxed):
     assert found[0]["duration_ms"] >= 250
 
 
+def test_gc_time_and_stacks_with_only_unit_capabilities(sandboxed):
+    """CPython's USDT GC probes attach with the unit's capabilities (uprobe_multi links need only
+    CAP_BPF + CAP_PERFMON; a uprobe perf event would need CAP_SYS_ADMIN): a stall spent in
+    gc.collect() reports its GC time and the Python stack that called it."""
+    alive_or_fail(sandboxed)
+    w = subprocess.run([PY, str(WORKLOADS / "gevent_gc.py"), "--ms", "300", "--warmup", "1", "--after", "1"],
+                       capture_output=True, text=True, timeout=60)
+    assert w.returncode == 0, w.stderr
+    pid = int(re.search(r"READY (\d+)", w.stdout).group(1))
+    deadline = time.monotonic() + 5
+    found = []
+    while time.monotonic() < deadline and not found:
+        time.sleep(0.2)
+        for line in sandboxed["events"].read_text().splitlines() if sandboxed["events"].exists() else []:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if ev.get("pid") == pid and not ev.get("ongoing"):
+                found.append(ev)
+    assert found, f"no stall event for pid {pid}\n{sandboxed['daemon'].stderr()}"
+    ev = found[0]
+    assert ev["breakdown_ms"]["gc"] >= 100, f"GC time missing: {ev['breakdown_ms']}\n{sandboxed['daemon'].stderr()}"
+    assert ev["python_stacks"], "no Python stack with the unit's CAP_SYS_PTRACE"
+    assert "GC probes" not in sandboxed["daemon"].stderr(), sandboxed["daemon"].stderr()
+
+
+def test_tracefs_without_dac_read_search_is_named_as_permission(tmp_path):
+    """Without CAP_DAC_READ_SEARCH an unprivileged daemon cannot look into /sys/kernel/tracing
+    (mode 0700): it must say so, not that tracefs is not mounted."""
+    preconditions()
+    setpriv = require_tool("setpriv")
+    if not Path("/sys/kernel/tracing/events").exists():
+        pytest.skip("tracefs is not mounted on /sys/kernel/tracing here")
+    if os.stat("/sys/kernel/tracing").st_mode & 0o005 == 0o005:
+        pytest.skip("/sys/kernel/tracing is world-searchable here")
+    caps = "+bpf,+perfmon,+sys_ptrace"
+    r = subprocess.run([setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", f"--inh-caps=-all,{caps}",
+                        f"--ambient-caps=-all,{caps}", f"--bounding-set=-all,{caps}", "--no-new-privs", str(DAEMON),
+                        "--metrics-listen", "127.0.0.1:0", "--control-socket", "", "--events", ""],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert "not mounted" not in r.stderr, r.stderr
+    assert "permission denied" in r.stderr and "CAP_DAC_READ_SEARCH" in r.stderr, r.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="open: without CAP_SYS_PTRACE a root-owned Python process is classified "
+                   "(comm/cmdline) but no loop of it is measured (BPF iterations stay 0 for it); see the report "
+                   "of branch output")
+def test_without_sys_ptrace_warns_once_and_still_reports_stalls(tmp_path):
+    """Without CAP_SYS_PTRACE the daemon says at start what will be missing, and still measures
+    stalls (without stacks)."""
+    preconditions()
+    setpriv = require_tool("setpriv")
+    caps = "+bpf,+perfmon,+dac_read_search"
+    os.chmod(tmp_path, 0o777)
+    events = tmp_path / "events.jsonl"
+    argv = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", f"--inh-caps=-all,{caps}",
+            f"--ambient-caps=-all,{caps}", f"--bounding-set=-all,{caps}", "--no-new-privs", str(DAEMON),
+            "--metrics-listen", "127.0.0.1:0", "--control-socket", "", "--events", str(events)]
+    d = Daemon(argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **({"ASAN_OPTIONS": os.environ["ASAN_OPTIONS"]}
+                      if "ASAN_OPTIONS" in os.environ else {})}, tmp_path)
+    try:
+        assert d.wait_ready_text(READY_TIMEOUT), d.stderr()
+        assert d.stderr().count("no CAP_SYS_PTRACE") == 1, d.stderr()
+        w = subprocess.run(["nice", "-n", "-20", PY, str(WORKLOADS / "asyncio_sleep.py"), "--ms", "300",
+                            "--warmup", "1", "--after", "1"], capture_output=True, text=True, timeout=60)
+        assert w.returncode == 0, w.stderr
+        pid = int(re.search(r"READY (\d+)", w.stdout).group(1))
+        deadline, found = time.monotonic() + 5, []
+        while time.monotonic() < deadline and not found:
+            time.sleep(0.2)
+            text = events.read_text() if events.exists() else ""
+            found = [e for e in map(json.loads, text.splitlines()) if e["pid"] == pid and not e["ongoing"]]
+        assert found, f"no stall event for pid {pid} without CAP_SYS_PTRACE\n{d.stderr()}"
+        assert found[0]["duration_ms"] >= 250 and found[0]["python_stacks"] == []
+    finally:
+        d.kill()
+
+
 def http_get(port, path):
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:

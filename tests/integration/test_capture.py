@@ -145,7 +145,8 @@ def test_python_stack_names_stalling_function(bpf_ready, cached_runs, case):
 
 DONE_RE = re.compile(r"loopstall: done: (\d+) iterations, (\d+) stall events; on-CPU samples: (\d+) taken, "
                      r"(\d+) skipped \(ring buffer half full\), (\d+) over the daemon's budget; (\d+) run-state "
-                     r"repairs; (\d+) events dropped \(ring buffer full\)")
+                     r"repairs; (\d+) events dropped \(ring buffer full\); (\d+) records written, (\d+) dropped "
+                     r"\(output not keeping up\), (\d+) lost \(write errors\)")
 
 
 def test_capture_accounts_for_its_evidence(bpf_ready, cached_runs):
@@ -157,7 +158,7 @@ def test_capture_accounts_for_its_evidence(bpf_ready, cached_runs):
     assert len(lines) == 1, f"expected one 'loopstall: done:' line on stderr:\n{run.capture.describe()}"
     m = DONE_RE.fullmatch(lines[0])
     assert m, f"unreadable closing line {lines[0]!r}"
-    iterations, stalls, taken, skipped, over_budget, repairs, dropped = map(int, m.groups())
+    iterations, stalls, taken, skipped, over_budget, repairs, dropped, written, not_kept_up, lost = map(int, m.groups())
     print(lines[0])
     ev = the_stall(run, run.w.pid)
     finals = [e for e in run.events if not e["ongoing"]]
@@ -167,6 +168,7 @@ def test_capture_accounts_for_its_evidence(bpf_ready, cached_runs):
     # The kernel submits samples from half the threshold on; the stacks only count those of this stall.
     assert taken >= in_stacks >= 1, f"{taken} samples taken, {in_stacks} behind the stall's python_stacks"
     assert skipped == over_budget == dropped == 0, f"evidence lost on a quiet host: {lines[0]}"
+    assert written == len(run.events) and not_kept_up == lost == 0, f"records lost on the way out: {lines[0]}"
 
 
 def _find_interpreters():

@@ -100,10 +100,11 @@ class Daemon(Proc):
     """
 
     def __init__(self, tmp, config=None, extra=(), metrics_listen="127.0.0.1:0", env=None,
-                 via_shell_export_watchdog_pid=False, ready_timeout=30, wait_ready=True):
+                 via_shell_export_watchdog_pid=False, ready_timeout=30, wait_ready=True, events=None, stdout=True):
+        """events: the --events target (default tmp/events.jsonl); stdout: see ChildProcess."""
         self.tmp = Path(tmp)
         self.sock = self.tmp / "run" / "control.sock"  # run/ does not exist: the daemon creates it
-        self.events_path = self.tmp / "events.jsonl"
+        self.events_path = Path(events) if events is not None else self.tmp / "events.jsonl"
         self.config_path = None
         if config is not None:
             self.config_path = self.tmp / "loopstalld.json"
@@ -116,7 +117,7 @@ class Daemon(Proc):
         if via_shell_export_watchdog_pid:
             # WATCHDOG_PID must be the daemon's own pid: the shell exports its pid, then execs.
             argv = ["/bin/sh", "-c", 'export WATCHDOG_PID=$$; exec "$@"', "sh", *argv]
-        super().__init__(argv, name="loopstalld", env=env)
+        super().__init__(argv, name="loopstalld", env=env, stdout=stdout)
         self.metrics_host, self.metrics_port = None, None
         if wait_ready:
             self.wait_ready(ready_timeout)

@@ -1,6 +1,7 @@
 """`loopstall status`: what the daemon watches, in text and json."""
 import os
 import re
+import subprocess
 
 import service_harness as h
 from service_harness import Daemon, Workload, wait_for
@@ -61,3 +62,15 @@ def test_status_on_stale_socket(bpf, tmp):
     assert d.sock.exists()
     r = h.run_cli(["status", "--socket", d.sock])
     assert r.returncode != 0 and "loopstalld is not running" in r.stderr, r.stderr
+
+
+def test_status_as_an_unprivileged_user_says_permission_denied(bpf, tmp):
+    """The control socket is root-only (0600): a non-root user is told so, not that nothing runs."""
+    d = Daemon(tmp)
+    os.chmod(tmp, 0o755)
+    os.chmod(d.sock.parent, 0o755)
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", str(h.LOOPSTALL), "status",
+                        "--socket", str(d.sock)], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1, r
+    assert "permission denied" in r.stderr and str(d.sock) in r.stderr, r.stderr
+    assert "not running" not in r.stderr, r.stderr

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "loopstall/json_sink.hpp"
+#include "loopstall/output.hpp"
 #include "sample_reports.hpp"
 
 int main(int argc, char** argv) {
@@ -11,12 +12,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s OUTPUT.jsonl\n", argv[0]);
     return 2;
   }
-  std::FILE* out = std::fopen(argv[1], "w");
-  if (!out) {
-    std::perror(argv[1]);
+  try {
+    const auto out = loopstall::RecordFile::open(argv[1], false);
+    int err = 0;
+    loopstall::JsonLinesSink sink([&](std::string_view s) { err = err ? err : out->write(s); });
+    for (const auto& r : loopstall::test::sample_reports()) sink.stall(r);
+    return err ? 1 : 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
     return 1;
   }
-  loopstall::JsonLinesSink sink(loopstall::file_writer(out));
-  for (const auto& r : loopstall::test::sample_reports()) sink.stall(r);
-  return std::fclose(out) == 0 ? 0 : 1;
 }

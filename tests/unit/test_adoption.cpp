@@ -44,8 +44,8 @@ TEST_CASE("adoption: which frames show a loop in progress") {
                           false));
   // A script sleeping at top level, a thread parked in a join: not loops.
   CHECK_FALSE(frames_run_a_loop({{"<module>", "/app/x.py", 4}}, false));
-  CHECK_FALSE(frames_run_a_loop({{"Thread.join", "/usr/lib/python3.11/threading.py", 1}, {"<module>", "/a.py", 9}},
-                                false));
+  CHECK_FALSE(
+      frames_run_a_loop({{"Thread.join", "/usr/lib/python3.11/threading.py", 1}, {"<module>", "/a.py", 9}}, false));
   // Not fooled by look-alike names.
   CHECK_FALSE(frames_run_a_loop({{"my_run_forever", "/app/asyncio/base_events.py", 1}, {"<module>", "/a", 1}}, false));
   // gevent: a greenlet's frames end where it began, not at a module's top level.

@@ -1,7 +1,5 @@
 // to_json / JsonLinesSink: the stall-event object of the contract.
 #include <doctest/doctest.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -233,46 +231,4 @@ TEST_CASE("sample reports cover the shapes the schema test relies on") {
   CHECK(stacks);
   CHECK(native);
   CHECK(same_id);
-}
-
-TEST_CASE("file_writer writes through to the file at once") {
-  std::FILE* f = std::tmpfile();
-  REQUIRE(f != nullptr);
-  JsonLinesSink sink(file_writer(f));
-  StallReport r = base_report();
-  r.comm = "bad\xff";
-  sink.stall(r);
-  // Read through a second descriptor: only what was flushed is there.
-  const std::string path = "/proc/self/fd/" + std::to_string(fileno(f));
-  std::FILE* g = std::fopen(path.c_str(), "rb");
-  REQUIRE(g != nullptr);
-  std::string out;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, g)) > 0;) out.append(buf, n);
-  std::fclose(g);
-  std::fclose(f);
-  REQUIRE_FALSE(out.empty());
-  CHECK(out.back() == '\n');
-  CHECK(std::count(out.begin(), out.end(), '\n') == 1);
-  CHECK(ordered_json::parse(out)["comm"] == "bad\xef\xbf\xbd");
-}
-
-TEST_CASE("file_writer hands a record larger than stdio's buffer to the kernel in one write") {
-  // A SOCK_SEQPACKET socket keeps write(2) boundaries: one recv() is one
-  // write. stdio would split a 20 KiB record at its 4 KiB buffer.
-  int sv[2];
-  REQUIRE(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) == 0);
-  std::FILE* f = fdopen(sv[0], "w");
-  REQUIRE(f != nullptr);
-  const Writer w = file_writer(f);
-  const std::string record = std::string(20000, 'x') + "\n";
-  w(record);
-  w("second\n");
-  std::string buf(65536, '\0');
-  const ssize_t first = recv(sv[1], buf.data(), buf.size(), 0);
-  const ssize_t second = recv(sv[1], buf.data(), buf.size(), 0);
-  std::fclose(f);
-  close(sv[1]);
-  CHECK(first == static_cast<ssize_t>(record.size()));
-  CHECK(second == 7);
 }

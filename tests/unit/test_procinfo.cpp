@@ -380,3 +380,28 @@ TEST_CASE("python_version_from_path: long hostile paths are linear work") {
   CHECK_FALSE(python_version_from_path(path + "x/").has_value());
   CHECK_FALSE(python_version_from_path("/libpython3." + std::string(1 << 20, '1') + ".so.x").has_value());
 }
+
+TEST_CASE("inspect_process: maps not readable (another user's process, no CAP_SYS_PTRACE)") {
+  FakeProc fp;
+  fp.root.write("2000/comm", "python3.11\n");
+  fp.root.write("2000/cmdline", std::string("/usr/bin/python3.11\0-m\0gunicorn\0-k\0gevent\0app:app\0", 50));
+  fp.root.write("2001/comm", "worker\n");
+  fp.root.write("2001/cmdline", std::string("/usr/local/bin/python3.12\0serve.py\0", 35));
+  fp.root.write("2002/comm", "nginx\n");
+  fp.root.write("2002/cmdline", std::string("nginx: worker process\0", 22));
+  const auto gevent = fp.inspect(2000), asyncio = fp.inspect(2001), other = fp.inspect(2002);
+  REQUIRE(gevent.has_value());
+  REQUIRE(asyncio.has_value());
+  REQUIRE(other.has_value());
+  CHECK(gevent->limited);
+  CHECK(gevent->python);
+  CHECK(gevent->native_loop == LoopKind::Gevent);
+  CHECK(gevent->python_version == "3.11");
+  CHECK(gevent->libpython.empty());
+  CHECK(asyncio->python);
+  CHECK(asyncio->native_loop == LoopKind::Python);
+  CHECK(asyncio->python_version == "3.12");
+  CHECK_FALSE(other->python);
+  CHECK(other->native_loop == LoopKind::Epoll);
+  CHECK_FALSE(fp.inspect(2003).has_value());  // gone
+}
