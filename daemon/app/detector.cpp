@@ -195,6 +195,8 @@ void Detector::name_framework(std::uint32_t pid, const std::vector<PyFrame>& fra
   for (Correlator* c : consumers_) c->set_stack_loop(pid, *k);
 }
 
+// A thread that has just entered epoll_wait: it asked for its process to be
+// classified, or ended a stall.
 void Detector::identify_framework_now(std::uint32_t pid, std::uint32_t tid) {
   if (framework_unknown(pid)) name_framework(pid, stacks_->python_frames(pid, tid));
 }
