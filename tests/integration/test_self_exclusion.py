@@ -9,6 +9,8 @@ daemon, itself or the other capture, while a real gevent workload is listed.
 import json
 import os
 import re
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,7 +55,7 @@ def test_loopstall_processes_are_never_loops(bpf_ready, tmp_path):
         skip_or_fail(f"loopstalld not found at {LOOPSTALLD} (set LOOPSTALLD_BIN)")
     if not PYENV_311:
         skip_or_fail("no pyenv python3.11 (a shared libpython) to bait the daemon with")
-    run_dir = Path(f"/tmp/ls-self-{os.getpid()}")  # unix socket paths must stay short
+    run_dir = Path(tempfile.mkdtemp(prefix="ls-self-", dir="/tmp"))  # unix socket paths must stay short
     events = tmp_path / "events.jsonl"
     daemon = Proc([LOOPSTALLD, "--control-socket", run_dir / "control.sock", "--metrics-listen", "127.0.0.1:0",
                    "--events", events], name="loopstalld")
@@ -82,6 +84,7 @@ def test_loopstall_processes_are_never_loops(bpf_ready, tmp_path):
     finally:
         for p in procs:
             p.kill()
+        shutil.rmtree(run_dir, ignore_errors=True)
 
     ours = {daemon.pid: "loopstalld", text.pid: "text capture", js.pid: "json capture"}
     lines = [l for _, l in text.out]
