@@ -126,12 +126,7 @@ void Detector::watch_gc(std::uint32_t pid) {
 // thread state (a thread keeps its PyThreadState for life).
 void Detector::register_python_threads(std::uint64_t now_ns) {
   constexpr std::uint64_t kRetryNs = 1'000'000'000ULL;
-  // Attaching to a new interpreter reads its ELF files: a burst of new
-  // processes is spread over several scans.
-  constexpr std::uint64_t kBudgetNs = 5'000'000;
-  const std::uint64_t t0 = monotonic_ns();
   for (const ls_loop& l : loops_) {
-    if (monotonic_ns() - t0 > kBudgetNs) break;
     if (!watched(l.tgid)) continue;
     auto [it, fresh] = py_threads_.try_emplace(l.tid);
     PyThreadSeen& seen = it->second;

@@ -6,13 +6,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <charconv>
-#include <cmath>
-#include <cstdlib>
-
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -354,6 +355,84 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
 
 LoopKind loop_kind(const ProcInfo& p) {
   return p.python ? python_loop_kind(p.native_loop, p.stack_loop) : LoopKind::Epoll;
+}
+
+std::vector<std::uint32_t> parse_nspid(std::string_view text) {
+  constexpr std::string_view kKey = "NSpid:";
+  for (auto line : split(text, '\n')) {
+    if (line.substr(0, kKey.size()) != kKey) continue;
+    line.remove_prefix(kKey.size());
+    std::vector<std::uint32_t> ids;
+    while (true) {
+      const auto start = line.find_first_not_of(" \t");
+      if (start == std::string_view::npos) break;
+      line.remove_prefix(start);
+      std::uint32_t id = 0;
+      const auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), id);
+      // Ids are positive and separated by blanks; anything else is not a line the kernel wrote.
+      if (ec != std::errc() || id == 0 || (end != line.data() + line.size() && *end != ' ' && *end != '\t')) return {};
+      ids.push_back(id);
+      line.remove_prefix(static_cast<std::size_t>(end - line.data()));
+    }
+    return ids;
+  }
+  return {};
+}
+
+namespace {
+
+// The NSpid ids of one thread; {tid} when the kernel has no NSpid line; empty when gone.
+std::vector<std::uint32_t> namespace_ids(std::uint32_t pid, std::uint32_t tid, const std::string& proc_root) {
+  const auto status = read_file(proc_root + "/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status");
+  if (!status || status->empty()) return {};
+  auto ids = parse_nspid(*status);
+  // No NSpid line (kernel before 4.1), or one whose first id is not the one /proc names the thread by: one
+  // namespace as far as we can tell.
+  if (ids.empty() || ids.front() != tid) return {tid};
+  return ids;
+}
+
+}  // namespace
+
+std::optional<std::uint32_t> innermost_tid(std::uint32_t pid, std::uint32_t tid, const std::string& proc_root) {
+  const auto ids = namespace_ids(pid, tid, proc_root);
+  if (ids.empty()) return std::nullopt;
+  return ids.back();
+}
+
+bool in_child_pid_namespace(std::uint32_t pid, const std::string& proc_root) {
+  return namespace_ids(pid, pid, proc_root).size() > 1;
+}
+
+std::map<std::uint32_t, std::uint32_t> innermost_tids(std::uint32_t pid, const std::string& proc_root) {
+  std::map<std::uint32_t, std::uint32_t> out;
+  std::error_code ec;
+  // increment(ec): a process that exits mid-walk ends the walk instead of throwing.
+  for (std::filesystem::directory_iterator it(proc_root + "/" + std::to_string(pid) + "/task", ec), last;
+       !ec && it != last; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    std::uint32_t tid = 0;
+    const auto [end, perr] = std::from_chars(name.data(), name.data() + name.size(), tid);
+    if (perr != std::errc() || end != name.data() + name.size() || tid == 0) continue;
+    if (const auto inner = innermost_tid(pid, tid, proc_root)) out.emplace(tid, *inner);
+  }
+  return out;
+}
+
+std::vector<std::string> target_file_paths(std::uint32_t pid, std::string_view path, std::uint64_t map_start,
+                                           std::uint64_t map_end, const std::string& proc_root) {
+  std::vector<std::string> out;
+  const std::string dir = proc_root + "/" + std::to_string(pid);
+  if (map_end > map_start) {
+    char range[40];
+    std::snprintf(range, sizeof range, "%llx-%llx", static_cast<unsigned long long>(map_start),
+                  static_cast<unsigned long long>(map_end));
+    out.push_back(dir + "/map_files/" + range);
+  }
+  path = strip_deleted(path);
+  // Only absolute paths name a file ("[vdso]", "" and relative garbage do not).
+  if (!path.empty() && path.front() == '/') out.push_back(dir + "/root" + std::string(path));
+  return out;
 }
 
 }  // namespace loopstall

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "loopstall/procinfo.hpp"
+
 namespace loopstall::native {
 
 struct DwflProcess::ModuleRecord {
@@ -37,11 +39,9 @@ constexpr int kCalleeSaved[] = {kRbx, kRbp, kRsp, 12, 13, 14, 15};
 constexpr int kMaxPasses = 8;
 constexpr std::uint64_t kMaxVdsoSize = 1 << 20;
 
-std::string map_files_path(pid_t pid, const Mapping& m) {
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "/proc/%d/map_files/%llx-%llx", static_cast<int>(pid),
-                static_cast<unsigned long long>(m.start), static_cast<unsigned long long>(m.end));
-  return buf;
+// Where a live process's mapped file can be opened (containers too).
+std::vector<std::string> mapped_file_paths(pid_t pid, const Mapping& m) {
+  return target_file_paths(static_cast<std::uint32_t>(pid), m.path, m.start, m.end);
 }
 
 // A regular file opened read-only (mapped devices could block), or -1.
@@ -218,17 +218,16 @@ std::unique_ptr<DwflProcess> DwflProcess::create(pid_t pid, std::vector<Mapping>
 }
 
 int DwflProcess::open_module_file(const ModuleRecord& rec) {
-  const std::string path = rec.first.file_path();
   if (mode_.live) {
-    // Exactly the mapped file: survives deletion, replacement and mount
-    // namespaces (needs CAP_SYS_ADMIN).
-    int fd = open_regular(map_files_path(pid_, rec.first), 0);
-    if (fd >= 0) return fd;
-    fd = open_regular("/proc/" + std::to_string(pid_) + "/root" + path, rec.first.inode);
-    if (fd >= 0) return fd;
+    // Exactly the mapped file (map_files: survives deletion and replacement),
+    // else the same inode at its path in the process's root (mount namespaces).
+    for (const std::string& path : mapped_file_paths(pid_, rec.first)) {
+      const int fd = open_regular(path, path.find("/map_files/") == std::string::npos ? rec.first.inode : 0);
+      if (fd >= 0) return fd;
+    }
   }
   // A process that exited: the host path, if it still is the same file.
-  return open_regular(path, mode_.recorded ? 0 : rec.first.inode);
+  return open_regular(rec.first.file_path(), mode_.recorded ? 0 : rec.first.inode);
 }
 
 int DwflProcess::find_elf(ModuleRecord& rec, char** file_name, Elf** elfp) {
@@ -400,11 +399,13 @@ NativeFrame DwflProcess::describe(const RawFrame& f, ElfSymbolizer& symbolizer) 
   }
   out.module = m->path;
   const std::uint64_t file_offset = pc - m->start + m->offset;
-  const std::string path = mode_.live ? map_files_path(pid_, *m) : m->file_path();
-  const auto vaddr = symbolizer.file_offset_to_vaddr(path, file_offset);
-  out.offset = vaddr.value_or(file_offset);
-  if (vaddr) {
+  out.offset = file_offset;
+  for (const std::string& path : mode_.live ? mapped_file_paths(pid_, *m) : std::vector{m->file_path()}) {
+    const auto vaddr = symbolizer.file_offset_to_vaddr(path, file_offset);
+    if (!vaddr) continue;
+    out.offset = *vaddr;
     if (auto s = symbolizer.symbolize(path, *vaddr)) out.symbol = clean_symbol(*s);
+    break;
   }
   return out;
 }

@@ -4,9 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
 #include <fstream>
 #include <sstream>
+
+#include "loopstall/procinfo.hpp"
 
 namespace loopstall::python {
 namespace {
@@ -52,13 +53,9 @@ std::string basename_of(std::string_view path) {
   return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
 }
 
-// The file behind a mapping, preferring what is actually mapped (map_files
-// survives replaced and "(deleted)" files), then the target's root (containers).
+// The file behind a mapping, as the process maps it (procinfo's target_file_paths: containers too).
 std::optional<ElfSymbols> symbols_of_mapping(pid_t pid, const MapEntry& m, const std::vector<std::string_view>& want) {
-  char range[64];
-  std::snprintf(range, sizeof range, "%lx-%lx", static_cast<unsigned long>(m.start), static_cast<unsigned long>(m.end));
-  const std::string proc = "/proc/" + std::to_string(pid);
-  for (const std::string& candidate : {proc + "/map_files/" + range, proc + "/root" + m.path, m.path}) {
+  for (const std::string& candidate : target_file_paths(static_cast<std::uint32_t>(pid), m.path, m.start, m.end)) {
     if (auto syms = read_elf_symbols(candidate, want)) return syms;
   }
   return std::nullopt;

@@ -1,5 +1,6 @@
 #include "loopstall/python/stack_reader.hpp"
 
+#include "loopstall/procinfo.hpp"
 #include "loopstall/python/debug_offsets.hpp"
 #include "loopstall/python/thread_ids.hpp"
 
@@ -29,6 +30,8 @@ std::optional<PyProcess> PyProcess::attach(pid_t pid) {
   const auto interp = mem.read_as<std::uint64_t>(info->runtime + offsets.runtime_interpreters_head);
   if (!interp || !plausible_pointer(*interp)) return std::nullopt;
   PyProcess p(pid, *info, offsets, from_debug);
+  // A process never changes its PID namespace (unshare and setns move only its children).
+  p.child_pid_ns_ = loopstall::in_child_pid_namespace(static_cast<std::uint32_t>(pid));
   p.ensure_pthread_tid_offset();
   return p;
 }
@@ -38,15 +41,26 @@ bool PyProcess::ensure_pthread_tid_offset() {
   if (pthread_tid_offset_ != kNoField) return true;
   std::optional<std::uint32_t> off;
   if (info_.pthread_tid_descriptor) off = pthread_tid_offset_from_descriptor(memory_, info_.pthread_tid_descriptor);
-  if (!off) off = pthread_tid_offset_by_search(memory_, info_.runtime, offsets_, pid(), live_tids(pid()));
+  if (!off) {
+    const auto self = own_tid(static_cast<std::uint32_t>(pid()));
+    if (self)
+      off = pthread_tid_offset_by_search(memory_, info_.runtime, offsets_, static_cast<pid_t>(*self), live_tids(pid()));
+  }
   if (!off) return false;
   pthread_tid_offset_ = *off;
   return true;
 }
 
+std::optional<std::uint32_t> PyProcess::own_tid(std::uint32_t tid) const {
+  if (!child_pid_ns_) return tid;
+  return innermost_tid(static_cast<std::uint32_t>(pid()), tid);
+}
+
 std::optional<std::uint64_t> PyProcess::thread_state(std::uint32_t tid) {
   if (!ensure_pthread_tid_offset()) return std::nullopt;
-  return find_thread_state(memory_, info_.runtime, offsets_, tid, pthread_tid_offset_);
+  const auto own = own_tid(tid);
+  if (!own) return std::nullopt;
+  return find_thread_state(memory_, info_.runtime, offsets_, *own, pthread_tid_offset_);
 }
 
 std::vector<RawFrame> PyProcess::raw_stack(std::uint32_t tid) {

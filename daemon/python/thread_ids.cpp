@@ -2,12 +2,10 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <string>
 #include <vector>
 
+#include "loopstall/procinfo.hpp"
 #include "loopstall/python/frame_walker.hpp"
 #include "loopstall/python/py_objects.hpp"
 
@@ -68,13 +66,8 @@ std::optional<std::uint32_t> pthread_tid_offset_by_search(const Memory& mem, std
 
 std::set<std::uint32_t> live_tids(pid_t pid) {
   std::set<std::uint32_t> tids;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    const std::string name = entry.path().filename().string();
-    char* end = nullptr;
-    const unsigned long v = std::strtoul(name.c_str(), &end, 10);
-    if (end && *end == '\0' && v > 0 && v <= 0xffffffffUL) tids.insert(static_cast<std::uint32_t>(v));
-  }
+  if (pid <= 0) return tids;
+  for (const auto& [ours, theirs] : innermost_tids(static_cast<std::uint32_t>(pid))) tids.insert(theirs);
   return tids;
 }
 

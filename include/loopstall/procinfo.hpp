@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -85,5 +86,40 @@ std::string_view strip_deleted(std::string_view path);
 
 // Service name from the text of /proc/PID/cgroup (cgroup v2 or v1).
 std::string service_from_cgroup(std::string_view cgroup_text);
+
+// --- PID namespaces (containers) --------------------------------------------
+// A thread has one id per PID namespace it is in. BPF and /proc give us the
+// one in the namespace /proc is mounted for (ours); gettid() inside the
+// process, and so CPython's native_thread_id and glibc's struct pthread, hold
+// the one in the process's own, innermost namespace.
+
+// The ids of the "NSpid:" line of a /proc status file, outermost (ours) first,
+// innermost last. Empty when the line is missing or malformed.
+std::vector<std::uint32_t> parse_nspid(std::string_view status_text);
+
+// Thread tid of process pid as the process itself knows it; tid itself on a
+// kernel without NSpid (before 4.1); nullopt when the thread is gone.
+std::optional<std::uint32_t> innermost_tid(std::uint32_t pid, std::uint32_t tid,
+                                           const std::string& proc_root = "/proc");
+
+// Whether process pid lives in a PID namespace below ours (a container), where
+// its ids differ from ours.
+bool in_child_pid_namespace(std::uint32_t pid, const std::string& proc_root = "/proc");
+
+// Every thread of process pid (/proc/PID/task): our tid -> its innermost tid.
+// Threads that exit during the walk are left out.
+std::map<std::uint32_t, std::uint32_t> innermost_tids(std::uint32_t pid, const std::string& proc_root = "/proc");
+
+// --- Files of other processes (containers) ----------------------------------
+// Where we can open a file that process pid maps or runs, given its path as the
+// process sees it (/proc/PID/maps, /proc/PID/exe; a " (deleted)" suffix is
+// allowed), best first:
+//   /proc/PID/map_files/START-END (when map_end > map_start): exactly the
+//     mapped file, even deleted or replaced since; needs CAP_SYS_ADMIN;
+//   /proc/PID/root/PATH: the path in the process's own root and mount
+//     namespace (containers, chroots).
+// Never the bare path: in a container it may name another file, or none.
+std::vector<std::string> target_file_paths(std::uint32_t pid, std::string_view path, std::uint64_t map_start = 0,
+                                           std::uint64_t map_end = 0, const std::string& proc_root = "/proc");
 
 }  // namespace loopstall

@@ -15,12 +15,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "loopstall/procinfo.hpp"
 #include "loopstall/python/debug_offsets.hpp"
 #include "loopstall/python/stack_reader.hpp"
 #include "loopstall/python/thread_ids.hpp"
@@ -85,9 +87,10 @@ std::map<std::string, int> markers() {
 }
 
 // The target process: its stdout is a pipe, it dies with us, and is killed and reaped when done.
+// prefix: a command that runs the interpreter (unshare ...), looked up in PATH.
 class Child {
  public:
-  Child(const std::string& python, const std::vector<std::string>& args) {
+  Child(const std::string& python, const std::vector<std::string>& args, const std::vector<std::string>& prefix = {}) {
     int fds[2];
     REQUIRE(pipe2(fds, O_CLOEXEC) == 0);
     pid_ = fork();
@@ -95,10 +98,13 @@ class Child {
     if (pid_ == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       dup2(fds[1], 1);
-      std::vector<char*> argv = {const_cast<char*>(python.c_str()), const_cast<char*>(kScript.c_str())};
+      std::vector<char*> argv;
+      for (const auto& a : prefix) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(const_cast<char*>(python.c_str()));
+      argv.push_back(const_cast<char*>(kScript.c_str()));
       for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);
-      execv(python.c_str(), argv.data());
+      execvp(argv[0], argv.data());
       _exit(127);
     }
     close(fds[1]);
@@ -236,6 +242,71 @@ TEST_CASE("live: threads parked in known call chains, every interpreter") {
       const auto d = read_debug_offsets(mem, py->runtime_address(), kPy313);
       REQUIRE(d);
       CHECK(*d == kPy313);
+    }
+  }
+}
+
+namespace {
+
+// The process whose parent is ppid (unshare -f's one child), or -1.
+pid_t child_of(pid_t ppid) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(e.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    std::string state;
+    long parent = 0;
+    if (rest >> state >> parent && parent == ppid) return static_cast<pid_t>(std::stol(name));
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("live: a process in its own PID namespace (containers), every interpreter") {
+  if (!may_run_live()) return;
+  if (std::system("unshare --version >/dev/null 2>&1") != 0) {
+    MESSAGE("skipping PID namespace case: no unshare (util-linux)");
+    return;
+  }
+  const auto m = markers();
+  for (const auto& interp : interpreters()) {
+    CAPTURE(interp.path);
+    Child child(interp.path, {}, {"unshare", "-p", "-f", "--kill-child", "--mount-proc"});
+    const auto own = child.wait_for({"main", "worker", "ctypes"}, std::chrono::seconds(20));
+    REQUIRE(own.size() == 3);
+    const pid_t pid = child_of(child.pid());  // the interpreter, below unshare
+    REQUIRE(pid > 0);
+    REQUIRE(loopstall::in_child_pid_namespace(static_cast<std::uint32_t>(pid)));
+    CHECK(own.at("main") == 1);  // its own pid there
+    // Our tids of the threads it reported by its own.
+    std::map<std::uint32_t, std::uint32_t> ours;
+    for (const auto& [host, inner] : loopstall::innermost_tids(static_cast<std::uint32_t>(pid))) ours[inner] = host;
+    for (const auto& [role, tid] : own) REQUIRE(ours.count(tid));
+    CHECK(ours.at(own.at("main")) == static_cast<std::uint32_t>(pid));
+
+    auto py = attach_with_retry(pid);
+    REQUIRE(py);
+    CHECK(py->in_child_pid_namespace());
+    // Found by our tids, as BPF and /proc name the threads.
+    check_stack(*py, ours.at(own.at("worker")),
+                {{"inner_sleep", m.at("sleep")}, {"middle", m.at("middle")}, {"outer", m.at("outer")}});
+    check_stack(*py, ours.at(own.at("ctypes")), {{"c_inner", m.at("usleep")}, {"c_middle", m.at("c_middle")}});
+    CHECK(py->stack(ours.at(own.at("main"))).size() == 6);
+
+    if (interp.minor <= 10) {
+      // struct pthread holds the process's own tids: the search needs its own pid, not ours.
+      const loopstall::ProcessMemory mem(pid);
+      const auto by_symbol = pthread_tid_offset_from_descriptor(mem, py->runtime_info().pthread_tid_descriptor);
+      const auto live = live_tids(pid);
+      CHECK(live.count(1) == 1);
+      CHECK(pthread_tid_offset_by_search(mem, py->runtime_address(), py->offsets(), 1, live) == by_symbol);
+      CHECK_FALSE(pthread_tid_offset_by_search(mem, py->runtime_address(), py->offsets(), pid, live).has_value());
     }
   }
 }

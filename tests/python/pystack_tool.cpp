@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "loopstall/procinfo.hpp"
 #include "loopstall/python/stack_reader.hpp"
-#include "loopstall/python/thread_ids.hpp"
 
 using loopstall::python::PyProcess;
 
@@ -36,8 +36,8 @@ int main(int argc, char** argv) {
   std::vector<std::uint32_t> tids;
   for (int i = first + 1; i < argc; ++i) tids.push_back(static_cast<std::uint32_t>(std::strtoul(argv[i], nullptr, 10)));
   if (tids.empty()) {
-    const auto live = loopstall::python::live_tids(pid);
-    tids.assign(live.begin(), live.end());
+    // Our tids (a process in a container knows its threads by others).
+    for (const auto& [ours, theirs] : loopstall::innermost_tids(static_cast<std::uint32_t>(pid))) tids.push_back(ours);
   }
   for (const std::uint32_t tid : tids) {
     const auto t0 = std::chrono::steady_clock::now();

@@ -405,3 +405,98 @@ TEST_CASE("inspect_process: maps not readable (another user's process, no CAP_SY
   CHECK(other->native_loop == LoopKind::Epoll);
   CHECK_FALSE(fp.inspect(2003).has_value());  // gone
 }
+
+// --- PID namespaces: the NSpid line of /proc/PID/task/TID/status ---------------
+
+namespace {
+
+// A status file as the kernel writes it (6.x), with the given NSpid line ("" for none).
+std::string status_text(const std::string& nspid_line) {
+  return "Name:\tpython3.11\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\nPid:\t4242\nPPid:\t4241\n"
+         "TracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t0 \nNStgid:\t4242\t1\n" +
+         nspid_line + "NSpgid:\t4241\t0\nNSsid:\t4241\t0\nThreads:\t2\n";
+}
+
+}  // namespace
+
+TEST_CASE("parse_nspid") {
+  using V = std::vector<std::uint32_t>;
+  CHECK(parse_nspid(status_text("NSpid:\t4242\n")) == V{4242});
+  // Outermost (ours) first, innermost (the process's own) last; nested containers too.
+  CHECK(parse_nspid(status_text("NSpid:\t4242\t1\n")) == V{4242, 1});
+  CHECK(parse_nspid(status_text("NSpid:\t4243\t57\t2\n")) == V{4243, 57, 2});
+  CHECK(parse_nspid("NSpid:\t4294967295\t1") == V{4294967295U, 1});  // no trailing newline
+  // NStgid, NSpgid and NSsid are other lines: only NSpid counts.
+  CHECK(parse_nspid("NStgid:\t9\t1\nNSpgid:\t9\t0\n").empty());
+  CHECK(parse_nspid(status_text("")).empty());
+  // Garbage: never a half-read id.
+  CHECK(parse_nspid("").empty());
+  CHECK(parse_nspid("NSpid:").empty());
+  CHECK(parse_nspid("NSpid:\t\n").empty());
+  CHECK(parse_nspid("NSpid:\t12x\t1\n").empty());
+  CHECK(parse_nspid("NSpid:\t-1\n").empty());
+  CHECK(parse_nspid("NSpid:\t0\t1\n").empty());
+  CHECK(parse_nspid("NSpid:\t4294967296\n").empty());  // overflows 32 bits
+  CHECK(parse_nspid("NSpid:\t99999999999999999999999\n").empty());
+  CHECK(parse_nspid(std::string("NSpid:\t7\0\t1\n", 11)).empty());
+  CHECK(parse_nspid(" NSpid:\t7\n").empty());  // not at the start of a line
+}
+
+TEST_CASE("innermost_tid / innermost_tids / in_child_pid_namespace: fake /proc trees") {
+  TempDir root;
+  const std::string proc = root.path().string();
+  // A container's python (our 4242, its 1) with a second thread (our 4250, its 9).
+  root.write("4242/task/4242/status", status_text("NSpid:\t4242\t1\n"));
+  root.write("4242/task/4250/status", status_text("NSpid:\t4250\t9\n"));
+  // A process of ours (one namespace) ...
+  root.write("5000/task/5000/status", status_text("NSpid:\t5000\n"));
+  // ... one on a kernel without NSpid ...
+  root.write("6000/task/6000/status", status_text(""));
+  // ... and entries that are not (or no longer) threads.
+  root.write("4242/task/4260/status", "");  // exited while read
+  root.write("4242/task/notatid/status", status_text("NSpid:\t1\t1\n"));
+  root.write("4242/task/4270/status", status_text("NSpid:\t999\t3\n"));  // another thread's line: taken as ours
+
+  CHECK(innermost_tid(4242, 4242, proc) == 1U);
+  CHECK(innermost_tid(4242, 4250, proc) == 9U);
+  CHECK(innermost_tid(5000, 5000, proc) == 5000U);
+  CHECK(innermost_tid(6000, 6000, proc) == 6000U);
+  CHECK(innermost_tid(4242, 4270, proc) == 4270U);
+  CHECK_FALSE(innermost_tid(4242, 4260, proc).has_value());
+  CHECK_FALSE(innermost_tid(4242, 4243, proc).has_value());  // gone
+  CHECK_FALSE(innermost_tid(7000, 7000, proc).has_value());
+
+  CHECK(in_child_pid_namespace(4242, proc));
+  CHECK_FALSE(in_child_pid_namespace(5000, proc));
+  CHECK_FALSE(in_child_pid_namespace(6000, proc));
+  CHECK_FALSE(in_child_pid_namespace(7000, proc));
+
+  const std::map<std::uint32_t, std::uint32_t> want{{4242, 1}, {4250, 9}, {4270, 4270}};
+  CHECK(innermost_tids(4242, proc) == want);
+  CHECK(innermost_tids(5000, proc) == std::map<std::uint32_t, std::uint32_t>{{5000, 5000}});
+  CHECK(innermost_tids(7000, proc).empty());
+}
+
+TEST_CASE("innermost_tids: this process, in our own namespace") {
+  const auto self = static_cast<std::uint32_t>(getpid());
+  const auto tids = innermost_tids(self);
+  REQUIRE(tids.count(self) == 1);
+  CHECK(tids.at(self) == self);
+  CHECK_FALSE(in_child_pid_namespace(self));
+}
+
+TEST_CASE("target_file_paths") {
+  using V = std::vector<std::string>;
+  CHECK(target_file_paths(42, "/usr/lib/x86_64-linux-gnu/libc.so.6", 0x7f0000001000, 0x7f0000002000) ==
+        V{"/proc/42/map_files/7f0000001000-7f0000002000", "/proc/42/root/usr/lib/x86_64-linux-gnu/libc.so.6"});
+  // No mapping known (an exe from /proc/PID/exe): the process's root only.
+  CHECK(target_file_paths(42, "/usr/bin/python3.11") == V{"/proc/42/root/usr/bin/python3.11"});
+  // Replaced on disk: map_files still has it; the path names whatever is there now.
+  CHECK(target_file_paths(7, "/srv/app/python3.11 (deleted)", 0x400000, 0x401000, "/fake") ==
+        V{"/fake/7/map_files/400000-401000", "/fake/7/root/srv/app/python3.11"});
+  // Not a path: only map_files, if the mapping is known.
+  CHECK(target_file_paths(7, "[vdso]", 0x1000, 0x2000) == V{"/proc/7/map_files/1000-2000"});
+  CHECK(target_file_paths(7, "").empty());
+  CHECK(target_file_paths(7, "relative/lib.so").empty());
+  CHECK(target_file_paths(7, "/x", 0x2000, 0x1000) == V{"/proc/7/root/x"});  // an empty range is no mapping
+}

@@ -81,6 +81,19 @@ def gevent_ready_then_wait(args):
     gevent.sleep(delay)
 
 
+def hang(seconds, spin, sleep=time.sleep):
+    """The stall of the hang workloads: stall_start(), then `seconds` of a CPU spin (spin) or of
+    `sleep` (pass the unpatched time.sleep under gevent), then stall_end()."""
+    stall_start()
+    if spin:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+    else:
+        sleep(seconds)
+    stall_end()
+
+
 def begin_stall():
     """stall_start(), then the thread's CPU clock; pass the result to end_stall()."""
     stall_start()

@@ -27,7 +27,8 @@ class PyProcess {
   // nullopt if pid is not a supported, initialized CPython (or is gone).
   static std::optional<PyProcess> attach(pid_t pid);
 
-  // The thread state of kernel thread `tid`, GIL held or not.
+  // The thread state of kernel thread `tid` (our tid, as BPF and /proc name
+  // it, also for a process in a container), GIL held or not.
   std::optional<std::uint64_t> thread_state(std::uint32_t tid);
   // Innermost first; empty if the thread has no Python frames or is unknown.
   std::vector<PyFrame> stack(std::uint32_t tid);
@@ -41,6 +42,9 @@ class PyProcess {
   std::uint64_t runtime_address() const { return info_.runtime; }
   const PyRuntimeInfo& runtime_info() const { return info_; }
   pid_t pid() const { return memory_.pid(); }
+  // Whether the process is in a PID namespace below ours: its thread states
+  // hold its own tids, which are then looked up for each of ours.
+  bool in_child_pid_namespace() const { return child_pid_ns_; }
   // The interpreter is shutting down (Py_Finalize began) or is gone: what
   // the loop thread does now is teardown, not a stall of the service.
   bool finalizing() const;
@@ -54,11 +58,14 @@ class PyProcess {
  private:
   PyProcess(pid_t pid, const PyRuntimeInfo& info, const PyOffsets& offsets, bool debug_offsets);
   bool ensure_pthread_tid_offset();
+  // Our tid as the process knows it; nullopt when the thread is gone.
+  std::optional<std::uint32_t> own_tid(std::uint32_t tid) const;
 
   ProcessMemory memory_;
   PyRuntimeInfo info_;
   PyOffsets offsets_;
   bool debug_offsets_ = false;
+  bool child_pid_ns_ = false;
   std::uint32_t pthread_tid_offset_ = kNoField;
   CodeResolver resolver_;
 };
