@@ -24,6 +24,7 @@
 #include "loopstall/procinfo.hpp"
 #include "loopstall/report.hpp"
 #include "loopstall/runner.hpp"
+#include "loopstall/stall.hpp"
 
 using namespace loopstall;
 
@@ -245,9 +246,13 @@ int status(const std::string& socket, const std::string& format) {
   }
   std::printf("loopstalld %s, up %.0f s, threshold %g ms, metrics on %s\n", j.value("version", "?").c_str(),
               j.value("uptime_s", 0.0), j.value("threshold_ms", 0.0), j.value("metrics_listen", "?").c_str());
-  std::printf("watching %d processes, %d loops (gevent %d, asyncio %d, epoll %d)\n", j.value("watched_processes", 0),
-              j.value("monitored_loops", 0), j["loops"].value("gevent", 0), j["loops"].value("asyncio", 0),
-              j["loops"].value("epoll", 0));
+  std::string kinds;
+  for (LoopKind k : kLoopKinds) {
+    const std::string name(to_string(k));
+    kinds += (kinds.empty() ? "" : ", ") + name + " " + std::to_string(j["loops"].value(name, 0));
+  }
+  std::printf("watching %d processes, %d loops (%s)\n", j.value("watched_processes", 0), j.value("monitored_loops", 0),
+              kinds.c_str());
   std::printf("stalls so far %llu, stalled now %d, lost events %llu\n",
               static_cast<unsigned long long>(j.value("stalls_total", 0ULL)), j.value("ongoing_stalls", 0),
               static_cast<unsigned long long>(j.value("lost_events", 0ULL)));

@@ -107,6 +107,18 @@ def end_stall(cpu0):
     say("STALL_CPU_MS", "%.1f" % cpu_ms)
 
 
+def burn_cpu(ms):
+    """STALL_START, pure-Python CPU for ms ms (the vDSO clock: no syscalls while burning),
+    STALL_END. The framework workloads call it from their handler or callback."""
+    stall_start()
+    end = time.perf_counter() + ms / 1000.0
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    stall_end()
+    return n
+
+
 def exit_now():
     """Exit 0 without interpreter teardown: it adds ~100 ms to every run for nothing (loopstall
     ignores it, see exit_teardown.py and test_interpreter_teardown_is_not_a_stall)."""
