@@ -3,8 +3,10 @@
 // /proc tree in a temporary directory, plus the pure helpers on the same
 // bytes. Input: five parts separated by "\n--\n": exe target, comm, cmdline,
 // cgroup, maps.
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -38,15 +40,31 @@ void write(const fs::path& p, std::string_view bytes) {
   std::ofstream(p, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-// One fake /proc for the whole run (tmpfs when there is one).
+// One fake /proc per fuzzing process (tmpfs when there is one). libFuzzer
+// mostly leaves with _Exit, past atexit: trees of processes that are gone are
+// also removed at the next start.
 const fs::path& fake_proc() {
-  static const fs::path root = [] {
+  // Never destroyed: the atexit handler below runs after static destructors.
+  static const fs::path& root = *new fs::path([] {
     const fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
-    fs::path r = base / ("loopstall-fuzz-proc-" + std::to_string(::getpid()));
+    const std::string prefix = "loopstall-fuzz-proc-";
+    std::error_code ec;
+    std::vector<fs::path> stale;  // removed after the listing, which must not change under it
+    for (const auto& e : fs::directory_iterator(base, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(prefix, 0) != 0) continue;
+      const pid_t owner = static_cast<pid_t>(std::atoi(name.c_str() + prefix.size()));
+      if (owner > 0 && ::kill(owner, 0) != 0 && errno == ESRCH) stale.push_back(e.path());
+    }
+    for (const auto& p : stale) fs::remove_all(p, ec);
+    fs::path r = base / (prefix + std::to_string(::getpid()));
     fs::create_directories(r / "4242");
-    std::atexit([] { fs::remove_all(fake_proc()); });
+    std::atexit([] {
+      std::error_code ignored;
+      fs::remove_all(fake_proc(), ignored);
+    });
     return r;
-  }();
+  }());
   return root;
 }
 
