@@ -1,10 +1,10 @@
-// A control-socket request line (anyone with access to the socket writes
-// it): parse_request either gives a request or throws std::runtime_error,
-// and the error line sent back is always valid JSON.
+// A control-socket request line (written by any root client, possibly
+// garbage): parse_request gives a request or an error, never an exception,
+// and the line sent back is always valid JSON.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <exception>
+#include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -13,14 +13,15 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view line(reinterpret_cast<const char*>(data), size);
-  try {
-    const loopstall::ControlRequest r = loopstall::parse_request(line);
-    if (r.cmd == loopstall::ControlRequest::Cmd::Capture && !(r.threshold_ms > 0)) std::abort();
-  } catch (const std::exception& e) {
-    // As ControlServer::handle_request answers it.
-    const std::string reply = loopstall::error_response(e.what());
-    if (reply.empty() || reply.back() != '\n') std::abort();
-    if (!nlohmann::json::accept(reply.substr(0, reply.size() - 1))) std::abort();
+  const loopstall::ControlRequest r = loopstall::parse_request(line);
+  if (r.error.empty() && r.cmd == loopstall::ControlRequest::Cmd::Capture) {
+    if (!(r.threshold_ms > 0) || (r.format != "json" && r.format != "text")) std::abort();
+    for (const std::uint32_t pid : r.selection.pids) {
+      if (pid == 0 || pid > (1u << 22)) std::abort();
+    }
   }
+  // As ControlServer answers it; the message may quote the request's bytes.
+  const std::string reply = loopstall::control_line({{"ok", false}, {"error", r.error + std::string(line)}});
+  if (reply.empty() || reply.back() != '\n' || !nlohmann::json::accept(reply.substr(0, reply.size() - 1))) std::abort();
   return 0;
 }
