@@ -1,7 +1,7 @@
 // ELF files the daemon opens because a process maps them (a local user can
 // map any file they wrote): every reader of ours over the same bytes —
 // the runtime locator's symbols and PT_LOADs, the symbolizer's tables and
-// build-id, the .note.stapsdt check before attaching USDT probes. libelf
+// build-id, the .note.stapsdt reader that finds the GC probes to attach. libelf
 // does the parsing; the arithmetic on what it returns is ours.
 #include <gelf.h>
 #include <libelf.h>
@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "loopstall/native/sdt_notes.hpp"
 #include "loopstall/native/symbolizer.hpp"
 #include "loopstall/python/runtime_locator.hpp"
 
@@ -42,7 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const python::MapEntry m{0x7f0000000000, 0x7f0000100000, 0, "r-xp", 1, path};
     (void)python::load_bias(syms->loads, {m}, syms->et_exec);
   }
-  (void)native::has_sdt_notes(path);
+  const native::SdtNotes notes = native::read_sdt_notes(path);
+  if ((notes.gc_start || notes.gc_done) && !notes.any) std::abort();
   (void)native::read_build_id(path);
 
   native::ElfSymbolizer symbolizer(4);
@@ -62,7 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (Elf* elf = elf_memory(copy.data(), copy.size())) {
     if (elf_kind(elf) == ELF_K_ELF) {
       const auto id = native::read_build_id(elf);
-      (void)native::has_sdt_notes(elf);
+      (void)native::read_sdt_notes(elf);
       const auto table = symbolizer.table(elf, id.value_or(""), true);
       if (table) {
         for (const std::uint64_t a : probes) (void)table->lookup(a);
