@@ -92,7 +92,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   const auto info = loopstall::inspect_process(4242, fake_proc().string());
   if (!info) std::abort();  // maps is there: the process exists
-  if (info->gevent && !info->python) std::abort();
+  if (info->native_loop != loopstall::LoopKind::Epoll && !info->python) std::abort();
   if (info->cmdline.find('\0') != std::string::npos) std::abort();
   (void)loopstall::thread_comm(4242, 4242, fake_proc().string());
   return 0;
