@@ -37,6 +37,34 @@ constexpr std::string_view kGreenletModule = "/greenlet/";
 // a framework: twisted and tornado import it too).
 constexpr std::string_view kAsyncioModule = "/_asyncio.";
 
+// Frames that exist only while a loop runs an iteration (what it calls sits
+// above them): evidence that a thread outside epoll_wait is a loop mid-
+// iteration. Function names, not just files: gevent's threadpool or
+// twisted's deferreds also run outside any loop.
+struct LoopRunner {
+  std::string_view file_suffix;
+  std::string_view function;  // co_name; qualnames end with ".<name>"
+};
+
+constexpr std::array kRunners{
+    LoopRunner{"asyncio/base_events.py", "run_forever"},
+    LoopRunner{"asyncio/base_events.py", "_run_once"},
+    LoopRunner{"asyncio/runners.py", "run"},
+    LoopRunner{"twisted/internet/base.py", "mainLoop"},
+    LoopRunner{"tornado/ioloop.py", "start"},
+    LoopRunner{"eventlet/hubs/hub.py", "run"},
+    LoopRunner{"gevent/hub.py", "run"},
+};
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+bool names(std::string_view function, std::string_view name) {
+  return function == name || (ends_with(function, name) && function.size() > name.size() &&
+                              function[function.size() - name.size() - 1] == '.');
+}
+
 bool matches(std::string_view path, const std::array<std::string_view, 2>& patterns) {
   for (std::string_view p : patterns)
     if (!p.empty() && path.find(p) != std::string_view::npos) return true;
@@ -78,6 +106,14 @@ std::optional<LoopKind> loop_from_frames(const std::vector<PyFrame>& frames) {
     for (const PyFrame& fr : frames)
       if (matches(fr.file, f.frames)) return f.kind;
   return LoopKind::Python;
+}
+
+bool frames_run_a_loop(const std::vector<PyFrame>& frames, bool gevent) {
+  for (const PyFrame& f : frames)
+    for (const LoopRunner& r : kRunners)
+      if (ends_with(f.file, r.file_suffix) && names(f.function, r.function)) return true;
+  // A greenlet's frames end where it began, never in a module's top level.
+  return gevent && !frames.empty() && frames.back().function != "<module>";
 }
 
 LoopKind python_loop_kind(LoopKind from_modules, std::optional<LoopKind> from_stack) {

@@ -44,6 +44,12 @@ bool decided_by_modules(LoopKind k);
 // no known framework). nullopt when there are no frames at all (not read).
 std::optional<LoopKind> loop_from_frames(const std::vector<PyFrame>& frames);
 
+// Python frames (innermost first) that show the thread is running an event
+// loop's iteration now: a loop runner's frame (asyncio, twisted, tornado,
+// eventlet, gevent's hub), or, in a gevent process, a greenlet's frames --
+// the hub runs it.
+bool frames_run_a_loop(const std::vector<PyFrame>& frames, bool gevent);
+
 // The loop kind of a Python process: modules first, then what a loop
 // thread's stack showed, then the module hint.
 LoopKind python_loop_kind(LoopKind from_modules, std::optional<LoopKind> from_stack);
