@@ -5,7 +5,6 @@ running its event loop for --iterations iterations of 10 ms and exiting, until -
 Prints "CHURN started=N ok=N failed=N seconds=S" when done (also on SIGTERM).
 """
 import argparse
-import os
 import signal
 import subprocess
 import sys
