@@ -111,6 +111,7 @@ int run(const Flags& flags) {
     for (const ls_loop& l : det.last_scan())
       if (corr.watches(l.tgid)) monitored++, kinds[std::string(to_string(corr.loop_kind_of(l.tgid)))]++;
     const BpfStats st = det.engine().stats();
+    const MapOccupancy occ = det.engine().map_occupancy();
     return {{"version", LOOPSTALL_VERSION},
             {"uptime_s", static_cast<double>(monotonic_ns() - started) / 1e9},
             {"threshold_ms", corr.threshold_ms()},
@@ -128,7 +129,10 @@ int run(const Flags& flags) {
             {"stalls_total", counter.stalls},
             {"ongoing_stalls", corr.ongoing_count()},
             {"lost_events", corr.lost() + st.loops_full + st.procs_full},
-            {"bpf", {{"programs_attached", det.engine().attached_programs()}, {"iterations", st.iterations}}},
+            {"bpf",
+             {{"programs_attached", det.engine().attached_programs()},
+              {"iterations", st.iterations},
+              {"map_entries", {{"loops", occ.loops}, {"procs", occ.procs}, {"py_threads", occ.py_threads}}}}},
             {"alerts_firing", alerts.firing_counts()},
             {"metrics_listen", host + ":" + std::to_string(http.port())}};
   };

@@ -78,6 +78,18 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
   return out;
 }
 
+// The file of the lowest file-backed mapping of a maps text ("" if none).
+std::string first_mapped_file(std::string_view maps) {
+  while (!maps.empty()) {
+    const auto nl = maps.find('\n');
+    const std::string_view line = maps.substr(0, nl);
+    if (const auto slash = line.find('/'); slash != std::string_view::npos) return std::string(line.substr(slash));
+    if (nl == std::string_view::npos) break;
+    maps.remove_prefix(nl + 1);
+  }
+  return "";
+}
+
 bool is_hex_id(std::string_view s) {
   if (s.size() < 12) return false;
   for (char c : s)
@@ -297,12 +309,20 @@ std::optional<ThreadActivity> thread_activity(std::uint32_t pid, std::uint32_t t
 
 std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& proc_root) {
   const std::string dir = proc_root + "/" + std::to_string(pid);
-  // maps and exe need ptrace read access (another user's process: the
-  // daemon needs CAP_SYS_PTRACE); comm, cmdline and cgroup are world-readable.
+  // maps and exe need ptrace read access to another user's process, but not
+  // the same one: CAP_PERFMON alone opens maps (mm_access), only
+  // CAP_SYS_PTRACE resolves exe. comm, cmdline and cgroup are world-readable.
   const auto maps = read_file(dir + "/maps");
   ProcInfo info;
   info.pid = pid;
   info.exe = read_link(dir + "/exe");
+  if (info.exe.empty() && maps) {
+    // The program is the first file the kernel mapped: the lowest address.
+    // Without it a statically linked python3.11 (no libpython in its maps)
+    // would not look like Python at all.
+    info.exe = first_mapped_file(*maps);
+    info.limited = true;
+  }
   if (auto comm = read_file(dir + "/comm")) {
     info.comm = *comm;
     while (!info.comm.empty() && info.comm.back() == '\n') info.comm.pop_back();

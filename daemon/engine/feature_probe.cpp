@@ -70,9 +70,9 @@ void probe_features() {
   // Not fatal: stalls are still measured in every process.
   if (!has_cap(caps, kCapSysPtrace))
     std::fprintf(stderr,
-                 "loopstall: warning: no CAP_SYS_PTRACE: processes of other users are found by their comm and "
-                 "command line only (gevent/asyncio guessed from it) and their stalls come without Python and "
-                 "native stacks and without GC time\n");
+                 "loopstall: warning: no CAP_SYS_PTRACE: stalls of other users' processes are measured but "
+                 "come without Python and native stacks and without GC time (their exe is read from their "
+                 "maps)\n");
 }
 
 }  // namespace loopstall

@@ -133,6 +133,18 @@ std::vector<std::uint32_t> Engine::pending_procs() {
   return procs_where(impl_->skel->maps.procs, [](std::uint32_t st) { return st == LS_PROC_PENDING; });
 }
 
+MapOccupancy Engine::map_occupancy() {
+  MapOccupancy m;
+  const std::size_t hwm = slots_in_use(*impl_);
+  for (std::size_t slot = 1; slot < hwm; ++slot)
+    m.loops += __atomic_load_n(&impl_->loops.at<ls_loop>(slot)->tid, __ATOMIC_RELAXED) != 0;
+  bpf_map* procs = impl_->skel->maps.procs;
+  bpf_map* py = impl_->skel->maps.py_threads;
+  m.procs = HashDump<std::uint32_t>().read(bpf_map__fd(procs), bpf_map__max_entries(procs));
+  m.py_threads = HashDump<ls_py_thread>().read(bpf_map__fd(py), bpf_map__max_entries(py));
+  return m;
+}
+
 void Engine::set_py_thread(std::uint32_t tid, const ls_py_thread& t) {
   bpf_map__update_elem(impl_->skel->maps.py_threads, &tid, sizeof tid, &t, sizeof t, BPF_ANY);
 }

@@ -44,6 +44,10 @@ StallMetrics::StallMetrics(Registry& reg, std::size_t max_services, const std::s
   reg_.gauge("loopstall_longest_ongoing_stall_seconds", "Age of the longest iteration in progress");
   reg_.gauge("loopstall_watched_processes", "Processes whose loops are measured");
   reg_.counter("loopstall_bpf_map_full_total", "Threads or processes not tracked because a BPF map was full", {"map"});
+  reg_.gauge("loopstall_bpf_map_entries",
+             "Entries in use in the BPF maps that grow with the host's processes: loops (loop threads, of 4096), "
+             "procs (processes that called epoll_wait, of 16384), py_threads (of 4096)",
+             {"map"});
   reg_.counter("loopstall_bpf_iterations_total", "Iterations the BPF programs measured (all consumers)");
   reg_.counter("loopstall_bpf_samples_total",
                "On-CPU samples of loop threads inside long iterations (stack evidence for stalls)");
@@ -111,6 +115,7 @@ void StallMetrics::refresh(Detector& det, const Correlator& corr) {
     by_kind[std::string(to_string(corr.loop_kind_of(l.tgid)))]++;
   }
   const BpfStats st = eng.stats();
+  const MapOccupancy occ = eng.map_occupancy();
   const std::vector<ProgramStats> progs = eng.program_stats();
   std::lock_guard<std::mutex> lock(reg_.mutex());
   auto& runs = reg_.counter("loopstall_bpf_program_runs_total", "", {"program"});
@@ -133,6 +138,10 @@ void StallMetrics::refresh(Detector& det, const Correlator& corr) {
   auto& full = reg_.counter("loopstall_bpf_map_full_total", "", {"map"});
   full.set({"loops"}, static_cast<double>(st.loops_full));
   full.set({"procs"}, static_cast<double>(st.procs_full));
+  auto& entries = reg_.gauge("loopstall_bpf_map_entries", "", {"map"});
+  entries.set({"loops"}, static_cast<double>(occ.loops));
+  entries.set({"procs"}, static_cast<double>(occ.procs));
+  entries.set({"py_threads"}, static_cast<double>(occ.py_threads));
   reg_.counter("loopstall_bpf_iterations_total", "").set({}, static_cast<double>(st.iterations));
   reg_.counter("loopstall_bpf_samples_total", "").set({}, static_cast<double>(st.samples));
   reg_.counter("loopstall_bpf_samples_skipped_total", "").set({}, static_cast<double>(st.samples_skipped));

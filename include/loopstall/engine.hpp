@@ -46,6 +46,16 @@ struct BpfStats {
   std::uint64_t state_repairs = 0;  // switch-ins the tracer missed (see resync_running)
 };
 
+// Entries in use in the BPF maps that grow with what runs on the host: loop
+// slots (threads measured, of 4096), procs (processes that called
+// epoll_wait, of 16384) and py_threads (loop threads whose Python frames
+// the sampler walks, of 4096). Flat over time on a steady host.
+struct MapOccupancy {
+  std::uint64_t loops = 0;
+  std::uint64_t procs = 0;
+  std::uint64_t py_threads = 0;
+};
+
 // Kernel-side cost of one BPF program (zeros unless the host enables
 // kernel.bpf_stats_enabled).
 struct ProgramStats {
@@ -109,6 +119,8 @@ class Engine {
   // Returns the CLOCK_MONOTONIC time the snapshot stands for.
   std::uint64_t scan_loops(std::vector<ls_loop>& out);
   BpfStats stats();
+  // Counts every map entry (a few batched syscalls): once a second at most.
+  MapOccupancy map_occupancy();
   std::vector<ProgramStats> program_stats();
   // Optional programs that could not be attached (name -> errno), e.g.
   // epoll_pwait2 on kernels without it.

@@ -37,8 +37,9 @@ struct ProcInfo {
   std::string comm;
   std::string cmdline;  // arguments joined by spaces
   std::string service;  // systemd unit or container, "" if none
-  // maps/exe were not readable (another user's process, no CAP_SYS_PTRACE):
-  // python/gevent come from comm and cmdline only.
+  // exe (or maps too) was not readable: another user's process and no
+  // CAP_SYS_PTRACE. exe is then the first file in maps (CAP_PERFMON reads
+  // them), or python/gevent come from comm and cmdline only.
   bool limited = false;
 };
 

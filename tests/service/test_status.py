@@ -27,6 +27,9 @@ def test_status_shows_loops_and_stalls(bpf, tmp):
     st = wait_for(lambda: (s := d.status())["monitored_loops"] >= 1 and s["loops"]["gevent"] >= 1 and s, 5,
                   what="status: a monitored gevent loop", describe=lambda: str(d.status()))
     assert st["watched_processes"] >= 1
+    # The gevent loop holds a loop slot and its process a procs entry (the ones BPF keeps).
+    maps = st["bpf"]["map_entries"]
+    assert set(maps) == {"loops", "procs", "py_threads"} and maps["loops"] >= 1 and maps["procs"] >= 1, maps
     text = d.status("text")
     m = TEXT_WATCHING.search(text)
     assert m, text

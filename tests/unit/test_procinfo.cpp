@@ -226,13 +226,18 @@ TEST_CASE("inspect_process: fake /proc trees") {
     CHECK_FALSE(inspect_process(1006, (fp.root.path() / "nonexistent").string()).has_value());
   }
 
-  SUBCASE("exe unreadable (kernel thread, other user): decided by maps") {
-    fp.add(1008, "", "7f0000000000-7f0000300000 r-xp 00000000 08:02 1 /usr/lib/libpython3.9.so.1.0\n", "w\n", "");
+  SUBCASE("exe unreadable (other user): decided by maps, exe their first file") {
+    fp.add(1008, "",
+           "55d0c0a00000-55d0c0a01000 r--p 00000000 08:02 7 /opt/app/bin/worker\n"
+           "7f0000000000-7f0000300000 r-xp 00000000 08:02 1 /usr/lib/libpython3.9.so.1.0\n",
+           "w\n", "");
     const auto p = fp.inspect(1008);
     REQUIRE(p.has_value());
-    CHECK(p->exe == "");
+    CHECK(p->exe == "/opt/app/bin/worker");
+    CHECK(p->limited);
     CHECK(p->python);
     CHECK(p->python_version == "3.9");
+    CHECK(p->libpython == "/usr/lib/libpython3.9.so.1.0");
   }
 
   SUBCASE("empty maps") {
@@ -404,6 +409,30 @@ TEST_CASE("inspect_process: maps not readable (another user's process, no CAP_SY
   CHECK_FALSE(other->python);
   CHECK(other->native_loop == LoopKind::Epoll);
   CHECK_FALSE(fp.inspect(2003).has_value());  // gone
+}
+
+TEST_CASE("inspect_process: maps readable, exe not (CAP_PERFMON without CAP_SYS_PTRACE)") {
+  // Debian's python3.11 links libpython statically: without the exe link
+  // only the first mapped file says it is Python.
+  FakeProc fp;
+  fp.add(2100, "", kGeventMaps, "python3.11\n", "");
+  fp.add(2101, "", "7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0      [stack]\n", "nginx\n", "");
+  const auto py = fp.inspect(2100), other = fp.inspect(2101);
+  REQUIRE(py.has_value());
+  REQUIRE(other.has_value());
+  CHECK(py->limited);
+  CHECK(py->exe == "/usr/bin/python3.11");
+  CHECK(py->python);
+  CHECK(py->gevent);
+  CHECK(py->python_version == "3.11");
+  CHECK(other->exe.empty());
+  CHECK_FALSE(other->python);
+  const auto readable = [&] {
+    fp.add(2102, "/usr/bin/python3.11", kGeventMaps, "python3.11\n", "");
+    return fp.inspect(2102);
+  }();
+  REQUIRE(readable.has_value());
+  CHECK_FALSE(readable->limited);
 }
 
 // --- PID namespaces: the NSpid line of /proc/PID/task/TID/status ---------------
