@@ -423,7 +423,7 @@ TEST_CASE("inspect_process: maps readable, exe not (CAP_PERFMON without CAP_SYS_
   CHECK(py->limited);
   CHECK(py->exe == "/usr/bin/python3.11");
   CHECK(py->python);
-  CHECK(py->gevent);
+  CHECK(py->native_loop == LoopKind::Gevent);
   CHECK(py->python_version == "3.11");
   CHECK(other->exe.empty());
   CHECK_FALSE(other->python);
