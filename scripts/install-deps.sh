@@ -9,11 +9,11 @@ BUILD_DEPS=(
   nlohmann-json3-dev libcli11-dev doctest-dev libcpp-httplib-dev libsystemd-dev libre2-dev
 )
 # Real workloads and checkers the tests run (binutils: readelf/nm check USDT notes and
-# native_stack offsets against the ELF files).
+# native_stack offsets against the ELF files; lintian and man-db check the .deb and its man pages).
 TEST_DEPS=(
   python3.11 python3-gevent python3-gunicorn python3-flask python3-confluent-kafka
   python3-jsonschema python3-pytest python3-yaml wrk util-linux procps strace clang-format binutils
-  prometheus prometheus-alertmanager systemd
+  prometheus prometheus-alertmanager systemd lintian man-db
 )
 
 want=("${BUILD_DEPS[@]}")

@@ -8,10 +8,6 @@
 namespace loopstall {
 namespace {
 
-std::string service_label(const ProcInfo& p) {
-  return p.service.empty() ? p.comm : p.service;
-}
-
 LoopKind loop_kind(const ProcInfo& p) {
   if (!p.python) return LoopKind::Epoll;
   return p.gevent ? LoopKind::Gevent : LoopKind::Asyncio;
@@ -23,7 +19,13 @@ Correlator::Correlator(Selection sel, double threshold_ms, Sink& sink, ProcInspe
     : sel_(std::move(sel)),
       threshold_ms_(threshold_ms),
       sink_(sink),
-      inspect_(inspect ? std::move(inspect) : ProcInspector([](std::uint32_t pid) { return inspect_process(pid); })),
+      // The real /proc: named by the selection's rules (an injected test
+      // inspector names its processes itself).
+      inspect_(inspect ? std::move(inspect) : ProcInspector([this](std::uint32_t pid) {
+        auto p = inspect_process(pid);
+        if (p) p->service = service_name(*p, sel_.naming ? *sel_.naming : ServiceNaming::defaults());
+        return p;
+      })),
       real_proc_(!inspect),
       clock_(clock) {}
 
@@ -44,7 +46,7 @@ const ProcInfo* Correlator::process(std::uint32_t pid) {
 
 std::string Correlator::service_of(std::uint32_t pid) const {
   auto it = procs_.find(pid);
-  return it == procs_.end() ? std::string() : service_label(it->second);
+  return it == procs_.end() ? std::string() : it->second.service;
 }
 
 LoopKind Correlator::loop_kind_of(std::uint32_t pid) const {

@@ -157,6 +157,7 @@ void ControlServer::handle_request(Client& c, const std::string& line) {
   }
   if (why.empty() && req["cmd"] != "capture") why = "unknown cmd '" + req["cmd"].get<std::string>() + "'";
   Selection sel;
+  sel.naming = naming_;
   double threshold = 100.0;
   std::string format = "json";
   if (why.empty()) why = parse_capture(req, sel, threshold, format);
