@@ -90,7 +90,12 @@ def make_verify_root(tmp_path, unit_text):
 def verify_unit(tmp_path, unit_text):
     exe = require_tool("systemd-analyze")
     root = make_verify_root(tmp_path, unit_text)
-    r = run([exe, "verify", f"--root={root}", "loopstalld.service"])
+    # verify runs man(1) for Documentation=man:loopstalld(8): the page from docs/man.
+    man8 = tmp_path / "man" / "man8"
+    man8.mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[2] / "docs" / "man" / "loopstalld.8", man8)
+    r = run([exe, "verify", f"--root={root}", "loopstalld.service"],
+            env={"PATH": "/usr/bin:/bin", "MANPATH": str(tmp_path / "man")})
     return r.returncode, (r.stdout + r.stderr).strip()
 
 
