@@ -298,17 +298,42 @@ std::optional<std::string> environ_value(std::string_view text, std::string_view
   return std::nullopt;
 }
 
+namespace {
+
+std::vector<std::string_view> words(std::string_view cmdline) {
+  std::vector<std::string_view> args;
+  for (std::string_view a : split(cmdline, ' '))
+    if (!a.empty()) args.push_back(a);
+  return args;
+}
+
+// What a command line runs: for a Python interpreter its script (basename) or
+// -m module, with the index of that word; else argv[0]'s basename at 0.
+// nullopt: nothing named (-c, a script on stdin, a bare interpreter).
+std::optional<std::pair<std::string_view, std::size_t>> program(const std::vector<std::string_view>& args) {
+  if (args.empty()) return std::nullopt;
+  if (basename(args[0]).rfind("python", 0) != 0) return std::pair{basename(args[0]), std::size_t{0}};
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const std::string_view o = args[i];
+    if (o == "-" || o.rfind("-c", 0) == 0) return std::nullopt;
+    if (o == "-m") return i + 1 < args.size() ? std::optional(std::pair{args[i + 1], i + 1}) : std::nullopt;
+    if (o.rfind("-m", 0) == 0) return std::pair{o.substr(2), i};
+    if (o.size() < 2 || o[0] != '-') return std::pair{basename(o), i};
+    if (o == "-X" || o == "-W" || o == "--check-hash-based-pycs") ++i;  // takes a value
+  }
+  return std::nullopt;
+}
+
+bool prefork_name(std::string_view name) {
+  return name.rfind("gunicorn", 0) == 0 || name.rfind("uwsgi", 0) == 0;
+}
+
+}  // namespace
+
 bool is_prefork_server(std::string_view cmdline) {
-  const std::string_view first = cmdline.substr(0, cmdline.find(' '));
   if (cmdline.rfind("gunicorn:", 0) == 0 || cmdline.rfind("uwsgi", 0) == 0) return true;  // setproctitle
-  const auto named = [](std::string_view arg) {
-    const std::string_view b = basename(arg);
-    return b.rfind("gunicorn", 0) == 0 || b.rfind("uwsgi", 0) == 0;
-  };
-  if (named(first)) return true;
-  if (basename(first).rfind("python", 0) != 0) return false;
-  const std::string_view rest = cmdline.substr(std::min(cmdline.size(), first.size() + 1));
-  return named(rest.substr(0, rest.find(' ')));
+  const auto prog = program(words(cmdline));
+  return prog && prefork_name(prog->first);
 }
 
 std::optional<std::string> script_name(std::string_view cmdline) {
@@ -319,32 +344,18 @@ std::optional<std::string> script_name(std::string_view cmdline) {
     const std::string_view app = cmdline.substr(open + 1, close - open - 1);
     return bounded_name(app.substr(0, app.find(':')));
   }
-  std::vector<std::string_view> args;
-  for (std::string_view a : split(cmdline, ' '))
-    if (!a.empty()) args.push_back(a);
-  if (args.empty()) return std::nullopt;
-  std::size_t i = 0;
-  if (basename(args[0]).rfind("python", 0) == 0) {
-    // Interpreter options; -m names a module, -c has no name.
-    for (i = 1; i < args.size() && args[i].size() > 1 && args[i][0] == '-'; ++i) {
-      const std::string_view o = args[i];
-      if (o == "-m") return i + 1 < args.size() ? bounded_name(args[i + 1]) : std::nullopt;
-      if (o.rfind("-m", 0) == 0) return bounded_name(o.substr(2));
-      if (o == "-c" || o.rfind("-c", 0) == 0 || o == "-") return std::nullopt;
-      if (o == "-X" || o == "-W" || o == "--check-hash-based-pycs") ++i;  // takes a value
-    }
-    if (i >= args.size() || args[i] == "-") return std::nullopt;  // a script on stdin has no name
-  }
-  std::string_view script = basename(args[i]);
-  const bool gunicorn = script.rfind("gunicorn", 0) == 0, uwsgi = script.rfind("uwsgi", 0) == 0;
-  if (gunicorn) {
+  const auto args = words(cmdline);
+  const auto prog = program(args);
+  if (!prog) return std::nullopt;
+  auto [script, i] = *prog;
+  if (script.rfind("gunicorn", 0) == 0) {
     // The WSGI app: the last positional argument, "module:callable".
     for (std::size_t k = args.size(); k-- > i + 1;)
       if (args[k][0] != '-' && args[k].find(':') != std::string_view::npos)
         return bounded_name(args[k].substr(0, args[k].find(':')));
     return "gunicorn";
   }
-  if (uwsgi) {
+  if (script.rfind("uwsgi", 0) == 0) {
     for (std::size_t k = i + 1; k + 1 < args.size(); ++k) {
       if (args[k] == "--module" || args[k] == "-w" || args[k] == "--wsgi")
         return bounded_name(args[k + 1].substr(0, args[k + 1].find(':')));

@@ -2,6 +2,7 @@
 a storm of stalls, grouped by the shipped Alertmanager example; one daemon per metrics port."""
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,21 @@ def test_a_port_held_by_another_program_is_refused(binaries, tmp):
                             f"127.0.0.1:{port}", "--events", ""], capture_output=True, text=True, timeout=20,
                            stdin=subprocess.DEVNULL)
     assert r.returncode == 1 and "Address already in use" in r.stderr, r.stderr
+
+
+def test_bpf_run_time_is_absent_not_zero_when_the_kernel_does_not_measure_it(bpf, tmp):
+    """Without kernel.bpf_stats_enabled the kernel counts no BPF run time: a 0 would read as "free"."""
+    enabled = Path("/proc/sys/kernel/bpf_stats_enabled").read_text().strip() == "1"
+    d = Daemon(tmp)
+    wait_for(lambda: "loopstall_bpf_stats_enabled " in d.metrics_text(), 5, what="loopstall_bpf_stats_enabled")
+    _, samples = h.parse_exposition(d.metrics_text())
+    flag = [v for n, _, v in samples if n == "loopstall_bpf_stats_enabled"]
+    run_time = [(lbl, v) for n, lbl, v in samples if n == "loopstall_bpf_program_run_seconds_total"]
+    assert flag == [1.0 if enabled else 0.0], flag
+    if enabled:
+        assert run_time and all("program" in lbl for lbl, _ in run_time), run_time
+    else:
+        assert run_time == [], run_time
 
 
 def metric_services(d, family):

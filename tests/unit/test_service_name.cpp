@@ -146,6 +146,12 @@ TEST_CASE("script_name: interpreters, modules, gunicorn and uwsgi") {
   CHECK_FALSE(script_name("python3 -").has_value());
   CHECK(script_name("/usr/bin/python3 /usr/bin/gunicorn -w 4 -k gevent shop.wsgi:application") == "shop.wsgi");
   CHECK(script_name("/usr/bin/gunicorn --bind :8000 app:app") == "app");
+  CHECK(script_name("/usr/bin/python3.11 -m gunicorn -k gevent -w 2 gunicorn_app:app") == "gunicorn_app");
+  CHECK(is_prefork_server("/usr/bin/python3.11 -m gunicorn -k gevent gunicorn_app:app"));
+  CHECK(is_prefork_server("/usr/bin/python3 /usr/bin/gunicorn app:app"));
+  CHECK(is_prefork_server("gunicorn: worker [app:app]"));
+  CHECK_FALSE(is_prefork_server("/usr/bin/python3 app.py --name gunicorn"));
+  CHECK_FALSE(is_prefork_server("python3 -c import gunicorn"));
   CHECK(script_name("/usr/bin/gunicorn --config x.py") == "gunicorn");
   CHECK(script_name("gunicorn: worker [shop.wsgi:application]") == "shop.wsgi");
   CHECK(script_name("gunicorn: master [app:app]") == "app");
