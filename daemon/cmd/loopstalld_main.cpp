@@ -109,7 +109,10 @@ int run(const Flags& flags) {
   // between two daemons).
   const std::uint64_t started = monotonic_ns();
   std::atomic<std::uint64_t> last_step{started};
-  const auto [host, port] = parse_listen(cfg.metrics_listen, "metrics_listen");
+  // Not a structured binding: lambdas below use host (clang < 16 cannot capture one).
+  const auto listen_at = parse_listen(cfg.metrics_listen, "metrics_listen");
+  const std::string& host = listen_at.first;
+  const int port = listen_at.second;
   MetricsServer http(host, port, reg, [&last_step] {
     // The detector loop wakes at least every 20 ms; 5 s of silence is a hang.
     return monotonic_ns() - last_step.load() < 5'000'000'000ULL;

@@ -10,6 +10,8 @@ import service_harness as h
 from service_harness import Alertmanager, Daemon, Workload, wait_for
 
 SHIPPED_AM = h.REPO / "deploy" / "alertmanager" / "alertmanager.example.yml"
+# Only this test's workloads: other Python services on the box must not add alerts or series.
+OURS = {"include": [{"cmdline": str(h.WORKLOADS) + "/"}]}
 
 
 def test_second_daemon_on_the_same_metrics_port_is_refused(bpf, tmp):
@@ -50,7 +52,8 @@ def test_bpf_run_time_is_absent_not_zero_when_the_kernel_does_not_measure_it(bpf
     """Without kernel.bpf_stats_enabled the kernel counts no BPF run time: a 0 would read as "free"."""
     enabled = Path("/proc/sys/kernel/bpf_stats_enabled").read_text().strip() == "1"
     d = Daemon(tmp)
-    wait_for(lambda: "loopstall_bpf_stats_enabled " in d.metrics_text(), 5, what="loopstall_bpf_stats_enabled")
+    wait_for(lambda: any(n == "loopstall_bpf_stats_enabled" for n, _, _ in h.parse_exposition(d.metrics_text())[1]),
+             5, what="a loopstall_bpf_stats_enabled sample")
     _, samples = h.parse_exposition(d.metrics_text())
     flag = [v for n, _, v in samples if n == "loopstall_bpf_stats_enabled"]
     run_time = [(lbl, v) for n, lbl, v in samples if n == "loopstall_bpf_program_run_seconds_total"]
@@ -68,6 +71,7 @@ def metric_services(d, family):
 
 def test_services_named_by_rule_are_the_same_in_events_metrics_and_alerts(bpf, tmp):
     d = Daemon(tmp, config={
+        "watch": OURS,
         "service_names": [
             {"from": "env", "var": "OTEL_SERVICE_NAME"},
             {"from": "cmdline", "regex": "gevent_(sleep)\\.py", "name": "sleeper-svc"},
@@ -103,7 +107,7 @@ def test_services_named_by_rule_are_the_same_in_events_metrics_and_alerts(bpf, t
 def test_a_storm_of_stalls_in_one_service_is_one_alert(bpf, alertmanager_bin, tmp):
     """N stalls of one service = 1 alert in a real Alertmanager running the shipped example routing."""
     am = Alertmanager(tmp, config=SHIPPED_AM.read_text())
-    d = Daemon(tmp, config={"alerts": {
+    d = Daemon(tmp, config={"watch": OURS, "alerts": {
         "alertmanager": {"url": am.url, "timeout_ms": 2000},
         "labels": {"instance": "web-1:9750"},
         "rules": [{"name": "LoopStalled", "severity": "warning", "stall_ms": 150}]}})
