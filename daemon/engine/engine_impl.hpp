@@ -11,15 +11,7 @@
 #include <utility>
 #include <vector>
 
-// bpftool writes the BPF program's bool globals as C's _Bool, which only GCC
-// also takes in C++: clang builds need the spelling C++ knows.
-#if defined(__clang__)
-#define _Bool bool
-#endif
 #include "loopstall.skel.h"
-#if defined(__clang__)
-#undef _Bool
-#endif
 #include "loopstall/engine.hpp"
 
 namespace loopstall {
