@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "loopstall/procinfo.hpp"
+#include "loopstall/service_name.hpp"
 
 namespace fs = std::filesystem;
 
@@ -77,11 +78,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // The pure helpers straight on the bytes.
   (void)loopstall::python_version_from_path(exe);
   (void)loopstall::strip_deleted(exe);
-  (void)loopstall::service_from_cgroup(cgroup);
+  (void)loopstall::systemd_unit_from_cgroup(cgroup);
+  (void)loopstall::container_id_from_cgroup(cgroup);
+  (void)loopstall::pod_uid_from_cgroup(cgroup);
+  (void)loopstall::script_name(cmdline);
+  (void)loopstall::is_prefork_server(cmdline);
+  (void)loopstall::environ_value(cmdline, "OTEL_SERVICE_NAME");
 
   const fs::path dir = fake_proc() / "4242";
   write(dir / "comm", comm);
   write(dir / "cmdline", cmdline);
+  write(dir / "environ", cmdline);  // NUL-separated bytes too
   write(dir / "cgroup", cgroup);
   write(dir / "maps", maps);
   std::error_code ec;
@@ -95,5 +102,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (info->native_loop != loopstall::LoopKind::Epoll && !info->python) std::abort();
   if (info->cmdline.find('\0') != std::string::npos) std::abort();
   (void)loopstall::thread_comm(4242, 4242, fake_proc().string());
+  // The service name from the same hostile files (runtime files looked up under the fake tree).
+  loopstall::ServiceNaming naming = loopstall::ServiceNaming::defaults();
+  naming.host_root = fake_proc().string();
+  if (loopstall::service_name(*info, naming, fake_proc().string()).size() > loopstall::kMaxServiceNameBytes)
+    std::abort();
   return 0;
 }

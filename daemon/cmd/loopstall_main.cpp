@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "loopstall/build_info.hpp"
 #include "loopstall/capture_file.hpp"
 #include "loopstall/cli_checks.hpp"
 #include "loopstall/cli_common.hpp"
@@ -266,11 +267,14 @@ int status(const std::string& socket, const std::string& format) {
 
 int main(int argc, char** argv) {
   CLI::App app{"loopstall: find event-loop stalls in Python services, from outside the process", "loopstall"};
-  app.set_version_flag("--version", std::string(LOOPSTALL_VERSION));
+  app.set_version_flag("--version", [] { return version_text("loopstall"); });
   app.require_subcommand(1);
 
   CaptureArgs a;
-  auto* cap = app.add_subcommand("capture", "Capture stalls on this host now (standalone, with its own BPF programs)");
+  auto* cap = app.add_subcommand(
+      "capture",
+      "Capture stalls on this host now: through loopstalld when it runs (its control socket), else with "
+      "its own BPF programs (--standalone: always its own)");
   cap->add_option("--pid", a.pids, "Only these processes (repeatable); default: every process, also new ones")
       ->check(CLI::PositiveNumber);
   cap->add_option("--duration", a.duration_s, "Seconds to capture; default: until SIGINT/SIGTERM")

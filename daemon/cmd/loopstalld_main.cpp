@@ -1,13 +1,17 @@
 // loopstalld: the always-on daemon. Watches every Python event loop on the
 // host, serves Prometheus metrics, fires alerts, logs stall events and
 // serves `loopstall capture`/`status` over its control socket.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <climits>
 #include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "loopstall/alerts.hpp"
+#include "loopstall/build_info.hpp"
 #include "loopstall/cli_checks.hpp"
 #include "loopstall/cli_common.hpp"
 #include "loopstall/clock.hpp"
@@ -29,6 +33,7 @@ struct Flags {
   // Unset: the config file's value. "" is a value (e.g. --events "" = off).
   std::optional<std::string> metrics_listen, control_socket, events;
   double threshold_ms = 0;
+  bool check_config = false;
 };
 
 // Config file (or built-in defaults) with the command line on top.
@@ -52,7 +57,19 @@ Selection selection_of(const Config& c) {
   s.all_loops = c.all_loops;
   auto cfg = std::make_shared<Config>(c);
   s.accept = [cfg](const ProcInfo& p) { return cfg->accepts(p); };
+  s.naming = std::shared_ptr<const ServiceNaming>(cfg, &cfg->naming);
   return s;
+}
+
+// Labels on every alert: the operator's, and the host as "instance" unless
+// they name it otherwise.
+std::map<std::string, std::string> alert_labels(const Config& c) {
+  auto labels = c.alert_labels;
+  if (!labels.count("instance")) {
+    char host[HOST_NAME_MAX + 1] = {};
+    if (gethostname(host, sizeof host - 1) == 0 && host[0]) labels["instance"] = host;
+  }
+  return labels;
 }
 
 // Counts final reports for `loopstall status`.
@@ -75,7 +92,7 @@ int run(const Flags& flags) {
   std::unique_ptr<AlertSender> sender;
   if (!cfg.alertmanager_url.empty())
     sender = std::make_unique<AlertSender>(cfg.alertmanager_url, cfg.alertmanager_timeout_ms);
-  AlertEngine alerts(cfg.rules, sender.get(), stderr);
+  AlertEngine alerts(cfg.rules, sender.get(), stderr, {}, alert_labels(cfg));
   StallCounter counter;
   std::unique_ptr<JsonLinesSink> event_log;
   FanoutSink fan;
@@ -87,6 +104,20 @@ int run(const Flags& flags) {
   fan.add(&alerts);
   fan.add(&counter);
 
+  // The port first: a second daemon on the same port stops here, before it
+  // loads any BPF (the listener has no SO_REUSEPORT: scrapes never alternate
+  // between two daemons).
+  const std::uint64_t started = monotonic_ns();
+  std::atomic<std::uint64_t> last_step{started};
+  // Not a structured binding: lambdas below use host (clang < 16 cannot capture one).
+  const auto listen_at = parse_listen(cfg.metrics_listen, "metrics_listen");
+  const std::string& host = listen_at.first;
+  const int port = listen_at.second;
+  MetricsServer http(host, port, reg, [&last_step] {
+    // The detector loop wakes at least every 20 ms; 5 s of silence is a hang.
+    return monotonic_ns() - last_step.load() < 5'000'000'000ULL;
+  });
+
   EngineOptions eo;
   eo.threshold_ns = static_cast<std::uint64_t>(cfg.threshold_ms * 1e6);
   eo.sample_period_ns = sample_period_ns(cfg);
@@ -94,14 +125,6 @@ int run(const Flags& flags) {
   Correlator corr(selection_of(cfg), cfg.threshold_ms, fan);
   corr.keep_exited_totals(false);
   det.add(corr);
-
-  const std::uint64_t started = monotonic_ns();
-  std::atomic<std::uint64_t> last_step{started};
-  const auto [host, port] = parse_listen(cfg.metrics_listen, "metrics_listen");
-  MetricsServer http(host, port, reg, [&last_step] {
-    // The detector loop wakes at least every 20 ms; 5 s of silence is a hang.
-    return monotonic_ns() - last_step.load() < 5'000'000'000ULL;
-  });
 
   std::unique_ptr<ControlServer> control;
   auto status = [&]() -> nlohmann::json {
@@ -128,7 +151,8 @@ int run(const Flags& flags) {
             {"loops", kinds},
             {"stalls_total", counter.stalls},
             {"ongoing_stalls", corr.ongoing_count()},
-            {"lost_events", corr.lost() + st.loops_full + st.procs_full},
+            {"lost_events", corr.lost()},
+            {"untracked", {{"loops_map_full", st.loops_full}, {"procs_map_full", st.procs_full}}},
             {"bpf",
              {{"programs_attached", det.engine().attached_programs()},
               {"iterations", st.iterations},
@@ -136,7 +160,10 @@ int run(const Flags& flags) {
             {"alerts_firing", alerts.firing_counts()},
             {"metrics_listen", host + ":" + std::to_string(http.port())}};
   };
-  if (!cfg.control_socket.empty()) control = std::make_unique<ControlServer>(cfg.control_socket, det, status);
+  if (!cfg.control_socket.empty()) {
+    control = std::make_unique<ControlServer>(cfg.control_socket, det, status);
+    control->set_naming(selection_of(cfg).naming);
+  }
 
   Notifier notifier;
   std::fprintf(stderr,
@@ -186,6 +213,8 @@ int run(const Flags& flags) {
         if (next.sample_hz != cfg.sample_hz) det.set_sample_period_ns(sample_period_ns(next));
         det.reclassify(corr);
         alerts.set_rules(next.rules, now);
+        alerts.set_labels(alert_labels(next));
+        if (control) control->set_naming(selection_of(next).naming);
         metrics.set_max_services(next.max_services);
         if (next.metrics_listen != cfg.metrics_listen || next.control_socket != cfg.control_socket ||
             next.events != cfg.events || next.alertmanager_url != cfg.alertmanager_url)
@@ -214,7 +243,7 @@ int run(const Flags& flags) {
 
 int main(int argc, char** argv) {
   CLI::App app{"loopstalld: always-on event-loop stall detector", "loopstalld"};
-  app.set_version_flag("--version", std::string(LOOPSTALL_VERSION));
+  app.set_version_flag("--version", [] { return version_text("loopstalld"); });
   Flags f;
   app.add_option("--config", f.config, "JSON configuration file (default: built-in configuration)");
   app.add_option("--metrics-listen", f.metrics_listen, "HOST:PORT for GET /metrics (default 127.0.0.1:9750)");
@@ -224,12 +253,21 @@ int main(int argc, char** argv) {
                  "Unix socket for loopstall capture/status (default /run/loopstalld/control.sock; \"\" = none)");
   app.add_option("--events", f.events,
                  "Append stall events (JSON Lines) to FILE, - for stdout (default -; \"\" = none)");
+  app.add_flag("--check-config", f.check_config,
+               "Check the configuration (--config FILE, or the built-in one) and the flags, print the result, exit "
+               "0 if valid and 1 if not; starts nothing");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   try {
+    if (f.check_config) {
+      const Config c = effective_config(f);
+      std::printf("%s: configuration OK (%zu alert rules, %zu service naming rules)\n",
+                  f.config.empty() ? "built-in" : f.config.c_str(), c.rules.size(), c.naming.rules.size());
+      return 0;
+    }
     return run(f);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "loopstalld: error: %s\n", e.what());

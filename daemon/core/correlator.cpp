@@ -7,19 +7,18 @@
 #include "loopstall/frameworks.hpp"
 
 namespace loopstall {
-namespace {
-
-std::string service_label(const ProcInfo& p) {
-  return p.service.empty() ? p.comm : p.service;
-}
-
-}  // namespace
 
 Correlator::Correlator(Selection sel, double threshold_ms, Sink& sink, ProcInspector inspect, WallClock clock)
     : sel_(std::move(sel)),
       threshold_ms_(threshold_ms),
       sink_(sink),
-      inspect_(inspect ? std::move(inspect) : ProcInspector([](std::uint32_t pid) { return inspect_process(pid); })),
+      // The real /proc: named by the selection's rules (an injected test
+      // inspector names its processes itself).
+      inspect_(inspect ? std::move(inspect) : ProcInspector([this](std::uint32_t pid) {
+        auto p = inspect_process(pid);
+        if (p) p->service = service_name(*p, sel_.naming ? *sel_.naming : ServiceNaming::defaults());
+        return p;
+      })),
       real_proc_(!inspect),
       clock_(clock) {}
 
@@ -40,7 +39,7 @@ const ProcInfo* Correlator::process(std::uint32_t pid) {
 
 std::string Correlator::service_of(std::uint32_t pid) const {
   auto it = procs_.find(pid);
-  return it == procs_.end() ? std::string() : service_label(it->second);
+  return it == procs_.end() ? std::string() : it->second.service;
 }
 
 LoopKind Correlator::loop_kind_of(std::uint32_t pid) const {

@@ -22,6 +22,7 @@
 #include "loopstall/frameworks.hpp"
 #include "loopstall/limits.hpp"
 #include "loopstall/native/proc_maps.hpp"
+#include "loopstall/service_name.hpp"
 
 namespace loopstall {
 namespace {
@@ -90,27 +91,6 @@ std::string first_mapped_file(std::string_view maps) {
   return "";
 }
 
-bool is_hex_id(std::string_view s) {
-  if (s.size() < 12) return false;
-  for (char c : s)
-    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
-  return true;
-}
-
-// "docker-<id>.scope", "cri-containerd-<id>.scope", "libpod-<id>.scope",
-// "crio-<id>.scope", or a bare "<id>" (cgroupfs driver): first 12 of the id.
-std::optional<std::string> container_id(std::string_view comp) {
-  constexpr std::string_view scope = ".scope";
-  if (comp.size() > scope.size() && comp.substr(comp.size() - scope.size()) == scope) {
-    comp.remove_suffix(scope.size());
-    const auto dash = comp.rfind('-');
-    if (dash == std::string_view::npos) return std::nullopt;
-    comp = comp.substr(dash + 1);
-  }
-  if (is_hex_id(comp)) return std::string(comp.substr(0, 12));
-  return std::nullopt;
-}
-
 bool same_file(const std::string& a, const std::string& b) {
   struct stat sa = {};
   struct stat sb = {};
@@ -158,34 +138,8 @@ std::optional<std::string> python_version_from_path(std::string_view path) {
   return version;
 }
 
-std::string service_from_cgroup(std::string_view text) {
-  std::string_view best_path;
-  for (auto line : split(text, '\n')) {
-    if (line.empty()) continue;
-    auto fields = split(line, ':');
-    if (fields.size() < 3) continue;
-    // cgroup v2 ("0::/path") wins; else the v1 name=systemd or any path.
-    std::string_view path = line.substr(fields[0].size() + fields[1].size() + 2);
-    if (fields[0] == "0" && fields[1].empty()) {
-      best_path = path;
-      break;
-    }
-    if (best_path.empty() || fields[1] == "name=systemd") best_path = path;
-  }
-  auto comps = split(best_path, '/');
-  for (auto it = comps.rbegin(); it != comps.rend(); ++it) {
-    std::string_view c = *it;
-    if (c.empty()) continue;
-    if (auto id = container_id(c)) return *id;
-    constexpr std::string_view svc = ".service";
-    if (c.size() > svc.size() && c.substr(c.size() - svc.size()) == svc) {
-      // A user's service manager is not the app's service: apps in its
-      // scopes have none of their own.
-      if (c.rfind("user@", 0) == 0) return "";
-      return std::string(c);
-    }
-  }
-  return "";
+std::optional<std::string> read_file_prefix(const std::string& path, std::size_t max) {
+  return read_prefix(path, max);
 }
 
 bool process_exists(std::uint32_t pid, const std::string& proc_root) {
@@ -335,7 +289,10 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
     while (!info.cmdline.empty() && info.cmdline.back() == '\0') info.cmdline.pop_back();
     std::replace(info.cmdline.begin(), info.cmdline.end(), '\0', ' ');
   }
-  if (auto cg = read_file(dir + "/cgroup")) info.service = service_from_cgroup(*cg);
+  if (auto cg = read_prefix(dir + "/cgroup", kMaxCgroupBytes)) {
+    info.cgroup = std::move(*cg);
+    info.unit = systemd_unit_from_cgroup(info.cgroup);
+  }
 
   info.loopstall = is_loopstall(pid, dir, info.exe, proc_root);
   std::string_view exe_name = basename(strip_deleted(info.exe));

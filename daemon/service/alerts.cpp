@@ -24,10 +24,6 @@ std::string rfc3339(std::int64_t unix_ns) {
   return out;
 }
 
-std::string service_of(const StallReport& r) {
-  return r.service.empty() ? r.comm : r.service;
-}
-
 std::string fmt_ms(double ms) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.0f ms", ms);
@@ -141,8 +137,9 @@ void AlertSender::run() {
   }
 }
 
-AlertEngine::AlertEngine(std::vector<AlertRule> rules, AlertSender* sender, std::FILE* log, WallClock clock)
-    : rules_(std::move(rules)), sender_(sender), log_(log), clock_(clock) {}
+AlertEngine::AlertEngine(std::vector<AlertRule> rules, AlertSender* sender, std::FILE* log, WallClock clock,
+                         std::map<std::string, std::string> labels)
+    : rules_(std::move(rules)), labels_(std::move(labels)), sender_(sender), log_(log), clock_(clock) {}
 
 void AlertEngine::log_line(const Alert& a) {
   if (!log_) return;
@@ -161,8 +158,9 @@ void AlertEngine::deliver(const Alert& a) {
 
 void AlertEngine::fire(const AlertRule& rule, std::map<std::string, std::string> labels,
                        std::map<std::string, std::string> annotations, std::int64_t starts_unix_ns,
-                       std::uint64_t now_ns, std::uint64_t hold_ns) {
+                       std::uint64_t now_ns, std::uint64_t hold_ns, bool update_annotations) {
   for (const auto& [k, v] : rule.labels) labels.emplace(k, v);
+  for (const auto& [k, v] : labels_) labels.emplace(k, v);
   labels["alertname"] = rule.name;
   labels["severity"] = rule.severity;
   Alert a;
@@ -172,8 +170,19 @@ void AlertEngine::fire(const AlertRule& rule, std::map<std::string, std::string>
   const std::string key = a.key();
   auto it = active_.find(key);
   if (it != active_.end()) {  // already firing: keep its start, refresh
-    it->second.last_seen_ns = now_ns;
-    if (hold_ns) it->second.expires_ns = now_ns + hold_ns;
+    Active& act = it->second;
+    act.last_seen_ns = now_ns;
+    if (hold_ns) {
+      act.expires_ns = now_ns + hold_ns;
+      act.alert.ends_unix_ns = clock_.to_unix_ns(act.expires_ns);
+    }
+    if (update_annotations && act.alert.annotations != a.annotations) {
+      // The latest stall: Alertmanager keeps one alert and shows this.
+      act.alert.annotations = std::move(a.annotations);
+      act.last_sent_ns = now_ns;
+      ++updates_;
+      if (sender_) sender_->send({act.alert});
+    }
     return;
   }
   Active act;
@@ -197,15 +206,23 @@ void AlertEngine::resolve(const std::string& key, std::uint64_t now_ns) {
 
 void AlertEngine::stall(const StallReport& r) {
   const std::uint64_t now = monotonic_ns();
-  const std::string svc = service_of(r);
+  // service_name()'s value, as in events and metrics ("" when no rule
+  // named the process: one alert for all such processes).
+  const std::string& svc = r.service;
   for (const AlertRule& rule : rules_) {
     if (rule.kind == AlertRule::Kind::Stall && r.duration_ms >= rule.stall_ms) {
-      // One alert per stall; an ongoing report that crossed the line fires
-      // it early, the final one refreshes it.
-      fire(rule, {{"service", svc}, {"pid", std::to_string(r.pid)}, {"stall_id", r.stall_id}},
+      // One alert per service; an ongoing report that crossed the line fires
+      // it early, and each later report (this stall's or another's) makes it
+      // describe the latest stall and holds it longer.
+      char ms[32];
+      std::snprintf(ms, sizeof ms, "%.1f", r.duration_ms);
+      fire(rule, {{"service", svc}},
            {{"summary", "event loop of " + svc + " (pid " + std::to_string(r.pid) + ") stalled " +
-                            fmt_ms(r.duration_ms) + ": " + culprit(r)}},
-           r.start_unix_ns, now, kStallAlertHoldNs);
+                            fmt_ms(r.duration_ms) + (r.ongoing ? " so far" : "") + ": " + culprit(r)},
+            {"pid", std::to_string(r.pid)},
+            {"stall_id", r.stall_id},
+            {"duration_ms", ms}},
+           r.start_unix_ns, now, kStallAlertHoldNs, true);
     } else if (rule.kind == AlertRule::Kind::Frequent && !r.ongoing && r.duration_ms >= rule.min_ms) {
       auto& w = windows_[{rule.name, svc}];
       w.push_back(now);
@@ -213,9 +230,10 @@ void AlertEngine::stall(const StallReport& r) {
       while (!w.empty() && now - w.front() > window_ns) w.pop_front();
       if (w.size() >= rule.stalls)
         fire(rule, {{"service", svc}},
-             {{"summary", std::to_string(w.size()) + " stalls >= " + fmt_ms(rule.min_ms) + " in " + svc + " within " +
-                              std::to_string(static_cast<int>(rule.window_s)) + " s"}},
-             clock_.to_unix_ns(now), now, 0);
+             {{"summary", std::to_string(rule.stalls) + " or more stalls >= " + fmt_ms(rule.min_ms) + " in " + svc +
+                              " within " + std::to_string(static_cast<int>(rule.window_s)) + " s"},
+              {"stall_id", r.stall_id}},
+             clock_.to_unix_ns(now), now, 0, false);
     }
   }
 }
@@ -229,10 +247,14 @@ void AlertEngine::tick(const std::vector<ls_loop>& loops, const Correlator& corr
       const std::uint64_t age = now_ns - l.iter_start_ns;
       if (age < hung_ns) continue;
       const std::string svc = corr.service_of(l.tgid);
-      fire(rule, {{"service", svc}, {"pid", std::to_string(l.tgid)}, {"tid", std::to_string(l.tid)}},
+      // One alert per service, however many of its loops hang; the first
+      // one found describes it.
+      fire(rule, {{"service", svc}},
            {{"summary", "event loop of " + svc + " (pid " + std::to_string(l.tgid) + ", tid " + std::to_string(l.tid) +
-                            ") has not returned for " + fmt_ms(static_cast<double>(age) / 1e6)}},
-           clock_.to_unix_ns(l.iter_start_ns), now_ns, 0);
+                            ") has not returned since it started hanging"},
+            {"pid", std::to_string(l.tgid)},
+            {"tid", std::to_string(l.tid)}},
+           clock_.to_unix_ns(l.iter_start_ns), now_ns, 0, false);
     }
   }
   // Clear what no longer holds: hung loops that returned (not seen in this

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <set>
 #include <sstream>
@@ -50,13 +52,26 @@ double number(const json& j, const std::string& key, double min, double max) {
   return v;
 }
 
+// JSON Schema's integer: a number with no fraction (5.0 is one).
+double integer(const json& j, const std::string& key, double min, double max) {
+  const double v = number(j, key, min, max);
+  if (v != std::floor(v)) fail(key, "must be a whole number");
+  return v;
+}
+
 std::string string(const json& j, const std::string& key) {
   if (!j.is_string()) fail(key, "must be a string");
   return j.get<std::string>();
 }
 
+std::string nonempty(const json& j, const std::string& key) {
+  std::string v = string(j, key);
+  if (v.empty()) fail(key, "must not be empty");
+  return v;
+}
+
 std::shared_ptr<const re2::RE2> pattern(const json& j, const std::string& key) {
-  return compile_pattern(string(j, key), key);
+  return compile_pattern(nonempty(j, key), key);
 }
 
 // Alert names become Prometheus label values and Alertmanager alertnames.
@@ -80,8 +95,49 @@ std::vector<ProcessMatch> matches(const json& j, const std::string& key) {
     ProcessMatch pm;
     if (m.contains("exe")) pm.exe = pattern(m["exe"], k + ".exe");
     if (m.contains("cmdline")) pm.cmdline = pattern(m["cmdline"], k + ".cmdline");
-    if (m.contains("unit")) pm.unit = string(m["unit"], k + ".unit");
+    if (m.contains("unit")) pm.unit = nonempty(m["unit"], k + ".unit");
     out.push_back(std::move(pm));
+  }
+  return out;
+}
+
+std::vector<ServiceRule> naming_rules(const json& j, const std::string& key) {
+  if (!j.is_array()) fail(key, "must be an array of {from, ...} objects");
+  if (j.size() > kMaxMatchers) fail(key, "at most " + std::to_string(kMaxMatchers) + " entries");
+  std::vector<ServiceRule> out;
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    const std::string k = key + "[" + std::to_string(i) + "]";
+    const json& m = object_at(j[i], k);
+    only_keys(m, k, {"from", "var", "regex", "name"});
+    if (!m.contains("from")) fail(k + ".from", "required");
+    const auto from = service_source(string(m["from"], k + ".from"));
+    if (!from)
+      fail(k + ".from",
+           "must be one of env, systemd_unit, kubernetes, container, container_id, cmdline, exe, cgroup, script, comm");
+    ServiceRule r;
+    r.from = *from;
+    using F = ServiceRule::From;
+    const bool regex = r.from == F::Cmdline || r.from == F::Exe || r.from == F::Cgroup;
+    if (r.from == F::Env) {
+      if (!m.contains("var")) fail(k + ".var", "required with from \"env\"");
+      r.var = string(m["var"], k + ".var");
+      if (r.var.empty() || r.var.find('=') != std::string::npos || r.var.find('\0') != std::string::npos)
+        fail(k + ".var", "must be an environment variable name");
+    } else if (m.contains("var")) {
+      fail(k + ".var", "goes only with from \"env\"");
+    }
+    if (regex) {
+      if (!m.contains("regex")) fail(k + ".regex", std::string("required with from \"") + to_string(r.from) + "\"");
+      r.pattern = pattern(m["regex"], k + ".regex");
+      if (m.contains("name")) {
+        r.name = string(m["name"], k + ".name");
+        if (r.name.empty() || r.name.size() > kMaxServiceNameBytes)
+          fail(k + ".name", "must be 1 to " + std::to_string(kMaxServiceNameBytes) + " bytes");
+      }
+    } else if (m.contains("regex") || m.contains("name")) {
+      fail(k, "regex and name go only with from cmdline, exe or cgroup");
+    }
+    out.push_back(std::move(r));
   }
   return out;
 }
@@ -93,7 +149,7 @@ AlertRule rule(const json& j, const std::string& key) {
   if (!r.contains("name")) fail(key + ".name", "required");
   a.name = string(r["name"], key + ".name");
   if (!is_identifier(a.name)) fail(key + ".name", "must match [a-zA-Z_][a-zA-Z0-9_]*");
-  if (r.contains("severity")) a.severity = string(r["severity"], key + ".severity");
+  if (r.contains("severity")) a.severity = nonempty(r["severity"], key + ".severity");
   if (r.contains("labels")) {
     const json& l = object_at(r["labels"], key + ".labels");
     for (const auto& [k, v] : l.items()) a.labels[k] = string(v, key + ".labels." + k);
@@ -106,7 +162,7 @@ AlertRule rule(const json& j, const std::string& key) {
     a.stall_ms = number(r["stall_ms"], key + ".stall_ms", 0, 3.6e6);
   } else if (freq) {
     a.kind = AlertRule::Kind::Frequent;
-    a.stalls = static_cast<std::uint32_t>(number(r["stalls"], key + ".stalls", 1, 1e6));
+    a.stalls = static_cast<std::uint32_t>(integer(r["stalls"], key + ".stalls", 1, 1e6));
     if (!r.contains("window_s")) fail(key + ".window_s", "required with stalls");
     a.window_s = number(r["window_s"], key + ".window_s", 1, 86400);
     a.min_ms = r.contains("min_ms") ? number(r["min_ms"], key + ".min_ms", 0, 3.6e6) : 0;
@@ -141,7 +197,7 @@ bool ProcessMatch::matches(const ProcInfo& p) const {
   // time linear in the text and never recurses per character.
   if (exe && !re2::RE2::PartialMatch(p.exe, *exe)) return false;
   if (cmdline && !re2::RE2::PartialMatch(p.cmdline, *cmdline)) return false;
-  if (unit && p.service != *unit) return false;
+  if (unit && p.unit != *unit) return false;
   return true;
 }
 
@@ -159,12 +215,16 @@ std::pair<std::string, int> parse_listen(const std::string& value, const std::st
   if (colon == std::string::npos || colon + 1 == value.size()) fail(key, "must be HOST:PORT (got '" + value + "')");
   std::string host = value.substr(0, colon);
   if (host.empty()) host = "127.0.0.1";
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  else if (host.find_first_of(": \t\n[]") != std::string::npos)
+    fail(key, "must be HOST:PORT, an IPv6 address in brackets (got '" + value + "')");
   int port = 0;
   try {
     std::size_t used = 0;
     port = std::stoi(value.substr(colon + 1), &used);
-    if (used != value.size() - colon - 1) throw std::invalid_argument("trailing");
+    if (used != value.size() - colon - 1 || used > 5 || !std::isdigit(static_cast<unsigned char>(value[colon + 1])))
+      throw std::invalid_argument("not digits");
   } catch (const std::exception&) {
     fail(key, "port must be a number (got '" + value + "')");
   }
@@ -193,7 +253,8 @@ Config parse_config(const std::string& text) {
   if (!duplicate.empty()) fail(duplicate, "duplicate key");
   if (!j.is_object()) throw ConfigError("the configuration must be a JSON object");
   only_keys(j, "",
-            {"threshold_ms", "sample_hz", "metrics_listen", "events", "control_socket", "watch", "labels", "alerts"});
+            {"threshold_ms", "sample_hz", "metrics_listen", "events", "control_socket", "watch", "service_names",
+             "labels", "alerts"});
   Config c;
   if (j.contains("threshold_ms"))
     c.threshold_ms = number(j["threshold_ms"], "threshold_ms", kMinThresholdMs, kMaxThresholdMs);
@@ -214,15 +275,25 @@ Config parse_config(const std::string& text) {
     if (w.contains("include")) c.include = matches(w["include"], "watch.include");
     if (w.contains("exclude")) c.exclude = matches(w["exclude"], "watch.exclude");
   }
+  if (j.contains("service_names")) c.naming.rules = naming_rules(j["service_names"], "service_names");
   if (j.contains("labels")) {
     const json& l = object_at(j["labels"], "labels");
     only_keys(l, "labels", {"max_services"});
     if (l.contains("max_services"))
-      c.max_services = static_cast<std::size_t>(number(l["max_services"], "labels.max_services", 1, 100000));
+      c.max_services = static_cast<std::size_t>(integer(l["max_services"], "labels.max_services", 1, 100000));
   }
   if (j.contains("alerts")) {
     const json& a = object_at(j["alerts"], "alerts");
-    only_keys(a, "alerts", {"alertmanager", "rules"});
+    only_keys(a, "alerts", {"alertmanager", "labels", "rules"});
+    if (a.contains("labels")) {
+      const json& l = object_at(a["labels"], "alerts.labels");
+      for (const auto& [k, v] : l.items()) {
+        if (!is_identifier(k)) fail("alerts.labels." + k, "label names must match [a-zA-Z_][a-zA-Z0-9_]*");
+        if (k == "alertname" || k == "severity" || k == "service")
+          fail("alerts.labels." + k, "is set by the daemon for each alert");
+        c.alert_labels[k] = string(v, "alerts.labels." + k);
+      }
+    }
     if (a.contains("alertmanager")) {
       const json& am = object_at(a["alertmanager"], "alerts.alertmanager");
       only_keys(am, "alerts.alertmanager", {"url", "timeout_ms"});
@@ -233,7 +304,7 @@ Config parse_config(const std::string& text) {
       }
       if (am.contains("timeout_ms"))
         c.alertmanager_timeout_ms =
-            static_cast<int>(number(am["timeout_ms"], "alerts.alertmanager.timeout_ms", 1, 60000));
+            static_cast<int>(integer(am["timeout_ms"], "alerts.alertmanager.timeout_ms", 1, 60000));
     }
     if (a.contains("rules")) {
       if (!a["rules"].is_array()) fail("alerts.rules", "must be an array");

@@ -119,6 +119,7 @@ void ControlServer::handle_request(Client& c, const std::string& line) {
     c.sink = std::make_unique<JsonLinesSink>(w);
   else
     c.sink = std::make_unique<TextSink>(w);
+  req.selection.naming = naming_;  // captures name services as the daemon does
   c.corr = std::make_unique<Correlator>(std::move(req.selection), req.threshold_ms, *c.sink);
   det_.add(*c.corr);
   c.capturing = true;

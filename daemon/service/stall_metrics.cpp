@@ -11,8 +11,12 @@
 namespace loopstall {
 namespace {
 
-std::string label_of(const StallReport& r) {
-  return r.service.empty() ? r.comm : r.service;
+// kernel.bpf_stats_enabled: without it the kernel counts no BPF run time,
+// and a 0 would read as "free".
+bool bpf_stats_enabled() {
+  std::ifstream in("/proc/sys/kernel/bpf_stats_enabled");
+  int v = 0;
+  return in >> v && v != 0;
 }
 
 }  // namespace
@@ -36,7 +40,8 @@ StallMetrics::StallMetrics(Registry& reg, std::size_t max_services, const std::s
                  "Durations of all loop iterations (from the kernel's log2 histogram; _sum is an upper bound)",
                  {"service"}, kIterationBuckets);
   reg_.gauge("loopstall_monitored_loops", "Loop threads being measured now");
-  reg_.counter("loopstall_lost_events_total", "Events lost (ring buffer full) or not tracked (maps full)");
+  reg_.counter("loopstall_lost_events_total",
+               "Events the BPF ring buffer dropped (full); threads not tracked are in loopstall_bpf_map_full_total");
   reg_.counter("loopstall_stall_time_seconds_total", "Time spent in stalls, by component", {"component", "service"});
   reg_.counter("loopstall_blocked_seconds_total", "Time stalls were blocked in a syscall", {"syscall", "service"});
   reg_.gauge("loopstall_loops", "Loop threads being measured now, by loop kind", {"loop"});
@@ -64,10 +69,12 @@ StallMetrics::StallMetrics(Registry& reg, std::size_t max_services, const std::s
                "failed (write_error, e.g. disk full)",
                {"output", "reason"});
   reg_.counter("loopstall_probe_attach_failures_total", "BPF programs that could not be attached", {"probe"});
-  reg_.counter("loopstall_bpf_program_runs_total", "Runs of each BPF program (needs sysctl kernel.bpf_stats_enabled=1)",
-               {"program"});
+  reg_.gauge("loopstall_bpf_stats_enabled",
+             "1 when kernel.bpf_stats_enabled=1: only then are loopstall_bpf_program_run* exported");
+  reg_.counter("loopstall_bpf_program_runs_total",
+               "Runs of each BPF program (absent unless sysctl kernel.bpf_stats_enabled=1)", {"program"});
   reg_.counter("loopstall_bpf_program_run_seconds_total",
-               "Kernel time spent in each BPF program (needs sysctl kernel.bpf_stats_enabled=1)", {"program"});
+               "Kernel time spent in each BPF program (absent unless sysctl kernel.bpf_stats_enabled=1)", {"program"});
 }
 
 void StallMetrics::set_output_dropped(const std::string& output, std::uint64_t not_keeping_up,
@@ -80,7 +87,7 @@ void StallMetrics::set_output_dropped(const std::string& output, std::uint64_t n
 
 void StallMetrics::stall(const StallReport& r) {
   if (r.ongoing) return;  // counted once, when finished
-  const std::string svc = services_(label_of(r));
+  const std::string svc = services_(r.service);
   std::lock_guard<std::mutex> lock(reg_.mutex());
   reg_.counter("loopstall_stalls_total", "", {"cause", "service"}).add({std::string(to_string(r.cause)), svc}, 1);
   reg_.histogram("loopstall_stall_duration_seconds", "", {"service"}, kStallBuckets)
@@ -116,8 +123,10 @@ void StallMetrics::refresh(Detector& det, const Correlator& corr) {
   }
   const BpfStats st = eng.stats();
   const MapOccupancy occ = eng.map_occupancy();
-  const std::vector<ProgramStats> progs = eng.program_stats();
+  const bool run_stats = bpf_stats_enabled();
+  const std::vector<ProgramStats> progs = run_stats ? eng.program_stats() : std::vector<ProgramStats>{};
   std::lock_guard<std::mutex> lock(reg_.mutex());
+  reg_.gauge("loopstall_bpf_stats_enabled", "").set({}, run_stats ? 1 : 0);
   auto& runs = reg_.counter("loopstall_bpf_program_runs_total", "", {"program"});
   auto& secs = reg_.counter("loopstall_bpf_program_run_seconds_total", "", {"program"});
   for (const auto& p : progs) {
@@ -133,8 +142,7 @@ void StallMetrics::refresh(Detector& det, const Correlator& corr) {
   reg_.gauge("loopstall_longest_ongoing_stall_seconds", "")
       .set({}, static_cast<double>(corr.longest_ongoing_ns()) / 1e9);
   reg_.gauge("loopstall_watched_processes", "").set({}, static_cast<double>(corr.watched_processes()));
-  reg_.counter("loopstall_lost_events_total", "")
-      .set({}, static_cast<double>(corr.lost() + st.loops_full + st.procs_full));
+  reg_.counter("loopstall_lost_events_total", "").set({}, static_cast<double>(corr.lost()));
   auto& full = reg_.counter("loopstall_bpf_map_full_total", "", {"map"});
   full.set({"loops"}, static_cast<double>(st.loops_full));
   full.set({"procs"}, static_cast<double>(st.procs_full));

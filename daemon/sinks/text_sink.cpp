@@ -34,11 +34,23 @@ std::string format_stall_line(const StallReport& r) {
       line += buf;
     }
   }
-  if (!r.service.empty()) line += " | service " + printable(r.service);
+  // Appended piece by piece: GCC 12 at -O3 warns (-Wrestrict, a false
+  // positive, PR105651) on "literal" + std::string temporaries.
+  if (!r.service.empty()) {
+    line += " | service ";
+    line += printable(r.service);
+  }
   if (!r.python_stacks.empty() && !r.python_stacks.front().frames.empty()) {
     const auto& f = r.python_stacks.front().frames.front();
-    line += " | at " + printable(f.function) + " (" + printable(f.file) +
-            (f.line ? ":" + std::to_string(*f.line) : "") + ")";
+    line += " | at ";
+    line += printable(f.function);
+    line += " (";
+    line += printable(f.file);
+    if (f.line) {
+      line += ':';
+      line += std::to_string(*f.line);
+    }
+    line += ')';
   }
   return line;
 }

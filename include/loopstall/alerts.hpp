@@ -61,12 +61,21 @@ class AlertEngine : public Sink {
   // A single-stall alert is an event: it resolves by itself after this.
   static constexpr std::uint64_t kStallAlertHoldNs = 300'000'000'000ULL;
 
-  AlertEngine(std::vector<AlertRule> rules, AlertSender* sender, std::FILE* log, WallClock clock = {});
+  // An alert is keyed by (rule, service) plus `labels` (the host's
+  // "instance" and the operator's external labels): N stalls of one service
+  // are one alert, whose annotations describe the latest.
+  AlertEngine(std::vector<AlertRule> rules, AlertSender* sender, std::FILE* log, WallClock clock = {},
+              std::map<std::string, std::string> labels = {});
   void stall(const StallReport& r) override;
   // Hung-loop rules, window expiry, resends; call after each scan.
   void tick(const std::vector<ls_loop>& loops, const Correlator& corr, std::uint64_t now_ns);
   // New rules (SIGHUP): alerts of rules that are gone are resolved.
   void set_rules(std::vector<AlertRule> rules, std::uint64_t now_ns);
+  // New external labels (SIGHUP): alerts keep the labels they fired with.
+  void set_labels(std::map<std::string, std::string> labels) { labels_ = std::move(labels); }
+  // Deliveries of new annotations to an alert already firing (a later stall
+  // of the same service), for tests and status.
+  std::uint64_t updates() const { return updates_; }
   // Firing alerts by rule name.
   std::map<std::string, int> firing_counts() const;
 
@@ -78,12 +87,14 @@ class AlertEngine : public Sink {
   };
   void fire(const AlertRule& rule, std::map<std::string, std::string> labels,
             std::map<std::string, std::string> annotations, std::int64_t starts_unix_ns, std::uint64_t now_ns,
-            std::uint64_t hold_ns);
+            std::uint64_t hold_ns, bool update_annotations);
   void resolve(const std::string& key, std::uint64_t now_ns);
   void deliver(const Alert& a);
   void log_line(const Alert& a);
 
   std::vector<AlertRule> rules_;
+  std::map<std::string, std::string> labels_;
+  std::uint64_t updates_ = 0;
   AlertSender* sender_;
   std::FILE* log_;
   WallClock clock_;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "loopstall/procinfo.hpp"
+#include "loopstall/service_name.hpp"
 
 namespace re2 {
 class RE2;
@@ -57,6 +58,11 @@ struct Config {
   std::vector<ProcessMatch> include;  // empty: every Python process
   std::vector<ProcessMatch> exclude;
   std::size_t max_services = 200;
+  // How processes are named (the `service` of events, metrics and alerts).
+  ServiceNaming naming = ServiceNaming::defaults();
+  // Labels added to every alert the daemon sends; "instance" defaults to the
+  // host name.
+  std::map<std::string, std::string> alert_labels;
   std::string alertmanager_url;  // "" = journal/stderr only
   int alertmanager_timeout_ms = 2000;
   std::vector<AlertRule> rules;

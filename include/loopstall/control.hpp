@@ -57,6 +57,8 @@ class ControlServer {
   std::size_t captures() const;
   std::uint64_t dropped_clients() const { return dropped_; }
   std::uint64_t refused_clients() const { return refused_; }
+  // Captures name services as the daemon does.
+  void set_naming(std::shared_ptr<const ServiceNaming> naming) { naming_ = std::move(naming); }
 
  private:
   struct Client;
@@ -67,6 +69,7 @@ class ControlServer {
   void close_client(Client& c);
 
   std::string path_;
+  std::shared_ptr<const ServiceNaming> naming_;
   int fd_ = -1;
   Detector& det_;
   std::function<nlohmann::json()> status_;

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <unordered_map>
@@ -17,6 +18,7 @@
 #include "loopstall/evidence.hpp"
 #include "loopstall/loopstall.h"
 #include "loopstall/procinfo.hpp"
+#include "loopstall/service_name.hpp"
 #include "loopstall/sink.hpp"
 
 namespace loopstall {
@@ -26,6 +28,8 @@ struct Selection {
   bool all_loops = false;        // also non-Python epoll loops
   // Further policy (config include/exclude rules); empty: accept.
   std::function<bool(const ProcInfo&)> accept;
+  // How watched processes are named; null: ServiceNaming::defaults().
+  std::shared_ptr<const ServiceNaming> naming;
 };
 
 using ProcInspector = std::function<std::optional<ProcInfo>(std::uint32_t pid)>;
@@ -59,7 +63,7 @@ class Correlator {
     auto it = procs_.find(pid);
     return it == procs_.end() ? nullptr : &it->second;
   }
-  // Service label of a process: its unit/container, else its comm.
+  // The service of a process (service_name(), "" if unknown).
   std::string service_of(std::uint32_t pid) const;
   // Loop kind of a watched process (Epoll when unknown).
   LoopKind loop_kind_of(std::uint32_t pid) const;

@@ -19,6 +19,8 @@ inline constexpr std::size_t kMaxConfigBytes = 1 << 20;
 // Bytes of /proc/PID/cmdline read for `cmdline` matchers: any user can start
 // a process with megabytes of arguments.
 inline constexpr std::size_t kMaxCmdlineBytes = 4096;
+// Bytes of /proc/PID/cgroup kept (one line on cgroup v2; a dozen on v1).
+inline constexpr std::size_t kMaxCgroupBytes = 8192;
 
 // "" when `v` is finite and within [min, max], else why not ("must be ...").
 std::string range_error(double v, double min, double max);

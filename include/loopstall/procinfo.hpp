@@ -36,7 +36,9 @@ struct ProcInfo {
   std::string libpython;                      // mapped libpython3.X.so, "" if none
   std::string comm;
   std::string cmdline;  // arguments joined by spaces
-  std::string service;  // systemd unit or container, "" if none
+  std::string cgroup;   // /proc/PID/cgroup (bounded)
+  std::string unit;     // systemd unit from the cgroup, "" if none
+  std::string service;  // the name service_name() gives it (the correlator fills it in)
   // exe (or maps too) was not readable: another user's process and no
   // CAP_SYS_PTRACE. exe is then the first file in maps (CAP_PERFMON reads
   // them), or python/gevent come from comm and cmdline only.
@@ -85,8 +87,9 @@ std::optional<std::string> python_version_from_path(std::string_view path);
 // Path without the kernel's " (deleted)" suffix.
 std::string_view strip_deleted(std::string_view path);
 
-// Service name from the text of /proc/PID/cgroup (cgroup v2 or v1).
-std::string service_from_cgroup(std::string_view cgroup_text);
+// The first `max` bytes of a file (a /proc file is read to its end or `max`);
+// nullopt when it cannot be opened.
+std::optional<std::string> read_file_prefix(const std::string& path, std::size_t max);
 
 // --- PID namespaces (containers) --------------------------------------------
 // A thread has one id per PID namespace it is in. BPF and /proc give us the

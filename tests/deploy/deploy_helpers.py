@@ -34,6 +34,9 @@ README = DEPLOY / "README.md"
 # Debian package that provides each tool.
 TOOL_PACKAGES = {
     "systemd-analyze": "systemd",
+    "lintian": "lintian",
+    "cpack": "cmake",
+    "dpkg-deb": "dpkg",
     "promtool": "prometheus",
     "amtool": "prometheus-alertmanager",
     "strace": "strace",
@@ -59,6 +62,7 @@ METRICS = {
     "loopstall_longest_ongoing_stall_seconds": set(),
     "loopstall_probe_attach_failures_total": {"probe"},
     "loopstall_bpf_map_full_total": {"map"},
+    "loopstall_bpf_stats_enabled": set(),
     "loopstall_bpf_program_runs_total": {"program"},
     "loopstall_bpf_program_run_seconds_total": {"program"},
     "loopstall_alerts_firing": {"alert"},

@@ -195,12 +195,13 @@ def run_cli(args, timeout=10, **kw):
 class Workload(Proc):
     """A tests/workloads program: prints READY <pid>, STALL_START <ns>, STALL_END <ns>."""
 
-    def __init__(self, script, *args, boost=True, ready_timeout=30):
+    def __init__(self, script, *args, boost=True, ready_timeout=30, env=None):
+        """env: extra environment variables (on top of this process's)."""
         argv = [PY, str(WORKLOADS / script), *[str(a) for a in args]]
         if boost:
             # nice -20 (and its autogroup): on a busy box a 300 ms burn stays on CPU (cause cpu).
             argv = ["nice", "-n", "-20", *argv]
-        super().__init__(argv, name=script)
+        super().__init__(argv, name=script, env=dict(os.environ, **env) if env else None)
         if boost:
             try:
                 with open(f"/proc/{self.popen.pid}/autogroup", "w") as f:
@@ -261,11 +262,12 @@ class Alertmanager(Proc):
     CONFIG = ("route:\n  receiver: 'null'\n  group_wait: 1s\n  group_interval: 1s\n"
               "receivers:\n  - name: 'null'\n")
 
-    def __init__(self, tmp, ready_timeout=30):
+    def __init__(self, tmp, ready_timeout=30, config=None):
+        """config: alertmanager.yml text (default: one null receiver, 1 s grouping)."""
         self.dir = Path(tmp) / "alertmanager"
         self.dir.mkdir(parents=True, exist_ok=True)
         cfg = self.dir / "alertmanager.yml"
-        cfg.write_text(self.CONFIG)
+        cfg.write_text(config or self.CONFIG)
         self.port = free_port()
         super().__init__([ALERTMANAGER, f"--config.file={cfg}", f"--storage.path={self.dir / 'data'}",
                           f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=",
@@ -280,6 +282,11 @@ class Alertmanager(Proc):
         q = urllib.parse.urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in filters.items()})
         status, body = http_get(self.url + "/api/v2/alerts" + ("?" + q if q else ""))
         assert status == 200, f"GET /api/v2/alerts: HTTP {status} {body}"
+        return json.loads(body)
+
+    def groups(self):
+        status, body = http_get(self.url + "/api/v2/alerts/groups")
+        assert status == 200, f"GET /api/v2/alerts/groups: HTTP {status} {body}"
         return json.loads(body)
 
 

@@ -13,13 +13,14 @@ def ts(rfc3339):
     return secs + (float("0." + frac) if frac else 0.0)
 
 
-def of(alerts, name, pid):
-    return [a for a in alerts if a["labels"].get("alertname") == name and a["labels"].get("pid") == str(pid)]
+def of(alerts, name, service):
+    """Alerts are keyed by (rule, service): the pid is an annotation (the latest stall's)."""
+    return [a for a in alerts if a["labels"].get("alertname") == name and a["labels"].get("service") == service]
 
 
-def log_line(d, state, name, pid):
+def log_line(d, state, name, service):
     return d.find_line(lambda l: l.startswith(f"loopstalld: alert {state} ") and f'alertname="{name}"' in l
-                       and f'pid="{pid}"' in l)
+                       and f'service="{service}"' in l)
 
 
 def test_alertmanager_hung_loop_fires_then_resolves(bpf, alertmanager_bin, tmp):
@@ -33,31 +34,35 @@ def test_alertmanager_hung_loop_fires_then_resolves(bpf, alertmanager_bin, tmp):
         ]}})
     hang = Workload("gevent_hang.py", "--seconds", 6, "--warmup", 0.5, "--after", 1)
     cpu = Workload("gevent_cpu.py", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
+    # Named by the default rules: no OTEL_SERVICE_NAME or unit here, so the script.
+    HANG, CPU = "gevent_hang", "gevent_cpu"
 
     # While the loop hangs: an active LoopHung alert with its pid, in Alertmanager and on stderr.
     hung_since = int(hang.wait_line(lambda l: l.startswith("STALL_START "), 5, "out").split()[1]) / 1e9
-    found = wait_for(lambda: of(am.alerts(active=True), "LoopHung", hang.pid), 8, 0.2,
-                     what=f"an active LoopHung alert for pid {hang.pid} in Alertmanager",
+    found = wait_for(lambda: of(am.alerts(active=True), "LoopHung", HANG), 8, 0.2,
+                     what=f"an active LoopHung alert for {HANG} in Alertmanager",
                      describe=lambda: f"alerts: {am.alerts()}\n{d.describe()}")
     assert hang.find_line(lambda l: l.startswith("STALL_END"), "out") is None, "alert seen only after the hang"
     alert = found[0]
     assert alert["status"]["state"] == "active", alert
     labels = alert["labels"]
-    assert labels["severity"] == "critical" and labels["service"] == "python3.11", labels
-    assert labels.get("tid") == str(hang.pid), labels  # gevent's hub runs on the main thread
+    assert labels["severity"] == "critical" and labels["service"] == HANG, labels
+    assert labels["instance"] and "pid" not in labels and "tid" not in labels, labels
+    assert alert["annotations"]["pid"] == str(hang.pid), alert
+    assert alert["annotations"]["tid"] == str(hang.pid), alert  # gevent's hub runs on the main thread
     assert abs(ts(alert["startsAt"]) - hung_since) < 2.0, (alert["startsAt"], hung_since)
     assert ts(alert["endsAt"]) > time.time(), alert
     assert "summary" in alert["annotations"], alert
-    assert log_line(d, "firing", "LoopHung", hang.pid), d.describe()
+    assert log_line(d, "firing", "LoopHung", HANG), d.describe()
 
     # The 300 ms CPU stall fires SlowIteration (stall_ms 200) but not VeryLongStall (5000 ms).
-    wait_for(lambda: log_line(d, "firing", "SlowIteration", cpu.pid), 15,
-             what=f'stderr "loopstalld: alert firing alertname=\\"SlowIteration\\" pid=\\"{cpu.pid}\\""',
+    wait_for(lambda: log_line(d, "firing", "SlowIteration", CPU), 15,
+             what=f'stderr "loopstalld: alert firing alertname=\\"SlowIteration\\" service=\\"{CPU}\\""',
              describe=d.describe)
-    slow = wait_for(lambda: of(am.alerts(active=True), "SlowIteration", cpu.pid), 10, 0.2,
+    slow = wait_for(lambda: of(am.alerts(active=True), "SlowIteration", CPU), 10, 0.2,
                     what="SlowIteration in Alertmanager", describe=lambda: str(am.alerts()))[0]
     assert slow["labels"]["team"] == "svc-test" and slow["labels"]["severity"] == "warning", slow
-    assert slow["labels"].get("stall_id", "").startswith(f"{cpu.pid}-"), slow
+    assert slow["annotations"].get("stall_id", "").startswith(f"{cpu.pid}-"), slow
     cpu.finish()
 
     # After the loop returns: resolved (gone from the active alerts; no copy with endsAt ahead).
@@ -65,17 +70,17 @@ def test_alertmanager_hung_loop_fires_then_resolves(bpf, alertmanager_bin, tmp):
     returned = time.time()
 
     def resolved():
-        active = of(am.alerts(active=True), "LoopHung", hang.pid)
-        every = of(am.alerts(active=True, silenced=True, inhibited=True, unprocessed=True), "LoopHung", hang.pid)
+        active = of(am.alerts(active=True), "LoopHung", HANG)
+        every = of(am.alerts(active=True, silenced=True, inhibited=True, unprocessed=True), "LoopHung", HANG)
         return not active and all(ts(a["endsAt"]) <= time.time() for a in every)
 
-    wait_for(resolved, 10, 0.2, what=f"LoopHung for pid {hang.pid} resolved in Alertmanager",
+    wait_for(resolved, 10, 0.2, what=f"LoopHung for {HANG} resolved in Alertmanager",
              describe=lambda: f"alerts: {am.alerts()}\n{d.describe()}")
     assert time.time() - returned < 10
-    assert log_line(d, "resolved", "LoopHung", hang.pid), d.describe()
+    assert log_line(d, "resolved", "LoopHung", HANG), d.describe()
     # The 6 s hang crossed both stall rules; the 300 ms stall crossed only the first.
-    assert log_line(d, "firing", "VeryLongStall", hang.pid), d.describe()
-    assert log_line(d, "firing", "VeryLongStall", cpu.pid) is None, d.describe()
+    assert log_line(d, "firing", "VeryLongStall", HANG), d.describe()
+    assert log_line(d, "firing", "VeryLongStall", CPU) is None, d.describe()
     hang.finish()
 
     # Delivery counters and the firing gauge in /metrics; status agrees.

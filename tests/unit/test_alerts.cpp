@@ -19,9 +19,9 @@ AlertRule rule(const std::string& json_rule) {
   return parse_config(R"({"alerts": {"rules": [)" + json_rule + "]}}").rules.at(0);
 }
 
-StallReport stall(double ms, bool ongoing = false) {
+StallReport stall(double ms, bool ongoing = false, const std::string& id = "7-abc") {
   StallReport r;
-  r.stall_id = "7-abc";
+  r.stall_id = id;
   r.pid = 7;
   r.tid = 7;
   r.comm = "python3";
@@ -83,6 +83,34 @@ TEST_CASE("a single-stall rule fires once per stall, from the ongoing report on"
   CHECK(e.firing_counts().at("Big") == 1);
 }
 
+TEST_CASE("a storm of stalls in one service is one alert describing the latest stall") {
+  Log log;
+  AlertEngine e({rule(R"({"name": "Big", "stall_ms": 300})")}, nullptr, log.f, {}, {{"instance", "web-1"}});
+  for (int i = 0; i < 50; ++i) e.stall(stall(400 + i, false, "7-" + std::to_string(i)));
+  CHECK(log.count("alert firing") == 1);  // the journal is not flooded either
+  CHECK(e.firing_counts().at("Big") == 1);
+  CHECK(e.updates() == 49);
+  CHECK(log.text().find("instance=\"web-1\"") != std::string::npos);
+  // Another service is another alert.
+  StallReport other = stall(500, false, "9-1");
+  other.service = "billing";
+  e.stall(other);
+  CHECK(e.firing_counts().at("Big") == 2);
+  CHECK(log.count("alert firing") == 2);
+}
+
+TEST_CASE("external labels are on every alert; the rule's own labels win over them") {
+  Log log;
+  AlertEngine e({rule(R"({"name": "Big", "stall_ms": 1, "labels": {"team": "payments"}})")}, nullptr, log.f, {},
+                {{"instance", "web-1"}, {"cluster", "eu-1"}, {"team", "platform"}});
+  e.stall(stall(50));
+  const std::string t = log.text();
+  CHECK(t.find("cluster=\"eu-1\"") != std::string::npos);
+  CHECK(t.find("instance=\"web-1\"") != std::string::npos);
+  CHECK(t.find("team=\"payments\"") != std::string::npos);
+  CHECK(t.find("pid=") == std::string::npos);  // not part of the identity
+}
+
 TEST_CASE("a frequent-stalls rule fires at N stalls in the window and resolves when it slides") {
   Log log;
   AlertEngine e({rule(R"({"name": "Often", "stalls": 3, "min_ms": 200, "window_s": 1})")}, nullptr, log.f);
@@ -108,8 +136,9 @@ TEST_CASE("a hung-loop rule fires while hung and resolves when the loop returns"
   CHECK(log.count("firing") == 0);
   e.tick({l}, w.corr, start + 1500 * kMs);
   CHECK(log.count("alert firing") == 1);
-  CHECK(log.text().find("tid=\"7\"") != std::string::npos);
-  e.tick({l}, w.corr, start + 2500 * kMs);  // still hung: no new alert
+  CHECK(log.text().find("service=\"api.service\"") != std::string::npos);
+  CHECK(log.text().find("tid 7") != std::string::npos);  // in the summary, not a label
+  e.tick({l}, w.corr, start + 2500 * kMs);               // still hung: no new alert
   CHECK(log.count("alert firing") == 1);
   ls_loop back = l;
   back.iter_start_ns = 0;  // returned to epoll_wait

@@ -100,12 +100,13 @@ TEST_CASE("include and exclude rules decide which processes are watched") {
   const Config c = parse_config(R"({"watch": {
       "include": [{"unit": "gunicorn.service"}, {"cmdline": "uvicorn"}],
       "exclude": [{"exe": "python3\\.8$"}]}})");
-  auto proc = [](const char* exe, const char* cmdline, const char* service) {
+  auto proc = [](const char* exe, const char* cmdline, const char* unit) {
     ProcInfo p;
     p.python = true;
     p.exe = exe;
     p.cmdline = cmdline;
-    p.service = service;
+    p.unit = unit;
+    p.service = "named-otherwise";  // `unit` matches the systemd unit, whatever the service name
     return p;
   };
   const ProcInfo gunicorn = proc("/usr/bin/python3.11", "gunicorn app", "gunicorn.service");

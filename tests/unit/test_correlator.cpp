@@ -558,7 +558,7 @@ TEST_CASE("correlator: iteration deltas go to the sink with the service label") 
   REQUIRE(c.classify(100) == LS_PROC_WATCH);
   REQUIRE(c.classify(200) == LS_PROC_WATCH);
   CHECK(c.service_of(100) == "app.service");
-  CHECK(c.service_of(200) == "worker");  // no unit or container: the comm
+  CHECK(c.service_of(200) == "");  // as the inspector named it: no fallback of the correlator's own
   CHECK(c.service_of(999) == "");
   CHECK(c.loop_kind_of(100) == LoopKind::Gevent);
   CHECK(c.loop_kind_of(999) == LoopKind::Epoll);
@@ -574,7 +574,7 @@ TEST_CASE("correlator: iteration deltas go to the sink with the service label") 
   CHECK(f.sink.iteration_calls[0].service == "app.service");
   CHECK(f.sink.iteration_calls[0].delta == 5);
   CHECK(f.sink.iteration_calls[1].pid == 200);
-  CHECK(f.sink.iteration_calls[1].service == "worker");
+  CHECK(f.sink.iteration_calls[1].service == "");
   CHECK(f.sink.iteration_calls[1].delta == 2);
   CHECK(f.sink.iteration_calls[2].pid == 100);
   CHECK(f.sink.iteration_calls[2].delta == 7);

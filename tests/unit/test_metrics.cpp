@@ -42,7 +42,7 @@ TEST_CASE("families render HELP, TYPE and escaped labels") {
 }
 
 TEST_CASE("label values are valid UTF-8 whatever a comm holds") {
-  // service falls back to comm; one bad byte would make Prometheus reject the
+  // service may be a comm or a cmdline capture; one bad byte would make Prometheus reject the
   // whole scrape.
   Registry reg;
   reg.counter("c_total", "a counter", {"service"}).add({"x\xff\xfey"}, 1);
@@ -79,7 +79,8 @@ TEST_CASE("final stalls feed the contract series; ongoing reports do not") {
   ongoing.ongoing = true;
   m.stall(ongoing);
   m.stall(final_stall(400, Cause::BlockingSyscall, "api.service", "python3"));
-  m.stall(final_stall(120, Cause::Cpu, "", "worker"));  // no service: comm
+  m.stall(final_stall(120, Cause::Cpu, "worker", "python3"));
+  m.stall(final_stall(130, Cause::Cpu, "", "python3"));  // no rule named it: service="" (no comm fallback)
   IterationDelta d;
   d.count = 1000;
   d.hist[10] = 990;  // < 1.024 ms
@@ -89,6 +90,7 @@ TEST_CASE("final stalls feed the contract series; ongoing reports do not") {
   CHECK(has_line(out, "loopstall_build_info{version=\"9.9.9\"} 1"));
   CHECK(has_line(out, "loopstall_stalls_total{cause=\"blocking_syscall\",service=\"api.service\"} 1"));
   CHECK(has_line(out, "loopstall_stalls_total{cause=\"cpu\",service=\"worker\"} 1"));
+  CHECK(has_line(out, "loopstall_stalls_total{cause=\"cpu\",service=\"\"} 1"));
   CHECK(has_line(out, "loopstall_stall_duration_seconds_count{service=\"api.service\"} 1"));
   CHECK(has_line(out, "loopstall_stall_duration_seconds_bucket{service=\"api.service\",le=\"0.25\"} 0"));
   CHECK(has_line(out, "loopstall_stall_duration_seconds_bucket{service=\"api.service\",le=\"0.5\"} 1"));

@@ -1,4 +1,4 @@
-// procinfo: Python version from paths, service from cgroups, fake /proc trees.
+// procinfo: Python version from paths, fake /proc trees (service names: test_service_name.cpp).
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -7,6 +7,7 @@
 
 #include "loopstall/limits.hpp"
 #include "loopstall/procinfo.hpp"
+#include "loopstall/service_name.hpp"
 #include "test_util.hpp"
 
 using namespace loopstall;
@@ -44,69 +45,6 @@ TEST_CASE("python_version_from_path") {
   CHECK_FALSE(python_version_from_path("/usr/bin/mypython3.11").has_value());
   CHECK_FALSE(python_version_from_path("/usr/bin/python2.7").has_value());
   CHECK_FALSE(python_version_from_path("").has_value());
-}
-
-TEST_CASE("service_from_cgroup: cgroup v2") {
-  CHECK(service_from_cgroup("0::/system.slice/gunicorn.service\n") == "gunicorn.service");
-  CHECK(service_from_cgroup("0::/system.slice/gunicorn.service") == "gunicorn.service");
-  CHECK(service_from_cgroup("0::/system.slice/app@2.service\n") == "app@2.service");
-  // A container runtime's systemd scope: the short container id.
-  CHECK(service_from_cgroup("0::/system.slice/docker-" + kHex64 + ".scope\n") == kHex12);
-  CHECK(service_from_cgroup("0::/machine.slice/libpod-" + kHex64 + ".scope\n") == kHex12);
-  CHECK(service_from_cgroup("0::/system.slice/docker-" + kHex64 + ".scope/init.scope\n") == kHex12);
-  // Kubernetes, systemd cgroup driver.
-  CHECK(service_from_cgroup("0::/kubepods.slice/kubepods-burstable.slice/"
-                            "kubepods-burstable-pod8a3b6e1c_22f1_4c1e_9f0a_1b2c3d4e5f60.slice/cri-containerd-" +
-                            kHex64 + ".scope\n") == kHex12);
-  CHECK(service_from_cgroup("0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/crio-" +
-                            kHex64 + ".scope\n") == kHex12);
-  // cgroupfs driver: the bare id.
-  CHECK(service_from_cgroup("0::/docker/" + kHex64 + "\n") == kHex12);
-  CHECK(service_from_cgroup("0::/kubepods/burstable/pod8a3b6e1c-22f1-4c1e-9f0a-1b2c3d4e5f60/" + kHex64 + "\n") ==
-        kHex12);
-  // Rootless podman: the container's own sub-cgroup below the scope.
-  CHECK(service_from_cgroup("0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + kHex64 +
-                            ".scope/container\n") == kHex12);
-  // Neither a service nor a container.
-  CHECK(service_from_cgroup("0::/user.slice/user-1000.slice/session-3.scope\n") == "");
-  CHECK(service_from_cgroup("0::/init.scope\n") == "");
-  CHECK(service_from_cgroup("0::/\n") == "");
-}
-
-TEST_CASE("service_from_cgroup: cgroup v1 and hybrid") {
-  const std::string v1 =
-      "12:memory:/system.slice/wrong.service\n"
-      "11:cpu,cpuacct:/\n"
-      "10:devices:/system.slice/wrong.service\n"
-      "1:name=systemd:/system.slice/redis-server.service\n";
-  CHECK(service_from_cgroup(v1) == "redis-server.service");
-  // name=systemd first, other controllers after it do not override it.
-  const std::string v1_first =
-      "1:name=systemd:/system.slice/redis-server.service\n"
-      "12:memory:/system.slice/wrong.service\n";
-  CHECK(service_from_cgroup(v1_first) == "redis-server.service");
-  // Only controllers: the first path.
-  CHECK(service_from_cgroup("4:pids:/system.slice/nginx.service\n3:memory:/other.service\n") == "nginx.service");
-  // Docker on cgroup v1.
-  CHECK(service_from_cgroup("12:memory:/docker/" + kHex64 + "\n1:name=systemd:/docker/" + kHex64 + "\n") == kHex12);
-  // Hybrid: the unified ("0::") line wins.
-  const std::string hybrid =
-      "12:memory:/system.slice/wrong.service\n"
-      "1:name=systemd:/system.slice/wrong2.service\n"
-      "0::/system.slice/gunicorn.service\n";
-  CHECK(service_from_cgroup(hybrid) == "gunicorn.service");
-}
-
-TEST_CASE("service_from_cgroup: garbage") {
-  CHECK(service_from_cgroup("") == "");
-  CHECK(service_from_cgroup("\n\n\n") == "");
-  CHECK(service_from_cgroup("garbage") == "");
-  CHECK(service_from_cgroup("0:") == "");
-  CHECK(service_from_cgroup(":::") == "");
-  CHECK(service_from_cgroup(std::string("0::/a\0b.service", 15)) == std::string("a\0b.service", 11));
-  // A short hex word is not a container id.
-  CHECK(service_from_cgroup("0::/docker/abcdef\n") == "");
-  CHECK(service_from_cgroup("0::/system.slice/docker-abcdef.scope\n") == "");
 }
 
 namespace {
@@ -154,7 +92,7 @@ TEST_CASE("inspect_process: fake /proc trees") {
     CHECK(p->python_version == "3.11");
     CHECK(p->exe == "/usr/bin/python3.11");
     CHECK(p->comm == "gunicorn");
-    CHECK(p->service == "gunicorn.service");
+    CHECK(p->unit == "gunicorn.service");
   }
 
   SUBCASE("embedded Python found through libpython, gevent with the system libev") {
@@ -169,7 +107,8 @@ TEST_CASE("inspect_process: fake /proc trees") {
     CHECK(p->native_loop == LoopKind::Gevent);
     CHECK(p->python_version == "3.8");
     CHECK(p->exe == "/usr/bin/uwsgi");
-    CHECK(p->service == kHex12);
+    CHECK(p->unit == "");  // a container is not a unit
+    CHECK(container_id_from_cgroup(p->cgroup) == kHex64);
   }
 
   SUBCASE("asyncio: Python without gevent") {
@@ -184,7 +123,7 @@ TEST_CASE("inspect_process: fake /proc trees") {
     CHECK(p->native_loop == LoopKind::Python);  // asyncio is pure Python: its stack tells (frameworks)
     CHECK(p->python_version == "3.12");
     CHECK(p->comm == "python3");
-    CHECK(p->service == "");
+    CHECK(p->unit == "");
   }
 
   SUBCASE("exe without a minor version and no libpython: Python, version unknown") {
@@ -193,7 +132,7 @@ TEST_CASE("inspect_process: fake /proc trees") {
     REQUIRE(p.has_value());
     CHECK(p->python);
     CHECK_FALSE(p->python_version.has_value());
-    CHECK(p->service == "");  // no cgroup file
+    CHECK(p->unit == "");  // no cgroup file
   }
 
   SUBCASE("free-threaded build") {
@@ -217,7 +156,7 @@ TEST_CASE("inspect_process: fake /proc trees") {
     CHECK_FALSE(p->python_version.has_value());
     CHECK(p->exe == "/usr/sbin/nginx");
     CHECK(p->comm == "nginx");
-    CHECK(p->service == "nginx.service");
+    CHECK(p->unit == "nginx.service");
   }
 
   SUBCASE("a missing pid") {
