@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up command 2: install what is needed, build, run every test:
-# unit tests (doctest, under ASan/UBSan), the format check, and the BPF
+# unit tests (doctest, under ASan/UBSan; they replay the fuzz corpora), the
+# format check, a short fuzzing run of every fuzz target, and the BPF
 # integration tests against real workloads (root + BPF; in CI they must run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,9 @@ ctest --test-dir build-asan --output-on-failure
 
 echo "== format"
 ./scripts/check-format.sh
+
+echo "== fuzz smoke (libFuzzer, ${LOOPSTALL_FUZZ_SECONDS:-10}s per target)"
+./scripts/fuzz-smoke.sh "${LOOPSTALL_FUZZ_SECONDS:-10}"
 
 echo "== integration tests (real BPF, real workloads, real Prometheus/Alertmanager/systemd tools)"
 export LOOPSTALL_BIN="$PWD/build-asan/loopstall"

@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "loopstall/clock.hpp"
+#include "loopstall/frameworks.hpp"
 #include "loopstall/loop_adoption.hpp"
 #include "loopstall/procinfo.hpp"
 
@@ -69,7 +70,8 @@ void Detector::reclassify(Correlator& c) {
 void Detector::adopt_loops(std::uint32_t pid) {
   bool gevent = false, loop_module = false;
   for (const Correlator* c : consumers_)
-    if (const ProcInfo* p = c->known_process(pid)) gevent |= p->gevent, loop_module |= p->loop_module;
+    if (const ProcInfo* p = c->known_process(pid))
+      gevent |= p->native_loop == LoopKind::Gevent, loop_module |= p->loop_module;
   const std::uint64_t now = monotonic_ns();
   for (std::uint32_t tid : task_ids(pid)) {
     if (engine_.is_loop(tid)) continue;
@@ -83,6 +85,7 @@ void Detector::adopt_loops(std::uint32_t pid) {
     if (tid == pid && loop_module && !is_epoll_wait_syscall(a->syscall)) {
       py = stacks_->python_frames(pid, tid);
       in_loop = frames_run_a_loop(py, gevent);
+      if (in_loop) name_framework(pid, py);
     }
     const auto init = adoption_state(pid, tid, *a, in_loop, now);
     if (!init || !engine_.adopt_loop(*init)) continue;
@@ -123,12 +126,7 @@ void Detector::watch_gc(std::uint32_t pid) {
 // thread state (a thread keeps its PyThreadState for life).
 void Detector::register_python_threads(std::uint64_t now_ns) {
   constexpr std::uint64_t kRetryNs = 1'000'000'000ULL;
-  // Attaching to a new interpreter reads its ELF files: a burst of new
-  // processes is spread over several scans.
-  constexpr std::uint64_t kBudgetNs = 5'000'000;
-  const std::uint64_t t0 = monotonic_ns();
   for (const ls_loop& l : loops_) {
-    if (monotonic_ns() - t0 > kBudgetNs) break;
     if (!watched(l.tgid)) continue;
     auto [it, fresh] = py_threads_.try_emplace(l.tid);
     PyThreadSeen& seen = it->second;
@@ -136,6 +134,7 @@ void Detector::register_python_threads(std::uint64_t now_ns) {
       if (seen.registered) engine_.forget_py_thread(l.tid);
       seen = {};
     }
+    identify_framework(l, seen, now_ns);
     if (seen.registered || (seen.tried_ns && now_ns - seen.tried_ns < kRetryNs)) continue;
     seen.pid = l.tgid;
     seen.tried_ns = now_ns;
@@ -144,6 +143,57 @@ void Detector::register_python_threads(std::uint64_t now_ns) {
       seen.registered = true;
     }
   }
+}
+
+// Pure-Python frameworks differ only in their Python code: a loop thread's
+// stack while it sleeps in epoll_wait shows whose poller it is
+// (frameworks.hpp). Read once per loop thread, kept only if the thread slept
+// through the read; every consumer (also one added later) is told.
+void Detector::identify_framework(const ls_loop& l, PyThreadSeen& seen, std::uint64_t now_ns) {
+  constexpr std::uint64_t kRetryNs = 1'000'000'000ULL, kRetryWokeNs = 100'000'000ULL;
+  if (!seen.framework && l.run_state == LS_IDLE && now_ns >= seen.framework_retry_ns) {
+    if (!framework_unknown(l.tgid)) return;  // modules settle it, or another read named it
+    const auto s = stacks_->sleeping_python_frames(l.tgid, l.tid);
+    const auto after = engine_.find_loop(l.tid);
+    if (s && is_epoll_wait_syscall(static_cast<int>(s->syscall)) && after && after->run_state == LS_IDLE &&
+        after->last_ts_ns == l.last_ts_ns && after->iterations == l.iterations) {
+      seen.framework = loop_from_frames(s->frames);
+    } else {
+      // It woke meanwhile (a busy loop): soon again; no thread state (yet): later.
+      seen.framework_retry_ns = now_ns + (s ? kRetryWokeNs : kRetryNs);
+    }
+  }
+  if (seen.framework)
+    for (Correlator* c : consumers_) c->set_stack_loop(l.tgid, *seen.framework);
+}
+
+// Whether a consumer watching the process does not know its framework yet
+// (not settled by modules, not read from a stack).
+bool Detector::framework_unknown(std::uint32_t pid) const {
+  for (const Correlator* c : consumers_) {
+    const ProcInfo* p = c->watches(pid) ? c->known_process(pid) : nullptr;
+    if (p && !p->stack_loop && !decided_by_modules(p->native_loop)) return true;
+  }
+  return false;
+}
+
+// Frames read from a thread of the process at any moment (a sample, a
+// block, adoption, a thread that just entered epoll_wait): a framework's
+// loop frames are there only while its loop runs, so one seen names the
+// framework at once -- a stall in the first iterations too. Finding none
+// proves nothing (an eventlet app greenlet hides the hub's frames):
+// identify_framework() alone concludes "python".
+void Detector::name_framework(std::uint32_t pid, const std::vector<PyFrame>& frames) {
+  if (frames.empty() || !framework_unknown(pid)) return;
+  const auto k = loop_from_frames(frames);
+  if (!k || *k == LoopKind::Python) return;
+  for (Correlator* c : consumers_) c->set_stack_loop(pid, *k);
+}
+
+// A thread that has just entered epoll_wait: it asked for its process to be
+// classified, or ended a stall.
+void Detector::identify_framework_now(std::uint32_t pid, std::uint32_t tid) {
+  if (framework_unknown(pid)) name_framework(pid, stacks_->python_frames(pid, tid));
 }
 
 // A loop in a long iteration whose interpreter began Py_Finalize is tearing
@@ -190,6 +240,7 @@ void Detector::on_sample(const ls_sample_event& e, std::size_t size) {
   scan_if_due();
   auto s = stacks_->on_cpu(e);
   if (!s) return;
+  name_framework(e.hdr.tgid, s->python);
   for (Correlator* c : consumers_) c->on_sample(e.hdr.tgid, e.hdr.tid, e.iter_start_ns, *s);
 }
 
@@ -208,6 +259,7 @@ void Detector::capture_blocks(std::uint64_t now_ns) {
     std::optional<StackSample> s;
     if (!same || !b.captured) {
       s = stacks_->blocked(l.tgid, l.tid);
+      if (s) name_framework(l.tgid, s->python);
       // Only if the thread slept through all the reads: the same episode
       // still going on afterwards. (It may have woken and gone back to
       // sleep elsewhere -- in epoll_wait, say -- since the scan.)
@@ -254,11 +306,17 @@ void Detector::dispatch(const void* data, std::size_t size) {
   const auto* hdr = static_cast<const ls_event_hdr*>(data);
   switch (hdr->type) {
     case LS_EV_NEW_PROC:
-      if (size >= sizeof(ls_new_proc_event)) apply_decision(hdr->tgid, decide(hdr->tgid));
+      if (size >= sizeof(ls_new_proc_event)) {
+        apply_decision(hdr->tgid, decide(hdr->tgid));
+        identify_framework_now(hdr->tgid, hdr->tid);
+      }
       break;
     case LS_EV_STALL:
-      if (size >= sizeof(ls_stall_event))
-        for (Correlator* c : consumers_) c->on_stall(*static_cast<const ls_stall_event*>(data));
+      if (size >= sizeof(ls_stall_event)) {
+        const auto& e = *static_cast<const ls_stall_event*>(data);
+        identify_framework_now(e.loop.tgid, e.loop.tid);
+        for (Correlator* c : consumers_) c->on_stall(e);
+      }
       break;
     case LS_EV_LOOP_EXIT:
       if (size >= sizeof(ls_stall_event)) {

@@ -73,6 +73,18 @@ class LiveStacks final : public StackSource {
     return read(pid, tid, *snap);
   }
 
+  std::optional<SleepingFrames> sleeping_python_frames(std::uint32_t pid, std::uint32_t tid) override {
+    const auto before = native::read_blocked_state(static_cast<pid_t>(pid), static_cast<pid_t>(tid));
+    if (!before || before->nr < 0) return std::nullopt;
+    python::PyProcess* py = python_of(pid);
+    if (!py) return std::nullopt;
+    SleepingFrames out{before->nr, py->stack(tid)};
+    const auto after = native::read_blocked_state(static_cast<pid_t>(pid), static_cast<pid_t>(tid));
+    if (!after || after->nr != before->nr || after->sp != before->sp || after->pc != before->pc || out.frames.empty())
+      return std::nullopt;
+    return out;
+  }
+
   std::vector<PyFrame> python_frames(std::uint32_t pid, std::uint32_t tid) override {
     python::PyProcess* py = python_of(pid);
     return py ? py->stack(tid) : std::vector<PyFrame>{};

@@ -1,50 +1,15 @@
 #include "loopstall/loop_adoption.hpp"
 
-#include <array>
-#include <string_view>
-
 namespace loopstall {
 namespace {
 
 // x86-64 numbers of the epoll waits (the syscalls that end an iteration).
 constexpr int kEpollWait = 232, kEpollPwait = 281, kEpollPwait2 = 441;
 
-struct LoopRunner {
-  std::string_view file_suffix;
-  std::string_view function;  // co_name; qualnames end with ".<name>"
-};
-
-// Frames that exist only while a loop runs (whatever it calls sits above).
-constexpr std::array kRunners{
-    LoopRunner{"asyncio/base_events.py", "run_forever"},
-    LoopRunner{"asyncio/base_events.py", "_run_once"},
-    LoopRunner{"asyncio/runners.py", "run"},
-    LoopRunner{"twisted/internet/base.py", "mainLoop"},
-    LoopRunner{"tornado/ioloop.py", "start"},
-    LoopRunner{"eventlet/hubs/hub.py", "run"},
-    LoopRunner{"gevent/hub.py", "run"},
-};
-
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-bool names(std::string_view function, std::string_view name) {
-  return function == name || (ends_with(function, name) && function.size() > name.size() &&
-                              function[function.size() - name.size() - 1] == '.');
-}
-
 }  // namespace
 
 bool is_epoll_wait_syscall(int nr) {
   return nr == kEpollWait || nr == kEpollPwait || nr == kEpollPwait2;
-}
-
-bool frames_run_a_loop(const std::vector<PyFrame>& frames, bool gevent) {
-  for (const PyFrame& f : frames)
-    for (const LoopRunner& r : kRunners)
-      if (ends_with(f.file, r.file_suffix) && names(f.function, r.function)) return true;
-  return gevent && !frames.empty() && frames.back().function != "<module>";
 }
 
 std::optional<ls_loop> adoption_state(std::uint32_t pid, std::uint32_t tid, const ThreadActivity& a, bool in_loop,

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "loopstall/capture_file.hpp"
 #include "loopstall/cli_checks.hpp"
 #include "loopstall/cli_common.hpp"
 #include "loopstall/clock.hpp"
@@ -20,7 +22,9 @@
 #include "loopstall/output.hpp"
 #include "loopstall/printable.hpp"
 #include "loopstall/procinfo.hpp"
+#include "loopstall/report.hpp"
 #include "loopstall/runner.hpp"
+#include "loopstall/stall.hpp"
 
 using namespace loopstall;
 
@@ -35,7 +39,20 @@ struct CaptureArgs {
   bool all_loops = false;
   bool standalone = false;
   std::string socket;
+  std::string save;  // capture file, "" for none
+  std::vector<std::string> command_line;
 };
+
+std::string host_name() {
+  char buf[256] = "";
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+std::string kernel_release() {
+  utsname u{};
+  return uname(&u) == 0 ? std::string(u.release) : std::string();
+}
 
 const char* kDefaultSocket = "/run/loopstalld/control.sock";
 
@@ -139,7 +156,9 @@ int capture(const CaptureArgs& a) {
 
   // Detection never waits on the output: a bounded queue and a writer thread.
   OutputQueue out(RecordFile::open(a.output, false));
-  if (!a.standalone) {
+  // A capture file needs the loops' counters, which only a capture of our
+  // own has: --save captures standalone.
+  if (!a.standalone && a.save.empty()) {
     const int fd = connect_control(a.socket);
     if (fd >= 0) {
       try {
@@ -153,9 +172,23 @@ int capture(const CaptureArgs& a) {
       return output_failed(out) ? 1 : 0;
     }
   }
-  auto sink = make_sink(a.format, out.writer());
+  auto shown = make_sink(a.format, out.writer());
+  FanoutSink sinks;
+  sinks.add(shown.get());
+  std::unique_ptr<CaptureFileSink> saved;
+  if (!a.save.empty()) {
+    CaptureMeta meta;
+    meta.loopstall_version = LOOPSTALL_VERSION;
+    meta.host = host_name();
+    meta.kernel = kernel_release();
+    meta.threshold_ms = a.threshold_ms;
+    meta.start_unix_ns = WallClock{}.to_unix_ns(monotonic_ns());
+    meta.command_line = a.command_line;
+    saved = std::make_unique<CaptureFileSink>(a.save, std::move(meta));
+    sinks.add(saved.get());
+  }
   const auto& stop = install_stop_signals();
-  const RunStats st = run_detector(opt, *sink, stop, [&](Engine& eng) {
+  const RunStats st = run_detector(opt, sinks, stop, [&](Engine& eng) {
     std::fprintf(stderr, "loopstall: ready: %d BPF programs attached; threshold %g ms; watching %s%s\n",
                  eng.attached_programs(), a.threshold_ms,
                  a.pids.empty() ? "every Python process" : "the given processes",
@@ -174,6 +207,15 @@ int capture(const CaptureArgs& a) {
                u(st.samples_over_budget), u(st.bpf.state_repairs), u(st.bpf.ringbuf_drops), u(oc.written),
                u(oc.dropped_full), u(oc.write_errors));
   return output_failed(out) ? 1 : 0;
+}
+
+int report(const std::string& path, const std::string& format) {
+  const Report r = make_report(read_capture(path));
+  if (format == "json")
+    std::printf("%s\n", report_to_json(r).dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  else
+    std::fputs(format_report_text(r).c_str(), stdout);
+  return 0;
 }
 
 int status(const std::string& socket, const std::string& format) {
@@ -204,9 +246,13 @@ int status(const std::string& socket, const std::string& format) {
   }
   std::printf("loopstalld %s, up %.0f s, threshold %g ms, metrics on %s\n", j.value("version", "?").c_str(),
               j.value("uptime_s", 0.0), j.value("threshold_ms", 0.0), j.value("metrics_listen", "?").c_str());
-  std::printf("watching %d processes, %d loops (gevent %d, asyncio %d, epoll %d)\n", j.value("watched_processes", 0),
-              j.value("monitored_loops", 0), j["loops"].value("gevent", 0), j["loops"].value("asyncio", 0),
-              j["loops"].value("epoll", 0));
+  std::string kinds;
+  for (LoopKind k : kLoopKinds) {
+    const std::string name(to_string(k));
+    kinds += (kinds.empty() ? "" : ", ") + name + " " + std::to_string(j["loops"].value(name, 0));
+  }
+  std::printf("watching %d processes, %d loops (%s)\n", j.value("watched_processes", 0), j.value("monitored_loops", 0),
+              kinds.c_str());
   std::printf("stalls so far %llu, stalled now %d, lost events %llu\n",
               static_cast<unsigned long long>(j.value("stalls_total", 0ULL)), j.value("ongoing_stalls", 0),
               static_cast<unsigned long long>(j.value("lost_events", 0ULL)));
@@ -242,6 +288,17 @@ int main(int argc, char** argv) {
   cap->add_option("--socket", a.socket, "loopstalld's control socket (env LOOPSTALL_CONTROL_SOCKET)")
       ->capture_default_str();
 
+  cap->add_option("--save", a.save,
+                  "Also write a capture file (gzip, versioned; read it with `loopstall report`); captures standalone");
+  a.command_line.assign(argv, argv + argc);
+
+  std::string report_file, report_format = "text";
+  auto* rep = app.add_subcommand("report", "Rank what a capture file saw: loops, causes, culprits, syscalls");
+  rep->add_option("FILE", report_file, "A capture file (loopstall capture --save FILE)")->required();
+  rep->add_option("--format", report_format, "text or json")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
+
   std::string status_socket = default_socket(), status_format = "text";
   auto* st = app.add_subcommand("status", "Show what loopstalld watches (loops, stalls, probe health)");
   st->add_option("--socket", status_socket, "loopstalld's control socket")->capture_default_str();
@@ -255,6 +312,7 @@ int main(int argc, char** argv) {
   try {
     if (*cap) return capture(a);
     if (*st) return status(status_socket, status_format);
+    if (*rep) return report(report_file, report_format);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "loopstall: error: %s\n", e.what());
     return 1;

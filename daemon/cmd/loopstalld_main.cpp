@@ -105,7 +105,8 @@ int run(const Flags& flags) {
 
   std::unique_ptr<ControlServer> control;
   auto status = [&]() -> nlohmann::json {
-    std::map<std::string, int> kinds = {{"gevent", 0}, {"asyncio", 0}, {"epoll", 0}};
+    std::map<std::string, int> kinds;
+    for (LoopKind k : kLoopKinds) kinds[std::string(to_string(k))] = 0;
     int monitored = 0;
     for (const ls_loop& l : det.last_scan())
       if (corr.watches(l.tgid)) monitored++, kinds[std::string(to_string(corr.loop_kind_of(l.tgid)))]++;

@@ -4,17 +4,13 @@
 #include <cstring>
 
 #include "loopstall/decode.hpp"
+#include "loopstall/frameworks.hpp"
 
 namespace loopstall {
 namespace {
 
 std::string service_label(const ProcInfo& p) {
   return p.service.empty() ? p.comm : p.service;
-}
-
-LoopKind loop_kind(const ProcInfo& p) {
-  if (!p.python) return LoopKind::Epoll;
-  return p.gevent ? LoopKind::Gevent : LoopKind::Asyncio;
 }
 
 }  // namespace
@@ -30,10 +26,10 @@ Correlator::Correlator(Selection sel, double threshold_ms, Sink& sink, ProcInspe
 const ProcInfo* Correlator::process(std::uint32_t pid) {
   auto it = procs_.find(pid);
   if (it != procs_.end()) {
-    // Python processes may import gevent after their first epoll_wait:
-    // look again (stalls are rare, so this costs little).
-    if (it->second.python && !it->second.gevent) {
-      if (auto fresh = inspect_(pid)) it->second.gevent = fresh->gevent;
+    // Python processes may import gevent or uvloop after their first
+    // epoll_wait: look again (stalls are rare, so this costs little).
+    if (it->second.python && !decided_by_modules(it->second.native_loop)) {
+      if (auto fresh = inspect_(pid)) it->second.native_loop = fresh->native_loop;
     }
     return &it->second;
   }
@@ -52,12 +48,17 @@ LoopKind Correlator::loop_kind_of(std::uint32_t pid) const {
   return it == procs_.end() ? LoopKind::Epoll : loop_kind(it->second);
 }
 
+void Correlator::set_stack_loop(std::uint32_t pid, LoopKind k) {
+  auto it = procs_.find(pid);
+  if (it != procs_.end() && !it->second.stack_loop) it->second.stack_loop = k;
+}
+
 ls_proc_state Correlator::classify(std::uint32_t pid) {
   watched_.erase(pid);
   if (!sel_.pids.empty() && !sel_.pids.count(pid)) return LS_PROC_IGNORE;
   procs_.erase(pid);  // a new decision: the image may have changed (exec)
   const ProcInfo* p = process(pid);
-  if (p && (p->python || sel_.all_loops) && (!sel_.accept || sel_.accept(*p))) {
+  if (p && !p->loopstall && (p->python || sel_.all_loops) && (!sel_.accept || sel_.accept(*p))) {
     watched_.insert(pid);
     return LS_PROC_WATCH;
   }
@@ -141,6 +142,9 @@ void Correlator::account_iterations(const ls_loop& l) {
   }
   tc.iterations = l.iterations;
   ProcessTotals& pt = totals_[l.tgid];
+  // Named while the process is known: the summary outlives it.
+  if (pt.comm.empty())
+    if (auto it = procs_.find(l.tgid); it != procs_.end()) pt.comm = it->second.comm, pt.loop = loop_kind(it->second);
   pt.iterations += d.count;
   for (std::size_t i = 0; i < d.hist.size(); ++i) pt.hist[i] += d.hist[i];
   // The cached label: process() would re-read /proc on every scan.

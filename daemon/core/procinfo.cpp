@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,7 +19,9 @@
 #include <vector>
 
 #include "loopstall/clock.hpp"
+#include "loopstall/frameworks.hpp"
 #include "loopstall/limits.hpp"
+#include "loopstall/native/proc_maps.hpp"
 
 namespace loopstall {
 namespace {
@@ -106,6 +109,22 @@ std::optional<std::string> container_id(std::string_view comp) {
   }
   if (is_hex_id(comp)) return std::string(comp.substr(0, 12));
   return std::nullopt;
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa = {};
+  struct stat sb = {};
+  return stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+// loopstall maps interpreters and extension modules to read their symbols
+// and unwind tables: it must never watch itself (nor a capture CLI, nor a
+// second daemon).
+bool is_loopstall(std::uint32_t pid, const std::string& dir, std::string_view exe, const std::string& proc_root) {
+  if (proc_root == "/proc" && pid == static_cast<std::uint32_t>(getpid())) return true;
+  const std::string_view name = basename(strip_deleted(exe));
+  if (name == "loopstall" || name == "loopstalld") return true;
+  return same_file(dir + "/exe", "/proc/self/exe");
 }
 
 }  // namespace
@@ -318,6 +337,7 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
   }
   if (auto cg = read_file(dir + "/cgroup")) info.service = service_from_cgroup(*cg);
 
+  info.loopstall = is_loopstall(pid, dir, info.exe, proc_root);
   std::string_view exe_name = basename(strip_deleted(info.exe));
   if (exe_name.rfind("python", 0) == 0) {
     info.python = true;
@@ -333,29 +353,28 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
       info.python = true;
       if (!info.python_version) info.python_version = python_version_from_path(name);
     }
-    info.gevent = info.python && cmd.find("gevent") != std::string_view::npos;
+    if (info.python)
+      info.native_loop = cmd.find("gevent") != std::string_view::npos ? LoopKind::Gevent : LoopKind::Python;
     return info;
   }
-  for (auto line : split(*maps, '\n')) {
-    const auto slash = line.find('/');
-    if (slash == std::string_view::npos) continue;
-    std::string_view path = line.substr(slash);
-    std::string_view name = basename(strip_deleted(path));
-    if (name.rfind("libpython3", 0) == 0) {
+  ModuleEvidence modules;
+  for (const native::Mapping& m : native::parse_maps(*maps)) {
+    if (!m.executable || m.path.empty() || m.path.front() != '/') continue;
+    std::string_view path = strip_deleted(m.path);
+    if (basename(path).rfind("libpython3", 0) == 0) {
       info.python = true;
-      if (info.libpython.empty()) info.libpython = std::string(strip_deleted(path));
+      if (info.libpython.empty()) info.libpython = std::string(path);
       if (!info.python_version) info.python_version = python_version_from_path(path);
     }
-    // gevent's C modules live in its package directory; Debian links the
-    // system libev.
-    if (path.find("/gevent/") != std::string_view::npos || name.rfind("libev.so", 0) == 0) info.gevent = true;
-    if (name.rfind("_asyncio.", 0) == 0 || path.find("/greenlet/") != std::string_view::npos ||
-        path.find("/uvloop/") != std::string_view::npos)
-      info.loop_module = true;
+    modules.add(path);
   }
-  if (!info.python) info.gevent = info.loop_module = false;
-  info.loop_module |= info.gevent;
+  info.native_loop = info.python ? modules.kind() : LoopKind::Epoll;
+  info.loop_module = info.python && modules.loop_module();
   return info;
+}
+
+LoopKind loop_kind(const ProcInfo& p) {
+  return p.python ? python_loop_kind(p.native_loop, p.stack_loop) : LoopKind::Epoll;
 }
 
 std::vector<std::uint32_t> parse_nspid(std::string_view text) {

@@ -6,6 +6,10 @@ std::string_view to_string(LoopKind k) {
   switch (k) {
     case LoopKind::Gevent: return "gevent";
     case LoopKind::Asyncio: return "asyncio";
+    case LoopKind::Uvloop: return "uvloop";
+    case LoopKind::Eventlet: return "eventlet";
+    case LoopKind::Twisted: return "twisted";
+    case LoopKind::Python: return "python";
     case LoopKind::Epoll: return "epoll";
   }
   return "epoll";

@@ -9,9 +9,6 @@
 // 1.1, is refused without CAP_SYS_ADMIN (EACCES, measured on 6.18), so the
 // systemd unit's capabilities never had GC time. Older kernels keep libbpf's
 // attach.
-#include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -23,88 +20,13 @@
 #include <optional>
 
 #include "engine_impl.hpp"
+#include "loopstall/native/sdt_notes.hpp"
 #include "loopstall/printable.hpp"
 
 namespace loopstall {
 namespace {
 
 constexpr unsigned kAttachUprobeMulti = 48;  // BPF_TRACE_UPROBE_MULTI (Linux 6.6)
-
-// One SDT probe of a file, as file offsets (what uprobes take).
-struct SdtProbe {
-  std::uint64_t offset = 0;
-  std::uint64_t semaphore_offset = 0;  // 0: no semaphore
-};
-
-struct SdtNotes {
-  bool any = false;  // the file has .note.stapsdt at all
-  std::optional<SdtProbe> gc_start, gc_done;
-};
-
-// File offset of a virtual address, through the PT_LOAD segments.
-std::optional<std::uint64_t> file_offset(Elf* elf, std::uint64_t vaddr) {
-  std::size_t n = 0;
-  if (elf_getphdrnum(elf, &n) != 0) return std::nullopt;
-  for (std::size_t i = 0; i < n && i < 256; ++i) {
-    GElf_Phdr ph;
-    if (!gelf_getphdr(elf, static_cast<int>(i), &ph) || ph.p_type != PT_LOAD) continue;
-    if (vaddr >= ph.p_vaddr && vaddr - ph.p_vaddr < ph.p_filesz) return vaddr - ph.p_vaddr + ph.p_offset;
-  }
-  return std::nullopt;
-}
-
-// The python provider's gc probes of one ELF file. Notes are outside data:
-// every length is checked against the note's descriptor.
-SdtNotes read_sdt_notes(const std::string& path) {
-  SdtNotes out;
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  elf_version(EV_CURRENT);
-  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
-  std::size_t shstrndx = 0;
-  if (elf && elf_getshdrstrndx(elf, &shstrndx) == 0) {
-    // Prelinking moves .stapsdt.base; notes hold its link-time address.
-    std::optional<std::uint64_t> base_now;
-    for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf, scn)) != nullptr;) {
-      GElf_Shdr sh;
-      const char* name = gelf_getshdr(scn, &sh) ? elf_strptr(elf, shstrndx, sh.sh_name) : nullptr;
-      if (name && std::strcmp(name, ".stapsdt.base") == 0) base_now = sh.sh_addr;
-    }
-    for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf, scn)) != nullptr;) {
-      GElf_Shdr sh;
-      if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE) continue;
-      const char* name = elf_strptr(elf, shstrndx, sh.sh_name);
-      if (!name || std::strcmp(name, ".note.stapsdt") != 0) continue;
-      out.any = true;
-      Elf_Data* data = elf_getdata(scn, nullptr);
-      if (!data || !data->d_buf) continue;
-      GElf_Nhdr nh;
-      std::size_t pos = 0, name_off = 0, desc_off = 0;
-      while ((pos = gelf_getnote(data, pos, &nh, &name_off, &desc_off)) > 0) {
-        const char* d = static_cast<const char*>(data->d_buf) + desc_off;
-        if (nh.n_type != 3 || nh.n_descsz < 3 * 8 + 2 || desc_off + nh.n_descsz > data->d_size) continue;
-        std::uint64_t pc, note_base, sem;
-        std::memcpy(&pc, d, 8);
-        std::memcpy(&note_base, d + 8, 8);
-        std::memcpy(&sem, d + 16, 8);
-        const std::string_view strs(d + 24, nh.n_descsz - 24);
-        const auto nul = strs.find('\0');
-        if (nul == std::string_view::npos || strs.substr(0, nul) != "python") continue;
-        const std::string_view rest = strs.substr(nul + 1);
-        const std::string_view probe = rest.substr(0, rest.find('\0'));
-        auto* slot = probe == "gc__start" ? &out.gc_start : probe == "gc__done" ? &out.gc_done : nullptr;
-        if (!slot) continue;
-        if (base_now && note_base) pc += *base_now - note_base, sem = sem ? sem + *base_now - note_base : 0;
-        const auto off = file_offset(elf, pc);
-        const auto sem_off = sem ? file_offset(elf, sem) : std::optional<std::uint64_t>(0);
-        if (off && sem_off) *slot = SdtProbe{*off, *sem_off};
-      }
-    }
-  }
-  if (elf) elf_end(elf);
-  close(fd);
-  return out;
-}
 
 bool kernel_at_least(int major, int minor) {
   utsname u{};
@@ -115,7 +37,7 @@ bool kernel_at_least(int major, int minor) {
 
 // bpf(BPF_LINK_CREATE) for one uprobe_multi probe: the uapi headers of
 // Debian 12 (Linux 6.1) predate the attr's uprobe_multi member.
-int uprobe_multi_link(int prog_fd, const std::string& path, const SdtProbe& p) {
+int uprobe_multi_link(int prog_fd, const std::string& path, const native::SdtProbe& p) {
   struct {
     std::uint32_t prog_fd, target_fd, attach_type, flags;
     std::uint64_t path, offsets, ref_ctr_offsets, cookies;
@@ -144,10 +66,11 @@ bool Engine::attach_gc_probes(const std::string& binary) {
   // Once per file (device and inode): the same interpreter reached through
   // several processes' /proc/PID/root must not be probed twice.
   struct stat st {};
-  if (stat(binary.c_str(), &st) != 0) return false;
+  // Regular files only: libbpf's and the kernel's own opens would block on a FIFO.
+  if (stat(binary.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
   const std::string key = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
   if (!impl_->usdt_tried.insert(key).second) return false;
-  const SdtNotes notes = read_sdt_notes(binary);
+  const native::SdtNotes notes = native::read_sdt_notes(binary);
   if (!notes.any) return false;  // pyenv's builds: asking would only log noise
 
   auto* s = impl_->skel;

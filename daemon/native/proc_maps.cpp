@@ -120,7 +120,9 @@ std::vector<ModuleSpan> code_modules(const std::vector<Mapping>& maps) {
       last = nullptr;
     } else if (!m.file_backed()) {
       continue;
-    } else if (last != nullptr && same_file(*last, m)) {
+    } else if (last != nullptr && same_file(*last, m) && m.start >= out.back().end) {
+      // (Ascending only: the kernel's order. A recording out of order gets
+      // one span per run instead of a span that ends before it starts.)
       out.back().end = m.end;
       out.back().executable |= m.executable;
       last = &m;

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,8 +13,14 @@ namespace loopstall::python {
 
 std::optional<ElfSymbols> read_elf_symbols(const std::string& path, const std::vector<std::string_view>& wanted) {
   if (elf_version(EV_CURRENT) == EV_NONE) return std::nullopt;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Never block: the path may now name a FIFO (a deleted file's old path).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return std::nullopt;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return std::nullopt;
+  }
   Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
   std::optional<ElfSymbols> result;
   GElf_Ehdr ehdr;

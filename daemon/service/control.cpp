@@ -12,7 +12,6 @@
 
 #include "loopstall/clock.hpp"
 #include "loopstall/json_sink.hpp"
-#include "loopstall/limits.hpp"
 #include "loopstall/text_sink.hpp"
 
 namespace loopstall {
@@ -29,44 +28,9 @@ constexpr std::uint64_t kClientTimeoutNs = 5'000'000'000ULL;
 // Reads per client per poll(): a client that keeps sending cannot hold the
 // detector's thread.
 constexpr int kMaxReadsPerPoll = 16;
-constexpr std::uint32_t kMaxPid = 1u << 22;  // the kernel's PID_MAX_LIMIT
-
-// Outside data (an error message may quote the request) never makes dump()
-// throw: invalid UTF-8 becomes U+FFFD.
-std::string line_of(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-}
 
 std::string error_line(const std::string& why) {
-  return line_of(json({{"ok", false}, {"error", why}}));
-}
-
-// Checks a capture request without exceptions; "" when it is fine.
-std::string parse_capture(const json& req, Selection& sel, double& threshold, std::string& format) {
-  if (req.contains("pids")) {
-    const json& pids = req["pids"];
-    if (!pids.is_array()) return "pids must be an array of process ids";
-    for (const json& p : pids) {
-      if (!p.is_number_unsigned() || p.get<std::uint64_t>() == 0 || p.get<std::uint64_t>() > kMaxPid)
-        return "pids must be process ids (1.." + std::to_string(kMaxPid) + ")";
-      sel.pids.insert(static_cast<std::uint32_t>(p.get<std::uint64_t>()));
-    }
-  }
-  if (req.contains("all_loops")) {
-    if (!req["all_loops"].is_boolean()) return "all_loops must be true or false";
-    sel.all_loops = req["all_loops"].get<bool>();
-  }
-  if (req.contains("threshold_ms")) {
-    if (!req["threshold_ms"].is_number()) return "threshold_ms must be a number";
-    threshold = req["threshold_ms"].get<double>();
-    if (auto why = range_error(threshold, kMinThresholdMs, kMaxThresholdMs); !why.empty()) return "threshold_ms " + why;
-  }
-  if (req.contains("format")) {
-    if (!req["format"].is_string()) return "format must be json or text";
-    format = req["format"].get<std::string>();
-    if (format != "json" && format != "text") return "format must be json or text";
-  }
-  return "";
+  return control_line(json({{"ok", false}, {"error", why}}));
 }
 
 sockaddr_un unix_address(const std::string& path) {
@@ -144,38 +108,23 @@ void ControlServer::finish(Client& c) {
 }
 
 void ControlServer::handle_request(Client& c, const std::string& line) {
-  const json req = json::parse(line, nullptr, /*allow_exceptions=*/false);
-  std::string why;
-  if (req.is_discarded() || !req.is_object())
-    why = "the request is not a JSON object";
-  else if (!req.contains("cmd") || !req["cmd"].is_string())
-    why = "cmd must be a string";
-  if (why.empty() && req["cmd"] == "status") {
-    c.out += line_of(status_());
-    finish(c);
-    return;
-  }
-  if (why.empty() && req["cmd"] != "capture") why = "unknown cmd '" + req["cmd"].get<std::string>() + "'";
-  Selection sel;
-  double threshold = 100.0;
-  std::string format = "json";
-  if (why.empty()) why = parse_capture(req, sel, threshold, format);
-  if (!why.empty()) {
-    c.out += error_line(why);
+  ControlRequest req = parse_request(line);
+  if (!req.error.empty() || req.cmd == ControlRequest::Cmd::Status) {
+    c.out += req.error.empty() ? control_line(status_()) : error_line(req.error);
     finish(c);
     return;
   }
   Writer w = [&c](std::string_view s) { c.out.append(s); };
-  if (format == "json")
+  if (req.format == "json")
     c.sink = std::make_unique<JsonLinesSink>(w);
   else
     c.sink = std::make_unique<TextSink>(w);
-  c.corr = std::make_unique<Correlator>(std::move(sel), threshold, *c.sink);
+  c.corr = std::make_unique<Correlator>(std::move(req.selection), req.threshold_ms, *c.sink);
   det_.add(*c.corr);
   c.capturing = true;
   c.started_ns = monotonic_ns();
   // First line: the client knows the daemon is capturing for it.
-  c.out += line_of(json({{"ok", true}}));
+  c.out += control_line(json({{"ok", true}}));
 }
 
 void ControlServer::accept_clients() {

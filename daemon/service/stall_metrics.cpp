@@ -106,7 +106,8 @@ void StallMetrics::iterations(std::uint32_t, const std::string& service, const I
 void StallMetrics::refresh(Detector& det, const Correlator& corr) {
   const std::vector<ls_loop>& loops = det.last_scan();
   Engine& eng = det.engine();
-  std::map<std::string, double> by_kind = {{"gevent", 0}, {"asyncio", 0}, {"epoll", 0}};
+  std::map<std::string, double> by_kind;
+  for (LoopKind k : kLoopKinds) by_kind[std::string(to_string(k))] = 0;
   double monitored = 0;
   for (const ls_loop& l : loops) {
     if (!corr.watches(l.tgid)) continue;

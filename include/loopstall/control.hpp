@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +25,21 @@
 #include "loopstall/detector.hpp"
 
 namespace loopstall {
+
+// One request line, parsed and checked; nothing is started yet.
+struct ControlRequest {
+  enum class Cmd { Status, Capture };
+  Cmd cmd = Cmd::Status;
+  Selection selection;  // Capture only
+  double threshold_ms = 100;
+  std::string format = "json";  // or "text"
+  std::string error;            // "" when the request is fine; else what the client is told
+};
+ControlRequest parse_request(std::string_view line);
+
+// One line of the protocol: a JSON object and a newline, whatever bytes of
+// outside data its strings hold.
+std::string control_line(const nlohmann::json& j);
 
 class ControlServer {
  public:

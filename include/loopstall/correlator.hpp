@@ -63,6 +63,10 @@ class Correlator {
   std::string service_of(std::uint32_t pid) const;
   // Loop kind of a watched process (Epoll when unknown).
   LoopKind loop_kind_of(std::uint32_t pid) const;
+  // What a loop thread's Python stack showed while it waited in epoll_wait
+  // (frameworks.hpp). The first answer for a process stands; a new program
+  // image (exec) starts over.
+  void set_stack_loop(std::uint32_t pid, LoopKind k);
   std::size_t watched_processes() const { return watched_.size(); }
 
   // Stall evidence (stacks), already read by the Detector. Iteration

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -68,6 +69,11 @@ class Detector {
   void on_sample(const ls_sample_event& e, std::size_t size);
   void capture_blocks(std::uint64_t now_ns);
   void register_python_threads(std::uint64_t now_ns);
+  struct PyThreadSeen;
+  void identify_framework(const ls_loop& l, PyThreadSeen& seen, std::uint64_t now_ns);
+  void identify_framework_now(std::uint32_t pid, std::uint32_t tid);
+  void name_framework(std::uint32_t pid, const std::vector<PyFrame>& frames);
+  bool framework_unknown(std::uint32_t pid) const;
   void check_exiting(std::uint64_t now_ns);
   bool watched(std::uint32_t pid) const;
   std::uint64_t evidence_after_ns() const;
@@ -88,6 +94,9 @@ class Detector {
     std::uint32_t pid = 0;
     bool registered = false;
     std::uint64_t tried_ns = 0;
+    // The framework its Python stack showed in epoll_wait (identify_framework).
+    std::optional<LoopKind> framework;
+    std::uint64_t framework_retry_ns = 0;  // not read again before
   };
   std::unordered_map<std::uint32_t, PyThreadSeen> py_threads_;  // by tid
   std::uint64_t samples_over_budget_ = 0;

@@ -16,12 +16,6 @@ namespace loopstall {
 
 bool is_epoll_wait_syscall(int nr);
 
-// Python frames (innermost first) that show the thread is running an event
-// loop: a loop runner's frame (asyncio, twisted, tornado, eventlet, gevent's
-// hub), or, in a gevent process, a greenlet's frames (they end where the
-// greenlet began, never in a module's top level) -- the hub runs it.
-bool frames_run_a_loop(const std::vector<PyFrame>& frames, bool gevent);
-
 // The loop slot to set up for thread tid as /proc shows it at now_ns:
 // asleep in epoll_wait -> idle (its next iteration is measured from its
 // start); otherwise, when `in_loop` (the caller has evidence it is a loop

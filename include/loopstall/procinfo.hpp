@@ -1,4 +1,5 @@
-// What a process is: Python or not, which version, gevent or not, service.
+// What a process is: Python or not, which version, which loop framework its
+// code shows, service, and whether it is loopstall itself.
 // Read from /proc (a root directory is a parameter so tests use fake trees).
 #pragma once
 
@@ -9,15 +10,26 @@
 #include <string_view>
 #include <vector>
 
+#include "loopstall/stall.hpp"
+
 namespace loopstall {
 
 struct ProcInfo {
   std::uint32_t pid = 0;
+  // Python: the executable is an interpreter or libpython is mapped to run.
   bool python = false;
-  bool gevent = false;
-  // An event-loop module is mapped (gevent, asyncio's _asyncio, greenlet,
-  // uvloop): only then is a thread outside epoll_wait worth reading for
-  // the frames of a loop in progress.
+  // The loop framework its executable mappings show (frameworks.hpp): Gevent
+  // or Uvloop decisively, Eventlet as a hint, else Python; Epoll for a
+  // non-Python process.
+  LoopKind native_loop = LoopKind::Epoll;
+  // What a loop thread's Python stack showed in epoll_wait, once read.
+  std::optional<LoopKind> stack_loop;
+  // loopstall's own processes (this one, and any loopstall/loopstalld
+  // binary): they map interpreters to read symbols and are never watched.
+  bool loopstall = false;
+  // An event-loop module is mapped to run (gevent, asyncio's _asyncio,
+  // greenlet, uvloop): only then is a thread outside epoll_wait worth
+  // reading for the frames of a loop in progress.
   bool loop_module = false;
   std::optional<std::string> python_version;  // "3.11"
   std::string exe;                            // resolved /proc/PID/exe
@@ -58,8 +70,14 @@ int parse_stat_cpu(std::string_view stat);  // the CPU it last ran on; -1 if unr
 int parse_syscall_nr(std::string_view syscall_file);
 std::optional<double> parse_exec_start_ms(std::string_view sched_file);
 
-// nullopt when the process is gone (or never was).
+// nullopt when the process is gone (or never was). Only executable mappings
+// count: files a process maps to read (as loopstall does) say nothing about
+// what it runs.
 std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& proc_root = "/proc");
+
+// Python, Gevent, Uvloop, Eventlet, Twisted or Asyncio for a Python process
+// (frameworks.hpp), Epoll for another.
+LoopKind loop_kind(const ProcInfo& p);
 
 // "3.11" from ".../python3.11", ".../libpython3.11.so.1.0", ".../python3.11d".
 std::optional<std::string> python_version_from_path(std::string_view path);

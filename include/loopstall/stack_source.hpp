@@ -30,6 +30,16 @@ class StackSource {
   // The Python frames thread tid runs now, innermost first (empty: not
   // CPython, or not readable).
   virtual std::vector<PyFrame> python_frames(std::uint32_t pid, std::uint32_t tid) = 0;
+  // The Python frames (innermost first) of a thread asleep in a syscall, and
+  // that syscall's number: only if the thread slept in it through the read
+  // (nullopt if it ran meanwhile, is gone, or has no CPython thread state).
+  struct SleepingFrames {
+    long syscall = -1;
+    std::vector<PyFrame> frames;
+  };
+  virtual std::optional<SleepingFrames> sleeping_python_frames(std::uint32_t /*pid*/, std::uint32_t /*tid*/) {
+    return std::nullopt;
+  }
   // The process is a CPython interpreter that began shutting down.
   virtual bool interpreter_finalizing(std::uint32_t pid) = 0;
   // The process is gone: drop what is cached about it.

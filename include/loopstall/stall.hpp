@@ -2,6 +2,7 @@
 // alerts) consumes. Mirrors contract/stall-event.schema.json.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -10,7 +11,13 @@
 
 namespace loopstall {
 
-enum class LoopKind { Gevent, Asyncio, Epoll };
+// The loop's framework (contract: "loop"). Asyncio covers what runs on
+// asyncio's selector loop (aiohttp, tornado); Python is a Python loop of no
+// known framework, Epoll a non-Python one. How each is recognised:
+// daemon/core/frameworks.cpp.
+enum class LoopKind { Gevent, Asyncio, Uvloop, Eventlet, Twisted, Python, Epoll };
+inline constexpr std::array kLoopKinds = {LoopKind::Gevent,  LoopKind::Asyncio, LoopKind::Uvloop, LoopKind::Eventlet,
+                                          LoopKind::Twisted, LoopKind::Python,  LoopKind::Epoll};
 enum class Cause { Cpu, BlockingSyscall, Runqueue, Gc };
 
 std::string_view to_string(LoopKind k);

@@ -60,7 +60,6 @@ class StallMetrics : public Sink {
  private:
   Registry& reg_;
   ServiceLabels services_;
-  std::uint64_t bpf_full_loops_ = 0, bpf_full_procs_ = 0;
 };
 
 // process_* series of this process (CPU, memory, fds, start time).

@@ -127,16 +127,22 @@ def test_cpu_starved_first_iteration(bpf_ready):
     assert "block" in frames(ev), shown
 
 
-def test_capture_ends_mid_hang_json(bpf_ready):
+def capture_during_hang(binary, fmt):
+    """A 2 s capture that starts and ends while a loop is hung (6 s): (workload, capture)."""
     w = workload("gevent_hang.py", "--seconds", "6", "--warmup", "0.2")
     try:
         w.mark_wait("STALL_START", 10)
-        cap = Capture(bpf_ready, ["--duration", "2"], fmt="json")
+        cap = Capture(binary, ["--duration", "2"], fmt=fmt)
         rc = cap.wait(20)
         cap.join_output()
     finally:
         w.kill()
     assert rc == 0, cap.describe()
+    return w, cap
+
+
+def test_capture_ends_mid_hang_json(bpf_ready):
+    w, cap = capture_during_hang(bpf_ready, "json")
     evs = [e for e in cap.events() if e["pid"] == w.pid]
     assert evs, f"a capture that ended mid-hang reported nothing:\n{cap.describe()}"
     last = evs[-1]
@@ -146,15 +152,7 @@ def test_capture_ends_mid_hang_json(bpf_ready):
 
 
 def test_capture_ends_mid_hang_text(bpf_ready):
-    w = workload("gevent_hang.py", "--seconds", "6", "--warmup", "0.2")
-    try:
-        w.mark_wait("STALL_START", 10)
-        cap = Capture(bpf_ready, ["--duration", "2"], fmt="text")
-        rc = cap.wait(20)
-        cap.join_output()
-    finally:
-        w.kill()
-    assert rc == 0, cap.describe()
+    w, cap = capture_during_hang(bpf_ready, "text")
     text = "\n".join(l for _, l in cap.out)
     summary = [l for _, l in cap.out if l.startswith("--- summary")]
     assert summary, f"no summary:\n{text}"

@@ -62,6 +62,16 @@ TEST_CASE("code_modules: one span per ELF file with code, across anonymous gaps"
   CHECK(code_modules(parse_maps("")).empty());
 }
 
+TEST_CASE("code_modules: a recording out of order never gives a span that ends before it starts") {
+  // fuzz/regressions/proc_maps: the second mapping of the file lies below the first.
+  const auto mods =
+      code_modules(parse_maps("7f0000002000-7f0000003000 r-xp 00002000 fe:00 42 /x/lib.so\n"
+                              "7f0000000000-7f0000001000 r--p 00000000 fe:00 42 /x/lib.so\n"));
+  REQUIRE(mods.size() == 1);
+  CHECK(mods[0].start == 0x7f0000002000);
+  CHECK(mods[0].end == 0x7f0000003000);
+}
+
 TEST_CASE("find_mapping: boundaries") {
   const auto maps = parse_maps(kMaps);
   CHECK(find_mapping(maps, 0x3fffff) == nullptr);

@@ -1,8 +1,12 @@
 #include <dlfcn.h>
 #include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <string>
 
+#include "loopstall/native/sdt_notes.hpp"
 #include "loopstall/native/symbolizer.hpp"
 
 using namespace loopstall::native;
@@ -80,4 +84,25 @@ TEST_CASE("ElfSymbolizer: bad inputs, bounded cache") {
   CHECK_FALSE(s.file_offset_to_vaddr("/etc/passwd", 0).has_value());
   for (const char* f : {"/usr/bin/python3.11", "/proc/self/exe", "/bin/true", "/bin/ls"}) s.symbolize(f, 0x1000);
   CHECK(s.cached_files() <= 2);
+}
+
+TEST_CASE("read_sdt_notes: Debian's python3.11 has the gc probes, other files none, a FIFO does not block") {
+  if (std::filesystem::exists("/usr/bin/python3.11")) {
+    const SdtNotes n = read_sdt_notes("/usr/bin/python3.11");
+    CHECK(n.any);
+    CHECK(n.gc_start.has_value());
+    CHECK(n.gc_done.has_value());
+  }
+  CHECK_FALSE(read_sdt_notes("/proc/self/exe").any);
+  CHECK_FALSE(read_sdt_notes("/etc/passwd").any);
+  CHECK_FALSE(read_sdt_notes("/nonexistent").any);
+  // Where a process's deleted executable was, its owner may put a FIFO: an
+  // open that waits for a writer would hang the daemon (SIGALRM fails the test).
+  const std::string fifo = std::filesystem::temp_directory_path() / ("loopstall-fifo-" + std::to_string(getpid()));
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  alarm(10);
+  CHECK_FALSE(read_sdt_notes(fifo).any);
+  CHECK_FALSE(read_build_id(fifo).has_value());
+  alarm(0);
+  unlink(fifo.c_str());
 }

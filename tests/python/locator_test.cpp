@@ -1,9 +1,11 @@
 // /proc/PID/maps parsing, load bias, version names and ELF symbol lookup.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <string>
 
 #include "loopstall/python/runtime_locator.hpp"
 
@@ -106,6 +108,17 @@ TEST_CASE("ELF symbols: static and shared builds") {
   }
   CHECK_FALSE(read_elf_symbols("/nonexistent", {"x"}));
   CHECK_FALSE(read_elf_symbols("/proc/self/status", {"x"}));
+}
+
+TEST_CASE("ELF symbols: a FIFO at a mapped file's path does not block") {
+  // The locator falls back to /proc/PID/root + the mapped path, which the
+  // process's owner can replace with a FIFO (SIGALRM fails the test).
+  const std::string fifo = std::filesystem::temp_directory_path() / ("loopstall-fifo-" + std::to_string(getpid()));
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  alarm(10);
+  CHECK_FALSE(read_elf_symbols(fifo, {"_PyRuntime"}));
+  alarm(0);
+  unlink(fifo.c_str());
 }
 
 TEST_CASE("a process that is not Python") {

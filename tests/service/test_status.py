@@ -6,8 +6,8 @@ import subprocess
 import service_harness as h
 from service_harness import Daemon, Workload, wait_for
 
-TEXT_WATCHING = re.compile(r"^watching (\d+) processes, (\d+) loops \(gevent (\d+), asyncio (\d+), epoll (\d+)\)$",
-                           re.M)
+TEXT_WATCHING = re.compile(r"^watching (\d+) processes, (\d+) loops \(gevent (\d+), asyncio (\d+), uvloop (\d+), "
+                           r"eventlet (\d+), twisted (\d+), python (\d+), epoll (\d+)\)$", re.M)
 TEXT_STALLS = re.compile(r"^stalls so far (\d+), stalled now (\d+), lost events (\d+)$", re.M)
 
 

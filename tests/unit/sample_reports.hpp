@@ -21,7 +21,7 @@ inline std::vector<StallReport> sample_reports() {
     p.comm = "proc" + std::to_string(pid);
     if (pid == 100 || pid == 200) {
       p.python = true;
-      p.gevent = pid == 100;
+      p.native_loop = pid == 100 ? LoopKind::Gevent : LoopKind::Python;
       p.python_version = pid == 100 ? "3.11" : "3.8";
       p.exe = "/usr/bin/python3.11";
       p.service = "gunicorn.service";
@@ -32,6 +32,7 @@ inline std::vector<StallReport> sample_reports() {
   };
   Correlator c(sel, 100, sink, inspect);
   for (std::uint32_t pid : {100u, 200u, 300u}) c.classify(pid);
+  c.set_stack_loop(200, LoopKind::Asyncio);  // its loop thread's stack showed asyncio
   constexpr std::uint64_t t0 = 7'000 * kSec;
 
   // gevent, stuck in futex: ongoing, then final.

@@ -2,6 +2,7 @@
 // a loop, the slot state for each thread state.
 #include <doctest/doctest.h>
 
+#include "loopstall/frameworks.hpp"
 #include "loopstall/loop_adoption.hpp"
 #include "loopstall/procinfo.hpp"
 

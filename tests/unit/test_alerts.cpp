@@ -59,7 +59,8 @@ struct Watching {
   Correlator corr{Selection{}, 100, sink, [](std::uint32_t pid) -> std::optional<ProcInfo> {
                     ProcInfo p;
                     p.pid = pid;
-                    p.python = p.gevent = true;
+                    p.python = true;
+                    p.native_loop = LoopKind::Gevent;
                     p.comm = "python3";
                     p.service = "api.service";
                     return p;

@@ -55,5 +55,9 @@ TEST_CASE("cause and loop kind names are the schema's") {
   CHECK(to_string(Cause::Gc) == "gc");
   CHECK(to_string(LoopKind::Gevent) == "gevent");
   CHECK(to_string(LoopKind::Asyncio) == "asyncio");
+  CHECK(to_string(LoopKind::Uvloop) == "uvloop");
+  CHECK(to_string(LoopKind::Eventlet) == "eventlet");
+  CHECK(to_string(LoopKind::Twisted) == "twisted");
+  CHECK(to_string(LoopKind::Python) == "python");
   CHECK(to_string(LoopKind::Epoll) == "epoll");
 }

@@ -34,7 +34,7 @@ struct FakeProcs {
     ProcInfo p;
     p.pid = pid;
     p.python = python;
-    p.gevent = gevent;
+    p.native_loop = !python ? LoopKind::Epoll : gevent ? LoopKind::Gevent : LoopKind::Python;
     if (python) p.python_version = "3.11";
     p.exe = python ? "/usr/bin/python3.11" : "/usr/sbin/nginx";
     p.comm = std::move(comm);
@@ -188,6 +188,7 @@ TEST_CASE("correlator: report details by process kind") {
   REQUIRE(c.classify(300) == LS_PROC_WATCH);
 
   SUBCASE("asyncio") {
+    c.set_stack_loop(200, LoopKind::Asyncio);
     c.on_stall(make_stall_event(blocked_loop(201, 200, T0, 150 * kMs), T0 + 150 * kMs, nullptr));
     REQUIRE(f.sink.reports.size() == 1);
     CHECK(f.sink.reports[0].loop == LoopKind::Asyncio);
@@ -201,6 +202,7 @@ TEST_CASE("correlator: report details by process kind") {
     CHECK(f.sink.reports[0].comm == "nginx");
   }
   SUBCASE("the process is gone from /proc: what was learnt at classification is kept") {
+    c.set_stack_loop(200, LoopKind::Asyncio);
     f.fake.procs.erase(200);
     c.on_stall(make_stall_event(blocked_loop(201, 200, T0, 150 * kMs), T0 + 150 * kMs, "dead"));
     REQUIRE(f.sink.reports.size() == 1);
@@ -460,7 +462,7 @@ TEST_CASE("correlator: summary totals") {
   // No stall yet: name and loop come from the process.
   CHECK(s.processes[100].comm == "gunicorn");
   CHECK(s.processes[100].loop == LoopKind::Gevent);
-  CHECK(s.processes[200].loop == LoopKind::Asyncio);
+  CHECK(s.processes[200].loop == LoopKind::Python);  // no stack read yet
   CHECK(s.processes[100].stalls == 0);
 
   a.iterations = 25;  // cumulative counters: only the difference counts
@@ -615,9 +617,9 @@ TEST_CASE("correlator: gevent imported after the first classification") {
   REQUIRE(c.classify(100) == LS_PROC_WATCH);
   c.on_stall(make_stall_event(blocked_loop(101, 100, T0, 150 * kMs), T0 + 150 * kMs, "w"));
   REQUIRE(f.sink.reports.size() == 1);
-  CHECK(f.sink.reports[0].loop == LoopKind::Asyncio);
+  CHECK(f.sink.reports[0].loop == LoopKind::Python);
 
-  f.fake.procs[100].gevent = true;  // `import gevent` happened
+  f.fake.procs[100].native_loop = LoopKind::Gevent;  // `import gevent` happened
   c.on_stall(make_stall_event(blocked_loop(101, 100, T0 + kSec, 150 * kMs), T0 + kSec + 150 * kMs, "w"));
   REQUIRE(f.sink.reports.size() == 2);
   CHECK(f.sink.reports[1].loop == LoopKind::Gevent);

@@ -19,7 +19,7 @@ namespace {
 const char* const kRequired[] = {"type",         "stall_id",      "pid",           "tid",          "comm",    "exe",
                                  "loop",         "start_unix_ns", "duration_ms",   "threshold_ms", "ongoing", "cause",
                                  "breakdown_ms", "syscalls",      "python_stacks", "native_stack"};
-const std::set<std::string> kLoops = {"gevent", "asyncio", "epoll"};
+const std::set<std::string> kLoops = {"gevent", "asyncio", "uvloop", "eventlet", "twisted", "python", "epoll"};
 const std::set<std::string> kCauses = {"cpu", "blocking_syscall", "runqueue", "gc"};
 
 StallReport base_report() {
@@ -135,7 +135,7 @@ TEST_CASE("to_json: nulls and enums") {
   CHECK(j["native_stack"][0]["offset"].is_number_integer());
   CHECK(j["native_stack"][0]["offset"].get<std::uint64_t>() == 0xdeadbeefULL);
 
-  for (LoopKind k : {LoopKind::Gevent, LoopKind::Asyncio, LoopKind::Epoll}) {
+  for (LoopKind k : kLoopKinds) {
     r.loop = k;
     CHECK(kLoops.count(to_json(r)["loop"].get<std::string>()) == 1);
   }

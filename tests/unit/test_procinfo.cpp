@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "loopstall/limits.hpp"
 #include "loopstall/procinfo.hpp"
 #include "test_util.hpp"
@@ -148,7 +150,7 @@ TEST_CASE("inspect_process: fake /proc trees") {
     REQUIRE(p.has_value());
     CHECK(p->pid == 1000);
     CHECK(p->python);
-    CHECK(p->gevent);
+    CHECK(p->native_loop == LoopKind::Gevent);
     CHECK(p->python_version == "3.11");
     CHECK(p->exe == "/usr/bin/python3.11");
     CHECK(p->comm == "gunicorn");
@@ -164,7 +166,7 @@ TEST_CASE("inspect_process: fake /proc trees") {
     const auto p = fp.inspect(1001);
     REQUIRE(p.has_value());
     CHECK(p->python);
-    CHECK(p->gevent);
+    CHECK(p->native_loop == LoopKind::Gevent);
     CHECK(p->python_version == "3.8");
     CHECK(p->exe == "/usr/bin/uwsgi");
     CHECK(p->service == kHex12);
@@ -179,7 +181,7 @@ TEST_CASE("inspect_process: fake /proc trees") {
     const auto p = fp.inspect(1002);
     REQUIRE(p.has_value());
     CHECK(p->python);
-    CHECK_FALSE(p->gevent);
+    CHECK(p->native_loop == LoopKind::Python);  // asyncio is pure Python: its stack tells (frameworks)
     CHECK(p->python_version == "3.12");
     CHECK(p->comm == "python3");
     CHECK(p->service == "");
@@ -211,7 +213,7 @@ TEST_CASE("inspect_process: fake /proc trees") {
     const auto p = fp.inspect(1005);
     REQUIRE(p.has_value());
     CHECK_FALSE(p->python);
-    CHECK_FALSE(p->gevent);
+    CHECK(p->native_loop == LoopKind::Epoll);
     CHECK_FALSE(p->python_version.has_value());
     CHECK(p->exe == "/usr/sbin/nginx");
     CHECK(p->comm == "nginx");
@@ -263,9 +265,103 @@ TEST_CASE("inspect_process: fake /proc trees") {
     REQUIRE(p.has_value());
     CHECK(p->python);
     CHECK(p->python_version == "3.10");  // the first libpython mapping
-    CHECK_FALSE(p->gevent);
+    CHECK(p->native_loop == LoopKind::Python);
     CHECK(p->comm == "a\xff");
   }
+}
+
+TEST_CASE("inspect_process: only code a process runs classifies it") {
+  FakeProc fp;
+
+  SUBCASE("loopstalld maps interpreters and gevent's modules read-only for their symbols") {
+    const std::string maps =
+        "55d0c0a00000-55d0c0a6c000 r-xp 00000000 08:01 77 /usr/sbin/loopstalld\n"
+        "7f0000000000-7f0000300000 r--p 00000000 08:02 1  /usr/bin/python3.11\n"
+        "7f0000300000-7f0000600000 r--p 00000000 08:02 2  /root/.pyenv/versions/3.8.18/lib/libpython3.8.so.1.0\n"
+        "7f0000600000-7f0000610000 r--p 00000000 08:02 3  "
+        "/usr/lib/python3/dist-packages/gevent/libev/corecext.cpython-311-x86_64-linux-gnu.so\n"
+        "7f0000700000-7f0000710000 r--p 00000000 08:02 4  /usr/lib/x86_64-linux-gnu/libev.so.4.0.0\n";
+    fp.add(2000, "/usr/sbin/loopstalld", maps, "loopstalld\n", "0::/system.slice/loopstalld.service\n");
+    const auto p = fp.inspect(2000);
+    REQUIRE(p.has_value());
+    CHECK_FALSE(p->python);
+    CHECK(p->libpython == "");
+    CHECK_FALSE(p->python_version.has_value());
+    CHECK(p->native_loop == LoopKind::Epoll);
+    CHECK(p->loopstall);
+    CHECK(loop_kind(*p) == LoopKind::Epoll);
+  }
+
+  SUBCASE("another reader of libpython (a debugger) is not Python either, nor loopstall") {
+    fp.add(2001, "/usr/bin/gdb",
+           "00400000-00452000 r-xp 00000000 08:02 1 /usr/bin/gdb\n"
+           "7f0000000000-7f0000300000 r--p 00000000 08:02 2 /usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0\n",
+           "gdb\n", "");
+    const auto p = fp.inspect(2001);
+    REQUIRE(p.has_value());
+    CHECK_FALSE(p->python);
+    CHECK_FALSE(p->loopstall);
+  }
+
+  SUBCASE("an asyncio process that reads a gevent module's file is not gevent") {
+    fp.add(2002, "/usr/bin/python3.11",
+           "00400000-00452000 r-xp 00000000 08:02 1 /usr/bin/python3.11\n"
+           "7f0000600000-7f0000610000 r--p 00000000 08:02 3 /srv/gevent/corecext.so\n"
+           "7f0000700000-7f0000710000 rw-p 00000000 08:02 4 /usr/lib/x86_64-linux-gnu/libev.so.4.0.0\n",
+           "py\n", "");
+    const auto p = fp.inspect(2002);
+    REQUIRE(p.has_value());
+    CHECK(p->python);
+    CHECK(p->native_loop == LoopKind::Python);
+    CHECK_FALSE(p->loopstall);
+  }
+
+  SUBCASE("the capture CLI, wherever it is installed, and a deleted binary") {
+    fp.add(2003, "/opt/ls/bin/loopstall", "00400000-00452000 r-xp 00000000 08:02 1 /opt/ls/bin/loopstall\n", "l\n", "");
+    fp.add(2004, "/usr/sbin/loopstalld (deleted)", "", "l\n", "");
+    fp.add(2005, "/usr/sbin/loopstallx", "", "l\n", "");
+    CHECK(fp.inspect(2003)->loopstall);
+    CHECK(fp.inspect(2004)->loopstall);
+    CHECK_FALSE(fp.inspect(2005)->loopstall);
+  }
+
+  SUBCASE("the same file as this process's executable, under any name") {
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    REQUIRE_FALSE(ec);
+    fp.add(2006, self.string(), "", "renamed\n", "");
+    CHECK(fp.inspect(2006)->loopstall);
+  }
+}
+
+TEST_CASE("inspect_process: this very process is loopstall's") {
+  const auto p = inspect_process(static_cast<std::uint32_t>(getpid()));
+  REQUIRE(p.has_value());
+  CHECK(p->loopstall);
+}
+
+TEST_CASE("inspect_process: framework modules") {
+  FakeProc fp;
+  const std::string py = "00400000-00452000 r-xp 00000000 08:02 1 /usr/bin/python3.11\n";
+  const std::string uvloop =
+      "7f0000100000-7f0000200000 r-xp 00000000 08:02 5 "
+      "/usr/lib/python3/dist-packages/uvloop/loop.cpython-311-x86_64-linux-gnu.so\n";
+  const std::string greenlet =
+      "7f0000300000-7f0000310000 r-xp 00000000 08:02 6 "
+      "/usr/lib/python3/dist-packages/greenlet/_greenlet.cpython-311-x86_64-linux-gnu.so\n";
+  const std::string gevent =
+      "7f0000400000-7f0000410000 r-xp 00000000 08:02 7 "
+      "/usr/lib/python3/dist-packages/gevent/_gevent_cgreenlet.cpython-311-x86_64-linux-gnu.so\n";
+  auto kind = [&](std::uint32_t pid, const std::string& maps) {
+    fp.add(pid, "/usr/bin/python3.11", maps, "py\n", "");
+    return fp.inspect(pid)->native_loop;
+  };
+  CHECK(kind(3000, py + uvloop) == LoopKind::Uvloop);
+  CHECK(kind(3001, py + greenlet) == LoopKind::Eventlet);  // a hint: the stack decides
+  CHECK(kind(3002, py + greenlet + gevent) == LoopKind::Gevent);
+  CHECK(kind(3003, py + gevent + greenlet) == LoopKind::Gevent);
+  CHECK(kind(3004, py + uvloop + gevent) == LoopKind::Gevent);  // table order, not map order
+  CHECK(kind(3005, py) == LoopKind::Python);
 }
 
 TEST_CASE("inspect_process: a huge cmdline is read up to kMaxCmdlineBytes") {
@@ -304,14 +400,14 @@ TEST_CASE("inspect_process: maps not readable (another user's process, no CAP_SY
   REQUIRE(other.has_value());
   CHECK(gevent->limited);
   CHECK(gevent->python);
-  CHECK(gevent->gevent);
+  CHECK(gevent->native_loop == LoopKind::Gevent);
   CHECK(gevent->python_version == "3.11");
   CHECK(gevent->libpython.empty());
   CHECK(asyncio->python);
-  CHECK_FALSE(asyncio->gevent);
+  CHECK(asyncio->native_loop == LoopKind::Python);
   CHECK(asyncio->python_version == "3.12");
   CHECK_FALSE(other->python);
-  CHECK_FALSE(other->gevent);
+  CHECK(other->native_loop == LoopKind::Epoll);
   CHECK_FALSE(fp.inspect(2003).has_value());  // gone
 }
 
@@ -327,7 +423,7 @@ TEST_CASE("inspect_process: maps readable, exe not (CAP_PERFMON without CAP_SYS_
   CHECK(py->limited);
   CHECK(py->exe == "/usr/bin/python3.11");
   CHECK(py->python);
-  CHECK(py->gevent);
+  CHECK(py->native_loop == LoopKind::Gevent);
   CHECK(py->python_version == "3.11");
   CHECK(other->exe.empty());
   CHECK_FALSE(other->python);

@@ -81,6 +81,19 @@ def gevent_ready_then_wait(args):
     gevent.sleep(delay)
 
 
+def hang(seconds, spin, sleep=time.sleep):
+    """The stall of the hang workloads: stall_start(), then `seconds` of a CPU spin (spin) or of
+    `sleep` (pass the unpatched time.sleep under gevent), then stall_end()."""
+    stall_start()
+    if spin:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+    else:
+        sleep(seconds)
+    stall_end()
+
+
 def begin_stall():
     """stall_start(), then the thread's CPU clock; pass the result to end_stall()."""
     stall_start()
@@ -92,6 +105,18 @@ def end_stall(cpu0):
     cpu_ms = (time.thread_time() - cpu0) * 1000.0
     stall_end()
     say("STALL_CPU_MS", "%.1f" % cpu_ms)
+
+
+def burn_cpu(ms):
+    """STALL_START, pure-Python CPU for ms ms (the vDSO clock: no syscalls while burning),
+    STALL_END. The framework workloads call it from their handler or callback."""
+    stall_start()
+    end = time.perf_counter() + ms / 1000.0
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    stall_end()
+    return n
 
 
 def exit_now():

@@ -1,20 +1,12 @@
 """The asyncio loop hangs for --seconds in hang(), a callback: a blocking time.sleep, or a CPU spin with --spin."""
 import asyncio
 import sys
-import time
 
 import _wl
 
 
 def hang(seconds, spin):
-    _wl.stall_start()
-    if spin:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            pass
-    else:
-        time.sleep(seconds)
-    _wl.stall_end()
+    _wl.hang(seconds, spin)
 
 
 async def main(args, spin):

@@ -11,14 +11,7 @@ real_sleep = time.sleep
 
 
 def block(seconds, spin):
-    _wl.stall_start()
-    if spin:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            pass
-    else:
-        real_sleep(seconds)
-    _wl.stall_end()
+    _wl.hang(seconds, spin, real_sleep)
 
 
 def gevent_main(args, spin):

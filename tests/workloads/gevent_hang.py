@@ -14,14 +14,7 @@ import _wl  # noqa: E402
 
 
 def hang(seconds, spin):
-    _wl.stall_start()
-    if spin:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            pass
-    else:
-        real_sleep(seconds)
-    _wl.stall_end()
+    _wl.hang(seconds, spin, real_sleep)
 
 
 def main():

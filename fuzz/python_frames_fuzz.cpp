@@ -1,17 +1,16 @@
-// libFuzzer target: the whole read path (thread list, pthread_t mapping, frame
-// walk, code objects, strings, line tables, 3.13 debug offsets) over a fake
-// process whose memory is the fuzz input. Must never crash, hang or leak.
-//   clang++ -fsanitize=fuzzer,address,undefined (see run_fuzz.sh); replayed by
-//   fuzz_replay_main.cpp as a normal test.
+// The CPython read path (thread list, pthread_t mapping, frame walk, code
+// objects, strings, line tables, 3.13 debug offsets) over a fake process
+// whose memory is the fuzz input (format: python_frames_input.hpp). Must
+// never crash, hang or leak.
 #include <cstddef>
 #include <cstdint>
 
-#include "fuzz_input.hpp"
 #include "loopstall/python/code_resolver.hpp"
 #include "loopstall/python/debug_offsets.hpp"
 #include "loopstall/python/frame_walker.hpp"
 #include "loopstall/python/line_table.hpp"
 #include "loopstall/python/thread_ids.hpp"
+#include "python_frames_input.hpp"
 
 using namespace loopstall::python;
 using namespace loopstall::python::testing;

@@ -1,18 +1,14 @@
-// Regression mode for fuzz_frame_walker: runs every file under the given
-// directories (or the given files) through the target, as a plain ctest test.
-//   fuzz_frame_walker_replay DIR_OR_FILE...
-//   fuzz_frame_walker_replay --write-seeds DIR   (synthetic images of every version)
+// Writes the python_frames seeds: a synthetic process image of every
+// supported CPython version, with and without type checks and debug offsets.
+//   fuzz_python_frames_seeds fuzz/corpus/python_frames
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
-#include "fuzz_input.hpp"
+#include "python_frames_input.hpp"
 #include "synthetic_image.hpp"
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
 
 using namespace loopstall::python;
 using namespace loopstall::python::testing;
@@ -42,27 +38,12 @@ int write_seeds(const std::filesystem::path& dir) {
   return 0;
 }
 
-int run_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  const std::vector<char> buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(buf.data()), buf.size());
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 3 && std::string(argv[1]) == "--write-seeds") return write_seeds(argv[2]);
-  std::size_t n = 0;
-  for (int i = 1; i < argc; ++i) {
-    const std::filesystem::path p(argv[i]);
-    if (std::filesystem::is_directory(p)) {
-      for (const auto& e : std::filesystem::directory_iterator(p)) {
-        if (e.is_regular_file()) n += run_file(e.path()) == 0;
-      }
-    } else {
-      n += run_file(p) == 0;
-    }
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s DIR\n", argv[0]);
+    return 2;
   }
-  std::printf("replayed %zu inputs\n", n);
-  return n > 0 ? 0 : 1;
+  return write_seeds(argv[1]);
 }

@@ -1,4 +1,4 @@
-// The fuzz target's input format: a version, a tid and byte regions placed in
+// The python_frames fuzz target's input format: a version, a tid and byte regions placed in
 // a 16 MiB window at 256-byte granularity, so that small integers in one
 // region can point into another.
 //   [0] version index (mod 6)   [1] flags   [2..5] tid (LE)

@@ -1,0 +1,230 @@
+#include "loopstall/capture_file.hpp"
+
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "loopstall/clock.hpp"
+#include "loopstall/json_sink.hpp"
+
+namespace loopstall {
+namespace {
+
+constexpr const char* kMagic = "loopstall-capture";
+// Bounds on reading outside data.
+constexpr std::size_t kMaxLine = 16u << 20;
+constexpr std::size_t kMaxTotal = 1u << 30;
+constexpr std::size_t kMaxRecords = 10'000'000;
+
+using nlohmann::json;
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace
+
+struct CaptureFileSink::Impl {
+  gzFile gz = nullptr;
+  std::string path;
+  CaptureMeta meta;
+  std::map<std::string, json> in_progress;  // by stall_id: the latest ongoing report
+  bool failed = false;
+
+  void write(const json& j) {
+    const std::string s = dump(j);
+    if (failed) return;
+    if (gzwrite(gz, s.data(), static_cast<unsigned>(s.size())) != static_cast<int>(s.size())) failed = true;
+  }
+};
+
+CaptureFileSink::CaptureFileSink(const std::string& path, CaptureMeta meta) : impl_(std::make_unique<Impl>()) {
+  impl_->path = path;
+  impl_->meta = std::move(meta);
+  // A regular file only: a FIFO would block the capture in open().
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    throw CaptureError("capture file " + path + " is not a regular file");
+  impl_->gz = gzopen(path.c_str(), "wb6");
+  if (!impl_->gz) throw CaptureError("cannot write capture file " + path + ": " + std::strerror(errno));
+  const CaptureMeta& m = impl_->meta;
+  impl_->write({{"record", "header"},
+                {"format", kMagic},
+                {"version", m.version},
+                {"loopstall_version", m.loopstall_version},
+                {"host", m.host},
+                {"kernel", m.kernel},
+                {"threshold_ms", m.threshold_ms},
+                {"start_unix_ns", m.start_unix_ns},
+                {"command_line", m.command_line}});
+}
+
+CaptureFileSink::~CaptureFileSink() {
+  if (impl_->gz) gzclose(impl_->gz);
+}
+
+void CaptureFileSink::stall(const StallReport& r) {
+  if (r.ongoing) {
+    impl_->in_progress[r.stall_id] = to_json(r);
+    return;
+  }
+  impl_->in_progress.erase(r.stall_id);
+  impl_->write({{"record", "stall"}, {"event", to_json(r)}});
+}
+
+void CaptureFileSink::finish(const Summary& s) {
+  for (auto& [id, ev] : impl_->in_progress) impl_->write({{"record", "stall"}, {"event", ev}});
+  impl_->in_progress.clear();
+  for (const auto& [pid, t] : s.processes)
+    impl_->write({{"record", "loop"},
+                  {"pid", pid},
+                  {"comm", t.comm},
+                  {"loop", std::string(to_string(t.loop))},
+                  {"iterations", t.iterations},
+                  {"hist_log2_us", t.hist}});
+  const std::int64_t end = WallClock{}.to_unix_ns(monotonic_ns());
+  impl_->write({{"record", "end"}, {"end_unix_ns", end}, {"lost_events", s.lost_events}});
+  const int rc = gzclose(impl_->gz);
+  impl_->gz = nullptr;
+  if (impl_->failed || rc != Z_OK) throw CaptureError("writing capture file " + impl_->path + " failed");
+}
+
+namespace {
+
+// The records of a gzip JSON Lines file, line by line, bounded.
+class RecordReader {
+ public:
+  explicit RecordReader(const std::string& path) : path_(path) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0)
+      throw CaptureError("cannot open capture file " + path + ": " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) throw CaptureError("capture file " + path + " is not a regular file");
+    gz_ = gzopen(path.c_str(), "rb");
+    if (!gz_) throw CaptureError("cannot open capture file " + path + ": " + std::strerror(errno ? errno : ENOENT));
+    gzbuffer(gz_, 128 * 1024);
+  }
+  ~RecordReader() {
+    if (gz_) gzclose(gz_);
+  }
+  RecordReader(const RecordReader&) = delete;
+  RecordReader& operator=(const RecordReader&) = delete;
+
+  // The next record, or nullopt at a clean end of the data.
+  std::optional<json> next() {
+    std::string line;
+    if (!read_line(line)) return std::nullopt;
+    if (++records_ > kMaxRecords) fail("more than " + std::to_string(kMaxRecords) + " records");
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) fail("record " + std::to_string(records_) + " is not a JSON object");
+    return j;
+  }
+  [[noreturn]] void fail(const std::string& why) const {
+    throw CaptureError("capture file " + path_ + " is corrupted: " + why);
+  }
+
+ private:
+  bool read_line(std::string& line) {
+    while (true) {
+      const auto nl = buf_.find('\n', pos_);
+      if (nl != std::string::npos) {
+        line.assign(buf_, pos_, nl - pos_);
+        pos_ = nl + 1;
+        return true;
+      }
+      if (buf_.size() - pos_ > kMaxLine) fail("a record longer than " + std::to_string(kMaxLine) + " bytes");
+      buf_.erase(0, pos_);
+      pos_ = 0;
+      char chunk[65536];
+      const int n = gzread(gz_, chunk, sizeof chunk);
+      if (n < 0) {
+        int err = 0;
+        const char* msg = gzerror(gz_, &err);
+        fail(msg && *msg ? msg : "unreadable gzip data");
+      }
+      if (n == 0) {
+        int err = 0;
+        const char* msg = gzerror(gz_, &err);
+        if (err != Z_OK && err != Z_STREAM_END) fail(msg && *msg ? msg : "unreadable gzip data");
+        if (!buf_.empty()) throw CaptureError("capture file " + path_ + " is truncated (a record is cut short)");
+        return false;
+      }
+      total_ += static_cast<std::size_t>(n);
+      if (total_ > kMaxTotal) fail("more than " + std::to_string(kMaxTotal) + " bytes of data");
+      buf_.append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+
+  std::string path_;
+  gzFile gz_ = nullptr;
+  std::string buf_;
+  std::size_t pos_ = 0, total_ = 0, records_ = 0;
+};
+
+template <typename T>
+T field(const json& j, const char* key, const RecordReader& r) {
+  const auto it = j.find(key);
+  if (it == j.end()) r.fail(std::string("a record lacks \"") + key + "\"");
+  try {
+    return it->get<T>();
+  } catch (const json::exception&) {
+    r.fail(std::string("\"") + key + "\" has the wrong type");
+  }
+}
+
+}  // namespace
+
+Capture read_capture(const std::string& path) {
+  RecordReader in(path);
+  Capture c;
+  std::optional<json> header;
+  try {
+    header = in.next();
+  } catch (const CaptureError&) {  // not even one line of JSON
+  }
+  if (!header || header->value("format", std::string()) != kMagic)
+    throw CaptureError(path + " is not a loopstall capture file");
+  c.meta.version = field<int>(*header, "version", in);
+  if (c.meta.version > kCaptureFormatVersion)
+    throw CaptureError(path + " is a capture of format version " + std::to_string(c.meta.version) +
+                       "; this loopstall reads up to version " + std::to_string(kCaptureFormatVersion) +
+                       ": use a newer loopstall");
+  if (c.meta.version < 1) in.fail("format version " + std::to_string(c.meta.version));
+  c.meta.loopstall_version = header->value("loopstall_version", std::string());
+  c.meta.host = header->value("host", std::string());
+  c.meta.kernel = header->value("kernel", std::string());
+  c.meta.threshold_ms = field<double>(*header, "threshold_ms", in);
+  c.meta.start_unix_ns = field<std::int64_t>(*header, "start_unix_ns", in);
+  c.meta.command_line = header->value("command_line", std::vector<std::string>{});
+  bool ended = false;
+  while (auto rec = in.next()) {
+    if (ended) in.fail("records after the end record");
+    const std::string kind = field<std::string>(*rec, "record", in);
+    if (kind == "stall") {
+      json ev = field<json>(*rec, "event", in);
+      if (!ev.is_object() || !ev.contains("duration_ms") || !ev["duration_ms"].is_number() || !ev.contains("pid"))
+        in.fail("a stall record without a stall event");
+      c.stalls.push_back(std::move(ev));
+    } else if (kind == "loop") {
+      CaptureLoop l;
+      l.pid = field<std::uint32_t>(*rec, "pid", in);
+      l.comm = field<std::string>(*rec, "comm", in);
+      l.loop = field<std::string>(*rec, "loop", in);
+      l.iterations = field<std::uint64_t>(*rec, "iterations", in);
+      const auto hist = field<std::vector<std::uint64_t>>(*rec, "hist_log2_us", in);
+      if (hist.size() != l.hist.size()) in.fail("a histogram of " + std::to_string(hist.size()) + " buckets");
+      std::copy(hist.begin(), hist.end(), l.hist.begin());
+      c.loops.push_back(std::move(l));
+    } else if (kind == "end") {
+      c.meta.end_unix_ns = field<std::int64_t>(*rec, "end_unix_ns", in);
+      c.lost_events = field<std::uint64_t>(*rec, "lost_events", in);
+      ended = true;
+    }  // unknown records of the same version: skipped (room to grow)
+  }
+  if (!ended) throw CaptureError("capture file " + path + " is truncated (no end record): was the capture killed?");
+  if (c.meta.end_unix_ns < c.meta.start_unix_ns) in.fail("it ends before it starts");
+  return c;
+}
+
+}  // namespace loopstall

@@ -1,0 +1,76 @@
+// ELF files the daemon opens because a process maps them (a local user can
+// map any file they wrote): every reader of ours over the same bytes —
+// the runtime locator's symbols and PT_LOADs, the symbolizer's tables and
+// build-id, the .note.stapsdt reader that finds the GC probes to attach. libelf
+// does the parsing; the arithmetic on what it returns is ours.
+#include <gelf.h>
+#include <libelf.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "loopstall/native/sdt_notes.hpp"
+#include "loopstall/native/symbolizer.hpp"
+#include "loopstall/python/runtime_locator.hpp"
+
+namespace native = loopstall::native;
+namespace python = loopstall::python;
+
+namespace {
+
+// The input as a file at a path, as the readers want one.
+const std::string& input_path(const std::uint8_t* data, std::size_t size) {
+  static const int fd = ::memfd_create("loopstall-fuzz-elf", MFD_CLOEXEC);
+  static const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  if (fd < 0 || ::ftruncate(fd, 0) != 0 || ::pwrite(fd, data, size, 0) != static_cast<ssize_t>(size)) std::abort();
+  return path;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string& path = input_path(data, size);
+
+  const auto syms =
+      python::read_elf_symbols(path, {"_PyRuntime", "Py_Version", "PyCode_Type", "_thread_db_pthread_tid"});
+  if (syms) {
+    // The locator's next step: the load bias against a plausible mapping.
+    const python::MapEntry m{0x7f0000000000, 0x7f0000100000, 0, "r-xp", 1, path};
+    (void)python::load_bias(syms->loads, {m}, syms->et_exec);
+  }
+  const native::SdtNotes notes = native::read_sdt_notes(path);
+  if ((notes.gc_start || notes.gc_done) && !notes.any) std::abort();
+  (void)native::read_build_id(path);
+
+  native::ElfSymbolizer symbolizer(4);
+  std::vector<std::uint64_t> probes = {0, 1, 0x1000, ~0ull};
+  if (syms) {
+    for (const auto& [name, value] : syms->symbols) probes.push_back(value), probes.push_back(value + 1);
+    for (const auto& l : syms->loads) probes.push_back(l.vaddr), probes.push_back(l.vaddr + l.filesz);
+  }
+  for (const std::uint64_t a : probes) {
+    (void)symbolizer.symbolize(path, a);
+    (void)symbolizer.file_offset_to_vaddr(path, a);
+  }
+
+  // The table the unwinder builds from an already open Elf (a Dwfl module's).
+  elf_version(EV_CURRENT);
+  std::vector<char> copy(data, data + size);  // elf_memory wants writable memory
+  if (Elf* elf = elf_memory(copy.data(), copy.size())) {
+    if (elf_kind(elf) == ELF_K_ELF) {
+      const auto id = native::read_build_id(elf);
+      (void)native::read_sdt_notes(elf);
+      const auto table = symbolizer.table(elf, id.value_or(""), true);
+      if (table) {
+        for (const std::uint64_t a : probes) (void)table->lookup(a);
+      }
+    }
+    elf_end(elf);
+  }
+  return 0;
+}
