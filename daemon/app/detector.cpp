@@ -405,7 +405,9 @@ bool Detector::step(int max_wait_ms) {
 }
 
 void Detector::flush(Correlator& c) {
-  engine_.poll(0, handler_);
+  // What is in the ring now; bounded, a flood must not hold the caller.
+  for (int i = 0; i < 10; ++i)
+    if (engine_.poll(0, handler_) <= 0) break;
   const std::uint64_t t = engine_.scan_loops(loops_);
   c.flush_ongoing(loops_, t);
   account_drops();

@@ -41,6 +41,9 @@ struct Engine::Impl {
   loopstall_bpf* skel = nullptr;
   ring_buffer* rb = nullptr;
   const EventHandler* handler = nullptr;  // valid during poll()
+  // This poll's records handled, and when it handled its first one.
+  int poll_handled = 0;
+  std::uint64_t poll_first_ns = 0;
   int attached = 0;
   std::vector<std::pair<std::string, int>> attach_failures;
   int ncpus = 1;

@@ -75,7 +75,8 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Waits up to timeout_ms for events; returns how many were handled, or -1
-  // when interrupted by a signal.
+  // when interrupted by a signal. Handles records for at most ~10 ms: under
+  // a flood the caller's loop keeps turning (records left wait in the ring).
   int poll(int timeout_ms, const EventHandler& on_event);
 
   // Also moves the sampler's start (half the threshold: a stall just over
