@@ -4,6 +4,7 @@ each a child process in its own session, killed (SIGKILL to the process group) a
 Every wait is bounded. Every child's stdout/stderr is drained by a thread; lines are stamped with
 their arrival time so a test can wait for one and show the tail when something goes wrong.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -344,3 +345,18 @@ def parse_exposition(text):
             labels = {}
         samples.append((name, labels, float(value.split()[0])))
     return types, samples
+
+
+@contextlib.contextmanager
+def nearly_full_tmpfs(path, free_pages):
+    """A 64 KiB tmpfs mounted at `path` (created) with `free_pages` 4 KiB pages left free."""
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(path)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        skip_or_fail(f"cannot mount a tmpfs: {r.stderr.strip()}")
+    try:
+        (path / "filler").write_bytes(b"\0" * ((16 - free_pages) * 4096))
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)

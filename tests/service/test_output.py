@@ -5,7 +5,6 @@ import fcntl
 import json
 import os
 import signal
-import subprocess
 import time
 
 import pytest
@@ -88,17 +87,8 @@ def test_stdout_pipe_nobody_reads(bpf, tmp):
 @pytest.fixture
 def small_tmpfs(tmp):
     """A 64 KiB tmpfs, nearly full: two free pages for the output."""
-    mnt = tmp / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        h.skip_or_fail(f"cannot mount a tmpfs: {r.stderr.strip()}")
-    try:
-        (mnt / "filler").write_bytes(b"\0" * (14 * 4096))
+    with h.nearly_full_tmpfs(tmp / "small", free_pages=2) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def whole_lines(path):

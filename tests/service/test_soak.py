@@ -21,7 +21,6 @@ import resource
 import select
 import signal
 import socket
-import subprocess
 import threading
 import time
 
@@ -203,17 +202,8 @@ def healthz_prober(d, abuse, latencies):
 @pytest.fixture
 def full_disk(tmp):
     """A 64 KiB tmpfs with one page free."""
-    mnt = tmp / "full"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        h.skip_or_fail(f"cannot mount a tmpfs: {r.stderr.strip()}")
-    try:
-        (mnt / "filler").write_bytes(b"\0" * (15 * 4096))
+    with h.nearly_full_tmpfs(tmp / "full", free_pages=1) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def test_soak_everything_at_once(bpf, tmp, full_disk):
