@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <filesystem>
 #include <csignal>
 #include <cstdlib>
 #include <string>
@@ -61,7 +62,10 @@ struct TempDir {
     REQUIRE(mkdtemp(tmpl) != nullptr);
     path = tmpl;
   }
-  ~TempDir() { std::system(("rm -rf " + path).c_str()); }
+  ~TempDir() {
+    std::error_code ec;  // best effort
+    std::filesystem::remove_all(path, ec);
+  }
 };
 
 }  // namespace
