@@ -25,8 +25,9 @@ const char* const kFlameScript = R"JS((function () {
 
   Array.prototype.forEach.call(document.querySelectorAll("g.f"), function (g) {
     var rect = g.querySelector("rect"), text = g.querySelector("text");
-    var f = {g: g, rect: rect, text: text, name: text.getAttribute("data-n"),
-             info: g.querySelector("title").textContent, fill: rect.getAttribute("fill"),
+    var info = g.querySelector("title").textContent;
+    var f = {g: g, rect: rect, text: text, name: info.slice(0, info.lastIndexOf(" \u2014 ")),
+             info: info, fill: rect.getAttribute("fill"),
              x: parseFloat(rect.getAttribute("x")), w: parseFloat(rect.getAttribute("width")),
              y: parseFloat(rect.getAttribute("y"))};
     f.cx = f.x; f.cw = f.w;

@@ -74,6 +74,8 @@ std::string diff_colour(const FlameNode& n, double max_abs) {
   return buf;
 }
 
+// The frame's name, " \u2014 ", its time: the script takes the name back from
+// the last separator (names are not repeated in the file).
 std::string details(const FlameNode& n, const FlameGraph& g) {
   const double total = g.nodes[0].width_ms;
   if (!g.differential)
@@ -168,12 +170,11 @@ std::string flame_svg(const FlameGraph& g, const SvgOptions& opt) {
       cx += g.nodes[c].width_ms * px_per_ms;
     }
     const double y = h - kBottom - (n.depth + 1) * kFrameH;
-    const std::string name = xml(n.frame.name);
     out += "<g class=\"f\"><title>" + xml(details(n, g)) + "</title><rect x=\"" + fmt("%.2f", x[i]) + "\" y=\"" +
            fmt("%.0f", y) + "\" width=\"" + fmt("%.2f", fw) + "\" height=\"" + fmt("%.0f", kFrameH - 1) +
            "\" rx=\"2\" fill=\"" + (g.differential ? diff_colour(n, max_abs) : kind_colour(n.frame)) +
-           "\"/><text x=\"" + fmt("%.2f", x[i] + 3) + "\" y=\"" + fmt("%.0f", y + kFrameH - 4.5) + "\" data-n=\"" +
-           name + "\">" + xml(fit(n.frame.name, fw)) + "</text></g>\n";
+           "\"/><text x=\"" + fmt("%.2f", x[i] + 3) + "\" y=\"" + fmt("%.0f", y + kFrameH - 4.5) + "\">" +
+           xml(fit(n.frame.name, fw)) + "</text></g>\n";
   }
   out += "</g>\n<script type=\"text/ecmascript\"><![CDATA[\n";
   out += kFlameScript;

@@ -86,7 +86,7 @@ def drawn_frames(root):
         if g.get("class", "").split()[:1] != ["f"] or "display: none" in g.get("style", ""):
             continue
         rect, text = g.find(f"{SVG_NS}rect"), g.find(f"{SVG_NS}text")
-        name = text.get("data-n")
+        name = g.find(f"{SVG_NS}title").text.rsplit(" \u2014 ", 1)[0]
         out.setdefault(name, (text.text or "", float(rect.get("width"))))
     return out
 
