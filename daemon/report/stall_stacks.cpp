@@ -158,7 +158,8 @@ FlameGraph build(const std::map<std::string, Merged>& merged, bool differential)
 
 std::vector<FlameStack> stall_stacks(const Capture& c) {
   std::vector<FlameStack> out;
-  for (const json& ev : c.stalls) {
+  for (std::size_t index = 0; index < c.stalls.size(); ++index) {
+    const json& ev = c.stalls[index];
     const double ms = num(ev, "duration_ms");
     if (ms <= 0) continue;
     const std::string service = str(ev, "service");
@@ -192,7 +193,7 @@ std::vector<FlameStack> stall_stacks(const Capture& c) {
       frames.insert(frames.end(), py[i].first.begin(), py[i].first.end());
       if (i == 0) frames.insert(frames.end(), native.begin(), native.end());
       for (const auto& [leaf, share] : leaves) {
-        FlameStack s{frames, ms * py[i].second / samples * share};
+        FlameStack s{frames, ms * py[i].second / samples * share, index};
         s.frames.push_back(leaf);
         out.push_back(std::move(s));
       }

@@ -35,6 +35,7 @@ struct FlameFrame {
 struct FlameStack {
   std::vector<FlameFrame> frames;  // root (the loop) first, the state leaf last
   double ms = 0;
+  std::size_t stall = 0;  // index of its stall in Capture::stalls
 };
 
 // Every stall of the capture as weighted stacks (the weights of one stall add

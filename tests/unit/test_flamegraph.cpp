@@ -14,6 +14,7 @@
 #include "loopstall/capture_file.hpp"
 #include "loopstall/diff.hpp"
 #include "loopstall/flamegraph.hpp"
+#include "loopstall/report.hpp"
 
 using namespace loopstall;
 using nlohmann::json;
@@ -180,4 +181,23 @@ TEST_CASE("flame graph SVG: names escaped, frames drawn, the script inside") {
   // An empty capture: a graph that says so.
   CHECK(flame_svg(flame_graph({}), {}).find("No stall time in this capture") != std::string::npos);
   CHECK(folded_stacks({}).empty());
+}
+
+TEST_CASE("report text: the culprit's top frames, Python then native, not only the innermost") {
+  Capture c;
+  c.stalls.push_back(json::parse(R"({"pid":1,"comm":"x","loop":"gevent","duration_ms":300,"cause":"cpu",
+    "breakdown_ms":{"on_cpu":300,"blocked":0,"runqueue":0,"gc":0},
+    "python_stacks":[{"samples":3,"frames":[{"function":"parse","file":"/app/p.py","line":7},
+                                            {"function":"handle","file":"/app/h.py","line":20}]},
+                     {"samples":1,"frames":[{"function":"handle","file":"/app/h.py","line":21}]}],
+    "native_stack":[{"symbol":"memcpy","module":"/lib/libc.so.6","offset":1},
+                    {"symbol":"_PyEval_EvalFrameDefault","module":"/usr/bin/python3.11","offset":2}],
+    "exe":"/usr/bin/python3.11"})"));
+  const std::string text = format_report_text(make_report(c));
+  INFO(text);
+  CHECK(text.find("Culprit stacks (innermost frame first)\n") != std::string::npos);
+  CHECK(text.find("       225.0  75.0%       1  parse (/app/p.py:7)\n"
+                  "                               <- handle (/app/h.py:20)\n"
+                  "                             native: memcpy (/lib/libc.so.6)\n") != std::string::npos);
+  CHECK(text.find("        75.0  25.0%       1  handle (/app/h.py:21)\n") != std::string::npos);
 }
