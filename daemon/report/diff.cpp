@@ -109,20 +109,14 @@ CaptureDiff diff_captures(const Capture& a, const Capture& b, const std::string&
   d.syscalls = join(ra.syscalls, rb.syscalls, false);
   const auto la = loop_sides(a), lb = loop_sides(b);
   std::map<std::string, DiffLoop> loops;
-  for (const auto& [key, s] : la) {
-    DiffLoop& l = loops[key];
-    l.a_ms = s.ms;
-    l.a_p50 = hist_quantile_ms(s.hist, 0.5);
-    l.a_p99 = hist_quantile_ms(s.hist, 0.99);
-    l.a_max = longest(s);
-  }
-  for (const auto& [key, s] : lb) {
-    DiffLoop& l = loops[key];
-    l.b_ms = s.ms;
-    l.b_p50 = hist_quantile_ms(s.hist, 0.5);
-    l.b_p99 = hist_quantile_ms(s.hist, 0.99);
-    l.b_max = longest(s);
-  }
+  for (const auto& [sides, side] : {std::pair{&la, &DiffLoop::a}, std::pair{&lb, &DiffLoop::b}})
+    for (const auto& [key, s] : *sides) {
+      DiffLoopSide& l = loops[key].*side;
+      l.ms = s.ms;
+      l.p50 = hist_quantile_ms(s.hist, 0.5);
+      l.p99 = hist_quantile_ms(s.hist, 0.99);
+      l.max = longest(s);
+    }
   for (auto& [key, l] : loops) {
     l.name = key;
     d.loops.push_back(l);
@@ -156,7 +150,7 @@ std::string format_diff_text(const CaptureDiff& d, std::size_t top) {
   for (std::size_t i = 0; i < d.loops.size() && i < top; ++i) {
     const DiffLoop& l = d.loops[i];
     std::snprintf(buf, sizeof buf, "  %10.1f %10.1f %+10.1f %8.3f -> %-8.3f %8.3f -> %-8.3f %9.1f -> %-9.1f  %s\n",
-                  l.a_ms, l.b_ms, tenths(l.delta()), l.a_p50, l.b_p50, l.a_p99, l.b_p99, l.a_max, l.b_max,
+                  l.a.ms, l.b.ms, tenths(l.delta()), l.a.p50, l.b.p50, l.a.p99, l.b.p99, l.a.max, l.b.max,
                   printable(l.name).c_str());
     out += buf;
   }

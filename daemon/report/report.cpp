@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "event_fields.hpp"
 #include "loopstall/flamegraph.hpp"
 #include "loopstall/printable.hpp"
 #include "loopstall/sink.hpp"
@@ -14,15 +15,8 @@ namespace {
 
 using nlohmann::json;
 
-double num(const json& j, const char* key) {
-  const auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : 0.0;
-}
-
-std::string str(const json& j, const char* key) {
-  const auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
+using event_fields::num;
+using event_fields::str;
 
 // Most time first; frames by their own (self) time first: the frame a stall
 // spent its time in is what a person fixes, the callers around it come after.

@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "event_fields.hpp"
 #include "loopstall/flamegraph.hpp"
 #include "loopstall/printable.hpp"
 #include "loopstall/report.hpp"
@@ -15,15 +16,8 @@ namespace {
 
 using nlohmann::json;
 
-double num(const json& j, const char* key) {
-  const auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : 0.0;
-}
-
-std::string str(const json& j, const char* key) {
-  const auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
+using event_fields::num;
+using event_fields::str;
 
 // A frame name safe everywhere it goes: a terminal, XML, and folded stacks,
 // where ';' separates frames.

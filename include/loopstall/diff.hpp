@@ -19,11 +19,15 @@ struct DiffRow {
 
 // One loop in both captures. Loops are matched by command name and framework
 // ("python3.11 [gevent]"): pids differ from one capture to the next.
+struct DiffLoopSide {
+  double ms = 0;                     // stalled time
+  double p50 = 0, p99 = 0, max = 0;  // iteration time
+};
+
 struct DiffLoop {
   std::string name;
-  double a_ms = 0, b_ms = 0;  // stalled time
-  double a_p50 = 0, b_p50 = 0, a_p99 = 0, b_p99 = 0, a_max = 0, b_max = 0;
-  double delta() const { return b_ms - a_ms; }
+  DiffLoopSide a, b;
+  double delta() const { return b.ms - a.ms; }
 };
 
 struct CaptureDiff {
