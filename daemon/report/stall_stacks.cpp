@@ -19,6 +19,13 @@ using nlohmann::json;
 using event_fields::num;
 using event_fields::str;
 
+// A weight from outside data: not negative, not NaN, and small enough that
+// sums and ratios of them stay finite.
+double weight(const json& j, const char* key) {
+  const double v = num(j, key);
+  return v > 0 ? std::min(v, 1e12) : 0.0;
+}
+
 // A frame name safe everywhere it goes: a terminal, XML, and folded stacks,
 // where ';' separates frames.
 std::string frame_label(std::string_view raw) {
@@ -60,8 +67,8 @@ std::vector<FlameFrame> native_frames(const json& ev, bool above_python) {
 // How a stall's time went, as leaf frames with their fractions of it.
 std::vector<std::pair<FlameFrame, double>> state_leaves(const json& ev) {
   const json bd = ev.contains("breakdown_ms") && ev["breakdown_ms"].is_object() ? ev["breakdown_ms"] : json::object();
-  const double gc = std::max(0.0, num(bd, "gc")), cpu = std::max(0.0, num(bd, "on_cpu") - gc),
-               blocked = std::max(0.0, num(bd, "blocked")), runq = std::max(0.0, num(bd, "runqueue"));
+  const double gc = weight(bd, "gc"), cpu = std::max(0.0, weight(bd, "on_cpu") - gc), blocked = weight(bd, "blocked"),
+               runq = weight(bd, "runqueue");
   const double sum = gc + cpu + blocked + runq;
   std::vector<std::pair<FlameFrame, double>> out;
   if (sum <= 0) {  // no breakdown: the stall's cause names it all
@@ -84,9 +91,9 @@ std::vector<std::pair<FlameFrame, double>> state_leaves(const json& ev) {
     double calls_ms = 0;
     if (const auto sc = ev.find("syscalls"); sc != ev.end() && sc->is_array())
       for (const json& s : *sc)
-        if (s.is_object() && num(s, "ms") > 0) {
-          calls.emplace_back(str(s, "name"), num(s, "ms"));
-          calls_ms += num(s, "ms");
+        if (s.is_object() && weight(s, "ms") > 0) {
+          calls.emplace_back(str(s, "name"), weight(s, "ms"));
+          calls_ms += weight(s, "ms");
         }
     if (calls.empty()) out.push_back({{"[blocked]", FrameKind::Blocked, {}, -1}, blocked / sum});
     for (const auto& [name, ms] : calls)
@@ -167,12 +174,12 @@ std::vector<FlameStack> stall_stacks(const Capture& c) {
     if (const auto st = ev.find("python_stacks"); st != ev.end() && st->is_array())
       for (const json& s : *st) {
         const auto fr = s.find("frames");
-        if (!s.is_object() || fr == s.end() || !fr->is_array() || num(s, "samples") <= 0) continue;
+        if (!s.is_object() || fr == s.end() || !fr->is_array() || weight(s, "samples") <= 0) continue;
         std::vector<FlameFrame> frames;
         for (auto f = fr->rbegin(); f != fr->rend(); ++f)
           if (f->is_object()) frames.push_back(python_frame(*f));
-        py.emplace_back(std::move(frames), num(s, "samples"));
-        samples += num(s, "samples");
+        py.emplace_back(std::move(frames), weight(s, "samples"));
+        samples += weight(s, "samples");
       }
     if (py.empty()) {
       py.emplace_back(std::vector<FlameFrame>{}, 1.0);
