@@ -136,8 +136,9 @@ def png_pixels(path):
     return w, h, bpp, rows
 
 
-def screenshot(svg_path, png, size="1200,400"):
-    chromium(f"--screenshot={png}", f"--window-size={size}", f"file://{svg_path}")
+def screenshot(svg_path, png):
+    root = ET.parse(svg_path).getroot()  # the window: the SVG's own size
+    chromium(f"--screenshot={png}", f"--window-size={root.get('width')},{root.get('height')}", f"file://{svg_path}")
     w, h, bpp, rows = png_pixels(png)
     colours = {row[i:i + 3] for row in rows[::4] for i in range(0, w * bpp, bpp * 4)}
     assert len(colours) > 20, f"a nearly blank screenshot: {len(colours)} colours"
