@@ -71,7 +71,10 @@ int diff_command(const std::string& a, const std::string& b, const std::string& 
                    ". Red: more in B, blue: less; widths: the larger of A and B";
     write_output(svg_output, flame_svg(diff_flame_graph(stall_stacks(ca), stall_stacks(cb)), opt));
   }
-  write_output("-", table);
+  if (svg_output == "-")
+    std::fputs(table.c_str(), stderr);  // the SVG went to stdout
+  else
+    write_output("-", table);
   return 0;
 }
 

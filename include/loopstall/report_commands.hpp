@@ -9,7 +9,8 @@ namespace loopstall {
 
 // format: svg, folded or speedscope.
 int flamegraph_command(const std::string& capture, const std::string& output, const std::string& format);
-// The text table to stdout; with svg_output, also a differential flame graph.
+// The text table to stdout; with svg_output, also a differential flame graph
+// (svg_output "-": the SVG to stdout, the table to stderr).
 int diff_command(const std::string& a, const std::string& b, const std::string& svg_output);
 
 }  // namespace loopstall
