@@ -130,7 +130,8 @@ FlameGraph build(const std::map<std::string, Merged>& merged, bool differential)
   g.differential = differential;
   g.nodes.push_back({{"all", FrameKind::Root, {}, -1}, 0, 0, 0, 0, 0, {}});
   std::map<std::pair<std::size_t, std::string>, std::size_t> index;
-  for (const auto& [key, m] : merged) {
+  for (const auto& entry : merged) {
+    const Merged& m = entry.second;  // a plain reference: clang 14 captures no structured binding
     const double width = differential ? std::max(m.a, m.b) : m.b;
     std::size_t at = 0;
     auto add = [&](std::size_t n) {
