@@ -11,12 +11,13 @@ BUILD_DEPS=(
 # Real workloads and checkers the tests run (binutils: readelf/nm check USDT notes and
 # native_stack offsets against the ELF files; the python3-* frameworks: one workload each in
 # tests/integration/test_frameworks.py; libclang-rt-14-dev: libFuzzer and the sanitizer runtimes
-# for clang, for scripts/fuzz-smoke.sh; lintian and man-db check the .deb and its man pages).
+# for clang, for scripts/fuzz-smoke.sh; lintian and man-db check the .deb and its man pages;
+# chromium renders the flame graph SVGs headless in tests/integration/test_flamegraph.py).
 TEST_DEPS=(
   python3.11 python3-gevent python3-gunicorn python3-flask python3-confluent-kafka
   python3-jsonschema python3-pytest python3-yaml wrk util-linux procps strace clang-format binutils
   prometheus prometheus-alertmanager systemd libclang-rt-14-dev lintian man-db
-  python3-uvloop python3-aiohttp python3-tornado python3-twisted python3-eventlet
+  python3-uvloop python3-aiohttp python3-tornado python3-twisted python3-eventlet chromium
 )
 
 want=("${BUILD_DEPS[@]}")

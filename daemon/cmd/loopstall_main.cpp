@@ -24,6 +24,7 @@
 #include "loopstall/printable.hpp"
 #include "loopstall/procinfo.hpp"
 #include "loopstall/report.hpp"
+#include "loopstall/report_commands.hpp"
 #include "loopstall/runner.hpp"
 #include "loopstall/stall.hpp"
 
@@ -303,6 +304,24 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));
 
+  std::string flame_file, flame_output = "-", flame_format = "svg";
+  auto* flame = app.add_subcommand("flamegraph", "Draw a capture file's stall time as a flame graph");
+  flame->add_option("FILE", flame_file, "A capture file (loopstall capture --save FILE)")->required();
+  flame->add_option("-o,--output", flame_output, "Write to OUT instead of stdout");
+  auto* flame_fmt = flame->add_option("--format", flame_format, "svg (interactive), folded or speedscope (JSON)")
+                        ->capture_default_str()
+                        ->check(CLI::IsMember({"svg", "folded", "speedscope"}));
+  flame
+      ->add_flag_callback(
+          "--folded", [&] { flame_format = "folded"; }, "Same as --format folded")
+      ->excludes(flame_fmt);
+
+  std::string diff_a, diff_b, diff_svg;
+  auto* diff = app.add_subcommand("diff", "What changed from capture file A to capture file B");
+  diff->add_option("A", diff_a, "The capture before")->required();
+  diff->add_option("B", diff_b, "The capture after")->required();
+  diff->add_option("-o,--output", diff_svg, "Also write a differential flame graph SVG (red: more in B)");
+
   std::string status_socket = default_socket(), status_format = "text";
   auto* st = app.add_subcommand("status", "Show what loopstalld watches (loops, stalls, probe health)");
   st->add_option("--socket", status_socket, "loopstalld's control socket")->capture_default_str();
@@ -317,6 +336,8 @@ int main(int argc, char** argv) {
     if (*cap) return capture(a);
     if (*st) return status(status_socket, status_format);
     if (*rep) return report(report_file, report_format);
+    if (*flame) return flamegraph_command(flame_file, flame_output, flame_format);
+    if (*diff) return diff_command(diff_a, diff_b, diff_svg);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "loopstall: error: %s\n", e.what());
     return 1;

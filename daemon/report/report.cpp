@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include "event_fields.hpp"
+#include "loopstall/flamegraph.hpp"
 #include "loopstall/printable.hpp"
 #include "loopstall/sink.hpp"
 
@@ -13,15 +15,8 @@ namespace {
 
 using nlohmann::json;
 
-double num(const json& j, const char* key) {
-  const auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : 0.0;
-}
-
-std::string str(const json& j, const char* key) {
-  const auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
+using event_fields::num;
+using event_fields::str;
 
 // Most time first; frames by their own (self) time first: the frame a stall
 // spent its time in is what a person fixes, the callers around it come after.
@@ -49,6 +44,35 @@ void attribute(std::map<std::string, ReportRow>& rows, const std::vector<std::st
     if (seen.insert(names[i]).second) row.ms += ms;
     if (counted.insert(names[i]).second) row.stalls++;
   }
+}
+
+// The flame graph's stacks without the loop and the state leaf, merged.
+std::vector<ReportStack> culprit_stacks(const Capture& c) {
+  std::map<std::string, ReportStack> merged;
+  std::map<std::string, std::set<std::size_t>> stalls;
+  for (const FlameStack& s : stall_stacks(c)) {
+    ReportStack st;
+    std::string key;
+    for (auto f = s.frames.rbegin(); f != s.frames.rend(); ++f) {
+      if (f->kind == FrameKind::Python)
+        st.python.push_back(f->name);
+      else if (f->kind == FrameKind::Native)
+        st.native.push_back(f->name);
+      else
+        continue;
+      key += f->name + ";";
+    }
+    auto [it, fresh] = merged.try_emplace(key, std::move(st));
+    it->second.ms += s.ms;
+    stalls[key].insert(s.stall);
+  }
+  std::vector<ReportStack> out;
+  for (auto& [key, st] : merged) {
+    st.stalls = stalls[key].size();
+    out.push_back(std::move(st));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const ReportStack& a, const ReportStack& b) { return a.ms > b.ms; });
+  return out;
 }
 
 }  // namespace
@@ -129,6 +153,7 @@ Report make_report(const Capture& c) {
     l.p50_ms = hist_quantile_ms(cl.hist, 0.5);
     l.p99_ms = hist_quantile_ms(cl.hist, 0.99);
   }
+  r.stacks = culprit_stacks(c);
   for (auto& [pid, l] : loops) r.loops.push_back(std::move(l));
   std::stable_sort(r.loops.begin(), r.loops.end(),
                    [](const ReportLoop& a, const ReportLoop& b) { return a.stalled_ms > b.stalled_ms; });
@@ -168,6 +193,37 @@ void rows_text(std::string& out, const char* title, const std::vector<ReportRow>
     out += buf;
   }
   if (rows.size() > top) out += "  ... " + std::to_string(rows.size() - top) + " more\n";
+}
+
+// Each stack as its innermost Python frames, one a line, then a line of its
+// innermost native frames: the top frames of the culprit, not only the last.
+void stacks_text(std::string& out, const std::vector<ReportStack>& stacks, double total_ms, std::size_t top) {
+  constexpr std::size_t kPython = 4, kNative = 3;
+  char buf[512];
+  out += "\nCulprit stacks (innermost frame first)\n";
+  if (stacks.empty()) {
+    out += "  (none)\n";
+    return;
+  }
+  std::snprintf(buf, sizeof buf, "  %10s %6s %7s  %s\n", "MS", "%", "STALLS", "STACK");
+  out += buf;
+  const std::string indent(29, ' ');
+  for (std::size_t i = 0; i < stacks.size() && i < top; ++i) {
+    const ReportStack& s = stacks[i];
+    std::snprintf(buf, sizeof buf, "  %10.1f %5.1f%% %7llu  ", s.ms, total_ms > 0 ? 100.0 * s.ms / total_ms : 0,
+                  static_cast<unsigned long long>(s.stalls));
+    out += buf;
+    for (std::size_t k = 0; k < s.python.size() && k < kPython; ++k)
+      out += (k ? indent + "  <- " : std::string()) + printable(s.python[k]) + "\n";
+    if (s.python.size() > kPython) out += indent + "  <- ... " + std::to_string(s.python.size() - kPython) + " more\n";
+    if (s.python.empty() && s.native.empty()) out += "(no stack)\n";
+    if (s.native.empty()) continue;
+    std::string line = s.python.empty() ? "" : indent + "native: ";
+    for (std::size_t k = 0; k < s.native.size() && k < kNative; ++k) line += (k ? " <- " : "") + printable(s.native[k]);
+    if (s.native.size() > kNative) line += " <- ...";
+    out += line + "\n";
+  }
+  if (stacks.size() > top) out += "  ... " + std::to_string(stacks.size() - top) + " more\n";
 }
 
 nlohmann::ordered_json rows_json(const std::vector<ReportRow>& rows, double total_ms) {
@@ -210,6 +266,7 @@ std::string format_report_text(const Report& r, std::size_t top) {
   rows_text(out, "Python functions (share of stalled time)", r.python_functions, r.stalled_ms, top, true);
   rows_text(out, "Native symbols (share of stalled time)", r.native_symbols, r.stalled_ms, top, true);
   rows_text(out, "Blocking syscalls (time blocked in them)", r.syscalls, r.stalled_ms, top, false);
+  stacks_text(out, r.stacks, r.stalled_ms, std::min<std::size_t>(top, 5));
   return out;
 }
 

@@ -4,11 +4,14 @@ _loopstall() {
     _init_completion || return
     local sub="" w
     for w in "${words[@]:1:cword-1}"; do
-        case $w in capture|report|status) sub=$w; break ;; esac
+        case $w in capture|report|flamegraph|diff|status) sub=$w; break ;; esac
     done
     case $prev in
-        --format) COMPREPLY=($(compgen -W 'text json' -- "$cur")); return ;;
-        --output|--socket|--save) _filedir; return ;;
+        --format)
+            if [[ $sub == flamegraph ]]; then COMPREPLY=($(compgen -W 'svg folded speedscope' -- "$cur"))
+            else COMPREPLY=($(compgen -W 'text json' -- "$cur")); fi
+            return ;;
+        --output|-o|--socket|--save) _filedir; return ;;
         --pid) COMPREPLY=($(compgen -W "$(command ls /proc 2>/dev/null | grep -E '^[0-9]+$')" -- "$cur")); return ;;
         --duration|--threshold-ms) return ;;
     esac
@@ -16,7 +19,9 @@ _loopstall() {
         capture) COMPREPLY=($(compgen -W '--pid --duration --threshold-ms --format --output --all-loops
                                            --standalone --socket --save --help' -- "$cur")) ;;
         report) COMPREPLY=($(compgen -W '--format --help' -- "$cur")); [[ $cur == -* ]] || _filedir ;;
+        flamegraph) COMPREPLY=($(compgen -W '-o --output --format --folded --help' -- "$cur")); [[ $cur == -* ]] || _filedir ;;
+        diff) COMPREPLY=($(compgen -W '-o --output --help' -- "$cur")); [[ $cur == -* ]] || _filedir ;;
         status) COMPREPLY=($(compgen -W '--socket --format --help' -- "$cur")) ;;
-        *) COMPREPLY=($(compgen -W 'capture report status --help --version' -- "$cur")) ;;
+        *) COMPREPLY=($(compgen -W 'capture report flamegraph diff status --help --version' -- "$cur")) ;;
     esac
 } && complete -F _loopstall loopstall

@@ -20,6 +20,14 @@ struct ReportRow {
   double self_ms = 0;        // ... while it was the innermost frame
 };
 
+// A culprit's stack: its Python frames, then the native frames they called
+// into, innermost first (named as in flame graphs, with lines).
+struct ReportStack {
+  std::vector<std::string> python, native;
+  double ms = 0;
+  std::uint64_t stalls = 0;
+};
+
 struct ReportLoop {
   std::uint32_t pid = 0;
   std::string comm, service, loop;
@@ -39,6 +47,7 @@ struct Report {
   std::vector<ReportRow> python_functions;  // "function (file)", most self time first
   std::vector<ReportRow> native_symbols;    // "symbol (module)", most self time first
   std::vector<ReportRow> syscalls;          // blocked time per syscall
+  std::vector<ReportStack> stacks;          // most time first
 };
 
 Report make_report(const Capture& c);

@@ -206,7 +206,11 @@ source {comp}
 COMP_WORDS=(loopstall capture --for); COMP_CWORD=2; _loopstall; echo "${{COMPREPLY[@]}}"
 COMP_WORDS=(loopstall capture --format ''); COMP_CWORD=3; _loopstall; echo "${{COMPREPLY[@]}}"
 COMP_WORDS=(loopstall s); COMP_CWORD=1; _loopstall; echo "${{COMPREPLY[@]}}"
+COMP_WORDS=(loopstall f); COMP_CWORD=1; _loopstall; echo "${{COMPREPLY[@]}}"
+COMP_WORDS=(loopstall flamegraph c.lsc --format ''); COMP_CWORD=4; _loopstall; echo "${{COMPREPLY[@]}}"
+COMP_WORDS=(loopstall diff a.lsc b.lsc -); COMP_CWORD=4; _loopstall; echo "${{COMPREPLY[@]}}"
 """
     r = run(["bash", "-c", script])
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == ["--format", "text json", "status"], r.stdout
+    assert r.stdout.splitlines() == ["--format", "text json", "status", "flamegraph", "svg folded speedscope",
+                                     "-o --output --help"], r.stdout
