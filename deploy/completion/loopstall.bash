@@ -4,7 +4,7 @@ _loopstall() {
     _init_completion || return
     local sub="" w
     for w in "${words[@]:1:cword-1}"; do
-        case $w in capture|report|status) sub=$w; break ;; esac
+        case $w in capture|report|status|top) sub=$w; break ;; esac
     done
     case $prev in
         --format) COMPREPLY=($(compgen -W 'text json' -- "$cur")); return ;;
@@ -16,7 +16,8 @@ _loopstall() {
         capture) COMPREPLY=($(compgen -W '--pid --duration --threshold-ms --format --output --all-loops
                                            --standalone --socket --save --help' -- "$cur")) ;;
         report) COMPREPLY=($(compgen -W '--format --help' -- "$cur")); [[ $cur == -* ]] || _filedir ;;
+        top) COMPREPLY=($(compgen -W '--interval --sort --batch --count --pid --all-loops --threshold-ms --standalone --socket --help' -- "$cur")) ;;
         status) COMPREPLY=($(compgen -W '--socket --format --help' -- "$cur")) ;;
-        *) COMPREPLY=($(compgen -W 'capture report status --help --version' -- "$cur")) ;;
+        *) COMPREPLY=($(compgen -W 'capture report status top --help --version' -- "$cur")) ;;
     esac
 } && complete -F _loopstall loopstall
