@@ -7,8 +7,8 @@
 #include <set>
 #include <string>
 
-#include "loopstall/loop_health.hpp"
 #include "loopstall/correlator.hpp"
+#include "loopstall/loop_health.hpp"
 
 namespace loopstall {
 
@@ -31,8 +31,8 @@ std::unique_ptr<TopSource> daemon_top_source(const std::string& socket);
 struct TopOptions {
   double interval_s = 1;
   TopSort sort = TopSort::Utilisation;
-  bool batch = false;  // plain tables on stdout, no terminal UI
-  int count = 0;       // refreshes before exiting; 0: until q / Ctrl-C
+  bool batch = false;            // plain tables on stdout, no terminal UI
+  int count = 0;                 // refreshes before exiting; 0: until q / Ctrl-C
   std::set<std::uint32_t> pids;  // rows shown; empty: all
 };
 

@@ -153,8 +153,8 @@ TEST_CASE("loop health: the summary survives its JSON form, and malformed JSON i
 TEST_CASE("loop health: top's rates between two snapshots") {
   LoopRates rates;
   Summary a, b;
-  a.processes[1] = totals(1000, 1 * kSec, 100, 100'000);         // a normal server
-  a.processes[2] = totals(1000, 1 * kSec, 1000, 1000);           // a one-byte reader
+  a.processes[1] = totals(1000, 1 * kSec, 100, 100'000);  // a normal server
+  a.processes[2] = totals(1000, 1 * kSec, 1000, 1000);    // a one-byte reader
   b.processes[1] = totals(3000, 1 * kSec + kSec / 10, 300, 300'000);
   b.processes[2] = totals(1500, 1 * kSec + kSec / 5, 6000, 6000);
   b.processes[3] = totals(10, 0, 0, 0);  // new: no rates yet
@@ -216,8 +216,8 @@ TEST_CASE("loop health: stalls per minute and processes that went away") {
 }
 
 TEST_CASE("loop health: sort names") {
-  for (TopSort s : {TopSort::Utilisation, TopSort::Iterations, TopSort::P99, TopSort::Stalls, TopSort::Churn,
-                    TopSort::Pid})
+  for (TopSort s :
+       {TopSort::Utilisation, TopSort::Iterations, TopSort::P99, TopSort::Stalls, TopSort::Churn, TopSort::Pid})
     CHECK(parse_top_sort(to_string(s)) == s);
   CHECK_FALSE(parse_top_sort("cpu").has_value());
   CHECK(next_sort(TopSort::Pid) == TopSort::Utilisation);
