@@ -40,7 +40,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       python::read_elf_symbols(path, {"_PyRuntime", "Py_Version", "PyCode_Type", "_thread_db_pthread_tid"});
   if (syms) {
     // The locator's next step: the load bias against a plausible mapping.
-    const python::MapEntry m{0x7f0000000000, 0x7f0000100000, 0, "r-xp", 1, path};
+    native::Mapping m;
+    m.start = 0x7f0000000000;
+    m.end = 0x7f0000100000;
+    m.readable = m.executable = true;
+    m.inode = 1;
+    m.path = path;
     (void)python::load_bias(syms->loads, {m}, syms->et_exec);
   }
   const native::SdtNotes notes = native::read_sdt_notes(path);

@@ -1,14 +1,17 @@
-// /proc/PID/maps text (paths are chosen by whoever maps a file) through both
-// readers: the unwinder's (native/proc_maps) and the runtime locator's, with
-// what each does next (find_mapping, code_modules, load_bias,
-// version_from_name). Invariants the callers rely on are checked.
+// /proc/PID/maps text (paths are chosen by whoever maps a file) through the
+// one parser (native/proc_maps) and what its users do next: the unwinder's
+// find_mapping and code_modules, the runtime locator's load_bias and
+// python_version_numbers, the deleted-file handling. Invariants the callers
+// rely on are checked.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "loopstall/native/proc_maps.hpp"
+#include "loopstall/procfs.hpp"
 #include "loopstall/python/runtime_locator.hpp"
 
 namespace native = loopstall::native;
@@ -24,7 +27,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (std::size_t i = 0; i < maps.size(); ++i) {
     if (maps[i].end <= maps[i].start) std::abort();
     if (i > 0 && maps[i].start < maps[i - 1].end) sorted = false;
-    (void)maps[i].file_path();
+    const std::string file = maps[i].file_path();
+    if (maps[i].deleted() != (file.size() != maps[i].path.size())) std::abort();
+    if (const auto v = loopstall::python_version_numbers(maps[i].path); v && (v->first != 3 || v->second < 0))
+      std::abort();
   }
   for (const native::Mapping& m : maps) {
     const native::Mapping* found = native::find_mapping(maps, m.start);
@@ -35,16 +41,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (s.first_mapping >= maps.size() || s.end <= s.start) std::abort();
   }
 
-  const std::vector<python::MapEntry> entries = python::parse_maps(text);
-  for (const python::MapEntry& e : entries) {
-    if (e.end <= e.start) std::abort();
-    (void)python::version_from_name(e.path);
-  }
-  // Load bias from made-up segments: the first entries' numbers as PT_LOADs.
+  // Load bias from made-up segments: the first mappings' numbers as PT_LOADs.
   std::vector<python::LoadSegment> loads;
-  for (std::size_t i = 0; i < entries.size() && i < 4; ++i) {
-    loads.push_back({entries[i].offset, entries[i].start & 0xffffff, entries[i].end - entries[i].start});
+  for (std::size_t i = 0; i < maps.size() && i < 4; ++i) {
+    loads.push_back({maps[i].offset, maps[i].start & 0xffffff, maps[i].end - maps[i].start});
   }
-  (void)python::load_bias(loads, entries, false);
+  (void)python::load_bias(loads, maps, false);
   return 0;
 }

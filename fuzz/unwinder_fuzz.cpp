@@ -20,6 +20,7 @@
 #include "loopstall/native/proc_maps.hpp"
 #include "loopstall/native/unwinder.hpp"
 #include "loopstall/process_memory.hpp"
+#include "loopstall/procfs.hpp"
 
 using namespace loopstall::native;
 
@@ -52,7 +53,7 @@ __attribute__((noinline)) StackSnapshot capture_myself() {
 const Base& base() {
   static const Base b = [] {
     Base out{capture_myself(), {}};
-    for (auto& m : parse_maps(read_proc_maps(::getpid()).value_or(""))) {
+    for (auto& m : parse_maps(loopstall::read_maps(static_cast<std::uint32_t>(::getpid())).value_or(""))) {
       if (m.executable) out.code.push_back(m);
     }
     if (out.code.empty() || out.snap.stack.empty()) std::abort();

@@ -1,7 +1,5 @@
 #include "loopstall/detector.hpp"
 
-#include <dirent.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <cstdlib>
@@ -18,19 +16,6 @@ namespace {
 
 constexpr std::uint64_t kSweepNs = 2'000'000'000ULL;
 constexpr std::uint64_t kScanNs = Detector::kScanIntervalMs * 1'000'000ULL;
-
-std::vector<std::uint32_t> all_pids() {
-  std::vector<std::uint32_t> out;
-  DIR* d = opendir("/proc");
-  if (!d) return out;
-  while (dirent* de = readdir(d)) {
-    char* end = nullptr;
-    const unsigned long pid = std::strtoul(de->d_name, &end, 10);
-    if (end && *end == '\0' && pid > 0 && pid <= UINT32_MAX) out.push_back(static_cast<std::uint32_t>(pid));
-  }
-  closedir(d);
-  return out;
-}
 
 }  // namespace
 
@@ -55,7 +40,7 @@ void Detector::add(Correlator& c) {
 }
 
 void Detector::reclassify(Correlator& c) {
-  for (std::uint32_t pid : all_pids()) {
+  for (std::uint32_t pid : process_ids()) {
     if (c.classify(pid) != LS_PROC_WATCH) continue;
     // The entry written here means BPF never asks about the process: every
     // other consumer decides about it now too.

@@ -47,24 +47,7 @@ class LiveStacks final : public StackSource {
   std::optional<ls_py_thread> python_thread(std::uint32_t pid, std::uint32_t tid) override {
     python::PyProcess* py = python_of(pid);
     if (!py) return std::nullopt;
-    const auto tstate = py->thread_state(tid);
-    if (!tstate) return std::nullopt;
-    const python::PyOffsets& o = py->offsets();
-    ls_py_thread t{};
-    t.tstate = *tstate;
-    t.tgid = pid;
-    const bool via_cframe = o.tstate_cframe != python::kNoField;
-    t.tstate_frame = via_cframe ? o.tstate_cframe : o.tstate_frame;
-    t.cframe_current_frame = via_cframe ? o.cframe_current_frame : LS_PY_NO_FIELD;
-    if (t.tstate_frame == python::kNoField) return std::nullopt;
-    t.frame_previous = o.frame_previous;
-    t.frame_code = o.frame_code;
-    t.frame_instr = o.frame_instr;
-    t.instr_is_pointer = o.instr_kind == python::InstrKind::kPointer;
-    t.frame_owner =
-        o.frame_owner == python::kNoField || o.owner_cstack == python::kNoField ? LS_PY_NO_FIELD : o.frame_owner;
-    t.owner_cstack = o.owner_cstack;
-    return t;
+    return py->bpf_thread(tid);
   }
 
   std::optional<StackSample> blocked(std::uint32_t pid, std::uint32_t tid) override {

@@ -58,27 +58,6 @@ std::string dir_of(std::uint32_t pid, const std::string& proc_root) {
   return proc_root + "/" + std::to_string(pid);
 }
 
-std::optional<std::uint32_t> parent_pid(std::uint32_t pid, const std::string& proc_root) {
-  const auto stat = read_file_prefix(dir_of(pid, proc_root) + "/stat", 1024);
-  if (!stat) return std::nullopt;
-  // "pid (comm) S ppid ...": comm may hold ')' and spaces.
-  const auto close = stat->rfind(')');
-  if (close == std::string::npos || close + 4 >= stat->size()) return std::nullopt;
-  const char* p = stat->data() + close + 4;
-  std::uint32_t ppid = 0;
-  const auto r = std::from_chars(p, stat->data() + stat->size(), ppid);
-  if (r.ec != std::errc() || ppid <= 1) return std::nullopt;
-  return ppid;
-}
-
-std::string cmdline_of(std::uint32_t pid, const std::string& proc_root) {
-  std::string c = read_file_prefix(dir_of(pid, proc_root) + "/cmdline", kMaxCmdlineBytes).value_or("");
-  while (!c.empty() && c.back() == '\0') c.pop_back();
-  for (char& ch : c)
-    if (ch == '\0') ch = ' ';
-  return c;
-}
-
 // gunicorn and uwsgi fork their workers from a master: the worker is named
 // as its master (whose command line names the app even when setproctitle
 // renamed the worker).
@@ -87,7 +66,7 @@ Subject subject_of(const ProcInfo& p, const std::string& proc_root) {
   if (!is_prefork_server(p.cmdline) && !is_prefork_server(p.comm)) return s;
   const auto ppid = parent_pid(p.pid, proc_root);
   if (!ppid) return s;
-  std::string parent_cmd = cmdline_of(*ppid, proc_root);
+  std::string parent_cmd = read_cmdline(*ppid, proc_root).value_or("");
   if (!is_prefork_server(parent_cmd)) return s;  // p is the master
   s.pid = *ppid;
   s.cmdline = std::move(parent_cmd);

@@ -9,7 +9,6 @@
 // 1.1, is refused without CAP_SYS_ADMIN (EACCES, measured on 6.18), so the
 // systemd unit's capabilities never had GC time. Older kernels keep libbpf's
 // attach.
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -20,6 +19,7 @@
 #include <optional>
 
 #include "engine_impl.hpp"
+#include "loopstall/native/elf_file.hpp"
 #include "loopstall/native/sdt_notes.hpp"
 #include "loopstall/printable.hpp"
 
@@ -63,21 +63,25 @@ void prepare_gc_probes(Engine::Impl& impl) {
 }
 
 bool Engine::attach_gc_probes(const std::string& binary) {
+  // Opened once (regular files only, never blocking on a FIFO): the notes are
+  // read from this descriptor and the kernel attaches to it through
+  // /proc/self/fd/N, so the process's owner cannot swap the file at the path
+  // between our check and the kernel's own lookup.
+  const native::ElfFile file(binary);
+  if (!file.valid()) return false;
   // Once per file (device and inode): the same interpreter reached through
   // several processes' /proc/PID/root must not be probed twice.
-  struct stat st {};
-  // Regular files only: libbpf's and the kernel's own opens would block on a FIFO.
-  if (stat(binary.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
-  const std::string key = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  const std::string key = std::to_string(file.stat().st_dev) + ":" + std::to_string(file.stat().st_ino);
   if (!impl_->usdt_tried.insert(key).second) return false;
-  const native::SdtNotes notes = native::read_sdt_notes(binary);
+  const native::SdtNotes notes = native::read_sdt_notes(file.get());
   if (!notes.any) return false;  // pyenv's builds: asking would only log noise
+  const std::string opened = "/proc/self/fd/" + std::to_string(file.fd());
 
   auto* s = impl_->skel;
   if (impl_->usdt_multi) {
     if (!notes.gc_start || !notes.gc_done) return false;  // another provider's notes
-    const int start = uprobe_multi_link(bpf_program__fd(s->progs.gc_start), binary, *notes.gc_start);
-    const int done = start < 0 ? -1 : uprobe_multi_link(bpf_program__fd(s->progs.gc_done), binary, *notes.gc_done);
+    const int start = uprobe_multi_link(bpf_program__fd(s->progs.gc_start), opened, *notes.gc_start);
+    const int done = start < 0 ? -1 : uprobe_multi_link(bpf_program__fd(s->progs.gc_done), opened, *notes.gc_done);
     if (done < 0) {
       std::fprintf(stderr, "loopstall: warning: GC probes of %s not attached: %s\n", binary.c_str(),
                    std::strerror(errno));
@@ -88,7 +92,7 @@ bool Engine::attach_gc_probes(const std::string& binary) {
     impl_->usdt_link_fds.push_back(done);
     return true;
   }
-  bpf_link* start = bpf_program__attach_usdt(s->progs.gc_start, -1, binary.c_str(), "python", "gc__start", nullptr);
+  bpf_link* start = bpf_program__attach_usdt(s->progs.gc_start, -1, opened.c_str(), "python", "gc__start", nullptr);
   if (!start) {
     // Notes but no gc probes (another provider's binary) is not worth a word.
     if (errno != ENOENT)
@@ -96,7 +100,7 @@ bool Engine::attach_gc_probes(const std::string& binary) {
                    std::strerror(errno), errno == EACCES ? " (uprobe perf events need CAP_SYS_ADMIN)" : "");
     return false;
   }
-  bpf_link* done = bpf_program__attach_usdt(s->progs.gc_done, -1, binary.c_str(), "python", "gc__done", nullptr);
+  bpf_link* done = bpf_program__attach_usdt(s->progs.gc_done, -1, opened.c_str(), "python", "gc__done", nullptr);
   if (!done) {
     std::fprintf(stderr, "loopstall: warning: %s has gc__start but gc__done did not attach: %s\n",
                  printable(binary).c_str(), std::strerror(errno));

@@ -1,6 +1,5 @@
 #include "dwfl_process.hpp"
 
-#include <cxxabi.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <fcntl.h>
@@ -14,18 +13,10 @@
 #include <cstring>
 #include <string_view>
 
-#include "loopstall/procinfo.hpp"
+#include "loopstall/native/elf_file.hpp"
+#include "loopstall/procfs.hpp"
 
 namespace loopstall::native {
-
-struct DwflProcess::ModuleRecord {
-  DwflProcess* owner = nullptr;
-  ModuleSpan span;
-  Mapping first;            // the span's first mapping: its map_files entry opens the file
-  std::vector<char> image;  // the vDSO's ELF image, copied from the process
-  std::shared_ptr<const SymbolTable> symbols;
-  bool symbols_loaded = false;
-};
 
 namespace {
 
@@ -42,32 +33,6 @@ constexpr std::uint64_t kMaxVdsoSize = 1 << 20;
 // Where a live process's mapped file can be opened (containers too).
 std::vector<std::string> mapped_file_paths(pid_t pid, const Mapping& m) {
   return target_file_paths(static_cast<std::uint32_t>(pid), m.path, m.start, m.end);
-}
-
-// A regular file opened read-only (mapped devices could block), or -1.
-int open_regular(const std::string& path, std::uint64_t want_inode) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return -1;
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (want_inode != 0 && st.st_ino != want_inode)) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// "clock_nanosleep@GLIBC_2.2.5" → "clock_nanosleep"; C++ names demangled.
-std::string clean_symbol(std::string_view s) {
-  std::string name(s.substr(0, s.find('@', 1)));
-  if (name.starts_with("_Z")) {
-    int status = 0;
-    char* d = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
-    if (d != nullptr) {
-      name = d;
-      std::free(d);
-    }
-  }
-  return name;
 }
 
 // --- libdwfl callbacks -------------------------------------------------------
@@ -101,7 +66,7 @@ int find_debuginfo_cb(Dwfl_Module* mod, void** userdata, const char*, Dwarf_Addr
       id += hex;
     }
     const std::string path = debug_file_path(id);
-    const int fd = open_regular(path, 0);
+    const int fd = open_regular_file(path, 0);
     if (fd >= 0) *debuginfo_file_name = strdup(path.c_str());
     return fd;
   } catch (...) {
@@ -222,12 +187,12 @@ int DwflProcess::open_module_file(const ModuleRecord& rec) {
     // Exactly the mapped file (map_files: survives deletion and replacement),
     // else the same inode at its path in the process's root (mount namespaces).
     for (const std::string& path : mapped_file_paths(pid_, rec.first)) {
-      const int fd = open_regular(path, path.find("/map_files/") == std::string::npos ? rec.first.inode : 0);
+      const int fd = open_regular_file(path, path.find("/map_files/") == std::string::npos ? rec.first.inode : 0);
       if (fd >= 0) return fd;
     }
   }
   // A process that exited: the host path, if it still is the same file.
-  return open_regular(rec.first.file_path(), mode_.recorded ? 0 : rec.first.inode);
+  return open_regular_file(rec.first.file_path(), mode_.recorded ? 0 : rec.first.inode);
 }
 
 int DwflProcess::find_elf(ModuleRecord& rec, char** file_name, Elf** elfp) {
@@ -243,16 +208,8 @@ int DwflProcess::find_elf(ModuleRecord& rec, char** file_name, Elf** elfp) {
   }
   // The Elf is mapped whole: its descriptor can be closed at once, so cached
   // processes do not hold descriptors (libdwfl would keep one per module).
-  const int fd = open_module_file(rec);
-  if (fd < 0) return -1;
-  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
-  if (elf != nullptr) elf_cntl(elf, ELF_C_FDDONE);
-  ::close(fd);
+  Elf* elf = ElfFile::adopt(open_module_file(rec)).release();
   if (elf == nullptr) return -1;
-  if (elf_kind(elf) != ELF_K_ELF) {
-    elf_end(elf);
-    return -1;
-  }
   *elfp = elf;
   *file_name = strdup(rec.first.file_path().c_str());
   return -1;
@@ -352,61 +309,6 @@ std::vector<RawFrame> DwflProcess::unwind(const StackSnapshot& snap, std::size_t
     pass.recovered = true;
   }
   snap_ = nullptr;
-  return out;
-}
-
-const SymbolTable* DwflProcess::symbols_of(Dwfl_Module* mod, Elf* elf, ElfSymbolizer& symbolizer) {
-  void** userdata = nullptr;
-  dwfl_module_info(mod, &userdata, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
-  auto* rec = userdata != nullptr ? static_cast<ModuleRecord*>(*userdata) : nullptr;
-  if (rec == nullptr) return nullptr;
-  if (!rec->symbols_loaded) {
-    rec->symbols_loaded = true;
-    rec->symbols = symbolizer.table(elf, read_build_id(elf).value_or(""), uses_debuginfo());
-  }
-  return rec->symbols.get();
-}
-
-std::optional<std::uint64_t> DwflProcess::file_offset(const RawFrame& f) const {
-  const std::uint64_t pc = f.activation ? f.pc : f.pc - 1;  // as describe() names it
-  const Mapping* m = find_mapping(maps_, pc);
-  if (m == nullptr || !m->file_backed() || m->deleted()) return std::nullopt;
-  return pc - m->start + m->offset;
-}
-
-NativeFrame DwflProcess::describe(const RawFrame& f, ElfSymbolizer& symbolizer) {
-  // A return address may be the first byte after the caller's function.
-  const std::uint64_t pc = f.activation ? f.pc : f.pc - 1;
-  NativeFrame out;
-  if (Dwfl_Module* mod = dwfl_addrmodule(dwfl_, pc)) {
-    const char* name = dwfl_module_info(mod, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
-    out.module = name != nullptr ? name : "";
-    Dwarf_Addr bias = 0;
-    if (Elf* elf = dwfl_module_getelf(mod, &bias)) {
-      out.offset = pc - bias;
-      if (const SymbolTable* t = symbols_of(mod, elf, symbolizer)) {
-        if (const auto s = t->lookup(out.offset)) out.symbol = clean_symbol(*s);
-      }
-      return out;
-    }
-  }
-  // No ELF through the Dwfl: read the mapped file directly.
-  const Mapping* m = find_mapping(maps_, pc);
-  if (m == nullptr || !m->file_backed()) {
-    if (out.module.empty() && m != nullptr) out.module = m->path;
-    out.offset = pc;
-    return out;
-  }
-  out.module = m->path;
-  const std::uint64_t file_offset = pc - m->start + m->offset;
-  out.offset = file_offset;
-  for (const std::string& path : mode_.live ? mapped_file_paths(pid_, *m) : std::vector{m->file_path()}) {
-    const auto vaddr = symbolizer.file_offset_to_vaddr(path, file_offset);
-    if (!vaddr) continue;
-    out.offset = *vaddr;
-    if (auto s = symbolizer.symbolize(path, *vaddr)) out.symbol = clean_symbol(*s);
-    break;
-  }
   return out;
 }
 

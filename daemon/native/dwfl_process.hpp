@@ -114,4 +114,14 @@ class DwflProcess {
   std::size_t stack_used_ = 0;
 };
 
+// What libdwfl keeps for one module (its userdata).
+struct DwflProcess::ModuleRecord {
+  DwflProcess* owner = nullptr;
+  ModuleSpan span;
+  Mapping first;            // the span's first mapping: its map_files entry opens the file
+  std::vector<char> image;  // the vDSO's ELF image, copied from the process
+  std::shared_ptr<const SymbolTable> symbols;
+  bool symbols_loaded = false;
+};
+
 }  // namespace loopstall::native

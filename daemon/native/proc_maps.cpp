@@ -1,16 +1,12 @@
 #include "loopstall/native/proc_maps.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
+
+#include "loopstall/procfs.hpp"
 
 namespace loopstall::native {
 namespace {
-
-constexpr std::string_view kDeleted = " (deleted)";
 
 bool parse_hex(std::string_view& s, std::uint64_t& out) {
   const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out, 16);
@@ -64,11 +60,11 @@ bool same_file(const Mapping& a, const Mapping& b) {
 }  // namespace
 
 bool Mapping::deleted() const {
-  return path.ends_with(kDeleted);
+  return is_deleted(path);
 }
 
 std::string Mapping::file_path() const {
-  return deleted() ? path.substr(0, path.size() - kDeleted.size()) : path;
+  return std::string(strip_deleted(path));
 }
 
 std::vector<Mapping> parse_maps(std::string_view text) {
@@ -80,26 +76,6 @@ std::vector<Mapping> parse_maps(std::string_view text) {
     if (auto m = parse_line(line)) out.push_back(std::move(*m));
   }
   return out;
-}
-
-std::optional<std::string> read_proc_maps(pid_t pid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/maps", static_cast<int>(pid));
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  std::string text;
-  char buf[16384];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      ::close(fd);
-      return std::nullopt;
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return text;
 }
 
 const Mapping* find_mapping(const std::vector<Mapping>& maps, std::uint64_t addr) {

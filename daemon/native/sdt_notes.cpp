@@ -1,12 +1,11 @@
 #include "loopstall/native/sdt_notes.hpp"
 
-#include <fcntl.h>
 #include <gelf.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <string_view>
+
+#include "loopstall/native/elf_file.hpp"
 
 namespace loopstall::native {
 namespace {
@@ -26,20 +25,8 @@ std::optional<std::uint64_t> file_offset(Elf* elf, std::uint64_t vaddr) {
 }  // namespace
 
 SdtNotes read_sdt_notes(const std::string& path) {
-  // Never block: the path may now name a FIFO (where a deleted executable was).
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return {};
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return {};
-  }
-  elf_version(EV_CURRENT);
-  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
-  SdtNotes out = read_sdt_notes(elf);
-  if (elf) elf_end(elf);
-  close(fd);
-  return out;
+  const ElfFile file(path);  // never blocks on a FIFO where a deleted executable was
+  return read_sdt_notes(file.get());
 }
 
 SdtNotes read_sdt_notes(Elf* elf) {

@@ -1,11 +1,6 @@
 #include "loopstall/native/snapshot.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cstdio>
-#include <cstring>
 
 namespace loopstall::native {
 namespace {
@@ -26,41 +21,6 @@ std::vector<std::uint8_t> read_stack(const Memory& mem, std::uint64_t sp, std::s
   }
   out.resize(got);
   return out;
-}
-
-std::optional<BlockedState> read_blocked_state(pid_t pid, pid_t tid) {
-  char path[80];
-  std::snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", static_cast<int>(pid), static_cast<int>(tid));
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  char buf[256];
-  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return std::nullopt;
-  buf[n] = '\0';
-  // "nr a0 .. a5 sp pc" in a syscall, "-1 sp pc" when blocked elsewhere,
-  // "running" otherwise.
-  BlockedState s;
-  unsigned long long v[8] = {};
-  int consumed = 0;
-  if (std::sscanf(buf, "%ld%n", &s.nr, &consumed) != 1) return std::nullopt;
-  const char* rest = buf + consumed;
-  if (s.nr == -1) {
-    if (std::sscanf(rest, " %llx %llx", &v[0], &v[1]) != 2) return std::nullopt;
-    s.sp = v[0];
-    s.pc = v[1];
-  } else {
-    if (std::sscanf(rest, " %llx %llx %llx %llx %llx %llx %llx %llx", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
-                    &v[7]) != 8) {
-      return std::nullopt;
-    }
-    for (int i = 0; i < 6; ++i) s.args[i] = v[i];
-    s.sp = v[6];
-    s.pc = v[7];
-  }
-  // Kernel threads have no user context.
-  if (s.sp == 0 || s.pc == 0) return std::nullopt;
-  return s;
 }
 
 std::optional<StackSnapshot> snapshot_blocked_thread(pid_t pid, pid_t tid, std::size_t stack_bytes) {

@@ -1,44 +1,15 @@
 #include "loopstall/native/symbolizer.hpp"
 
 #include <elfutils/libdwelf.h>
-#include <fcntl.h>
 #include <gelf.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 
+#include "loopstall/native/elf_file.hpp"
+
 namespace loopstall::native {
 namespace {
-
-// An ELF file opened read-only, closed on scope exit.
-class ElfHandle {
- public:
-  explicit ElfHandle(const std::string& path) {
-    elf_version(EV_CURRENT);
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd_ < 0) return;
-    // Special files (FIFOs, devices mapped by a process) could block reads.
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) return;
-    elf_ = elf_begin(fd_, ELF_C_READ_MMAP, nullptr);
-    if (elf_ != nullptr && elf_kind(elf_) != ELF_K_ELF) {
-      elf_end(elf_);
-      elf_ = nullptr;
-    }
-  }
-  ~ElfHandle() {
-    if (elf_ != nullptr) elf_end(elf_);
-    if (fd_ >= 0) ::close(fd_);
-  }
-  ElfHandle(const ElfHandle&) = delete;
-  ElfHandle& operator=(const ElfHandle&) = delete;
-  Elf* get() const { return elf_; }
-
- private:
-  int fd_ = -1;
-  Elf* elf_ = nullptr;
-};
 
 std::string hex(const void* data, std::size_t n) {
   static constexpr char kDigits[] = "0123456789abcdef";
@@ -61,8 +32,8 @@ std::optional<std::string> read_build_id(Elf* elf) {
 }
 
 std::optional<std::string> read_build_id(const std::string& path) {
-  ElfHandle h(path);
-  return read_build_id(h.get());
+  const ElfFile f(path);
+  return read_build_id(f.get());
 }
 
 std::string debug_file_path(const std::string& build_id) {
@@ -169,7 +140,7 @@ std::shared_ptr<const SymbolTable> ElfSymbolizer::table(Elf* elf, const std::str
   }
   std::shared_ptr<const SymbolTable> t;
   if (use_debug_file && !build_id.empty()) {
-    const ElfHandle debug(debug_file_path(build_id));
+    const ElfFile debug(debug_file_path(build_id));
     t = SymbolTable::build(elf, debug.get());
   } else {
     t = SymbolTable::build(elf);
@@ -180,16 +151,24 @@ std::shared_ptr<const SymbolTable> ElfSymbolizer::table(Elf* elf, const std::str
 }
 
 std::shared_ptr<const SymbolTable> ElfSymbolizer::table_for_path(const std::string& path) {
+  // Identified by what was opened, not by a second look at the path (which the file's owner may swap).
+  const int fd = open_regular_file(path);
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return nullptr;
+  if (fd < 0 || ::fstat(fd, &st) != 0) {
+    if (fd >= 0) ::close(fd);
+    return nullptr;
+  }
   const std::string identity = path + '\0' + std::to_string(st.st_dev) + ':' + std::to_string(st.st_ino) + ':' +
                                std::to_string(st.st_mtim.tv_sec) + '.' + std::to_string(st.st_mtim.tv_nsec) + ':' +
                                std::to_string(st.st_size);
   if (const auto it = path_keys_.find(identity); it != path_keys_.end()) {
-    if (auto t = find(it->second)) return t;
+    if (auto t = find(it->second)) {
+      ::close(fd);
+      return t;
+    }
   }
-  const ElfHandle h(path);
-  if (h.get() == nullptr) return nullptr;
+  const ElfFile h = ElfFile::adopt(fd);
+  if (!h.valid()) return nullptr;
   // Files without a build-id are keyed by their identity.
   const std::string key = read_build_id(h.get()).value_or(identity);
   auto t = find(key);

@@ -1,8 +1,6 @@
 #include "loopstall/native/unwinder.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -10,6 +8,7 @@
 #include <utility>
 
 #include "dwfl_process.hpp"
+#include "loopstall/procfs.hpp"
 
 namespace loopstall::native {
 namespace {
@@ -36,27 +35,14 @@ std::uint64_t code_hash(const std::vector<Mapping>& maps) {
 // (no walk over the mappings, unlike reading maps). A new starttime is a new
 // process behind a reused pid; exec, dlopen and dlclose change vsize.
 std::optional<std::pair<std::uint64_t, std::uint64_t>> read_stat_probe(pid_t pid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  char buf[1024];
-  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return std::nullopt;
-  buf[n] = '\0';
-  // comm (field 2) may hold spaces and parentheses: fields resume after the
-  // last ')'. Field 3 is the first after it.
-  const char* p = std::strrchr(buf, ')');
-  if (p == nullptr) return std::nullopt;
-  std::uint64_t starttime = 0, vsize = 0;
-  for (int field = 2; field < 23 && p != nullptr; ++field) {
-    p = std::strchr(p + 1, ' ');
-    if (p == nullptr) return std::nullopt;
-    if (field == 21) starttime = std::strtoull(p + 1, nullptr, 10);
-    if (field == 22) vsize = std::strtoull(p + 1, nullptr, 10);
-  }
-  return std::make_pair(starttime, vsize);
+  const auto stat = read_stat(static_cast<std::uint32_t>(pid));
+  if (!stat) return std::nullopt;
+  const auto starttime = stat_field(*stat, 22), vsize = stat_field(*stat, 23);
+  if (!starttime || !vsize) return std::nullopt;
+  std::pair<std::uint64_t, std::uint64_t> out{0, 0};
+  std::from_chars(starttime->data(), starttime->data() + starttime->size(), out.first);
+  std::from_chars(vsize->data(), vsize->data() + vsize->size(), out.second);
+  return out;
 }
 
 }  // namespace
@@ -87,7 +73,7 @@ DwflProcess* NativeUnwinder::process_for(pid_t pid) {
     }
   }
   if (!probe) return nullptr;
-  const auto text = read_proc_maps(pid);
+  const auto text = read_maps(static_cast<std::uint32_t>(pid));
   if (!text || text->empty()) return nullptr;  // gone, or a kernel thread
   std::vector<Mapping> maps = parse_maps(*text);
   const std::uint64_t hash = code_hash(maps);

@@ -1,30 +1,19 @@
 // Symbol and program-header lookup in ELF files with libelf.
-#include <fcntl.h>
 #include <gelf.h>
-#include <libelf.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 
+#include "loopstall/native/elf_file.hpp"
 #include "loopstall/python/runtime_locator.hpp"
 
 namespace loopstall::python {
 
 std::optional<ElfSymbols> read_elf_symbols(const std::string& path, const std::vector<std::string_view>& wanted) {
-  if (elf_version(EV_CURRENT) == EV_NONE) return std::nullopt;
-  // Never block: the path may now name a FIFO (a deleted file's old path).
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return std::nullopt;
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
+  const native::ElfFile file(path);
+  Elf* elf = file.get();
   std::optional<ElfSymbols> result;
   GElf_Ehdr ehdr;
-  if (elf && elf_kind(elf) == ELF_K_ELF && gelf_getehdr(elf, &ehdr)) {
+  if (elf && gelf_getehdr(elf, &ehdr)) {
     ElfSymbols out;
     out.et_exec = ehdr.e_type == ET_EXEC;
     std::size_t nphdr = 0;
@@ -55,8 +44,6 @@ std::optional<ElfSymbols> read_elf_symbols(const std::string& path, const std::v
     }
     result = std::move(out);
   }
-  if (elf) elf_end(elf);
-  ::close(fd);
   return result;
 }
 

@@ -1,6 +1,6 @@
 #include "loopstall/python/stack_reader.hpp"
 
-#include "loopstall/procinfo.hpp"
+#include "loopstall/procfs.hpp"
 #include "loopstall/python/debug_offsets.hpp"
 #include "loopstall/python/thread_ids.hpp"
 
@@ -42,8 +42,7 @@ bool PyProcess::ensure_pthread_tid_offset() {
   std::optional<std::uint32_t> off;
   if (info_.pthread_tid_descriptor) off = pthread_tid_offset_from_descriptor(memory_, info_.pthread_tid_descriptor);
   if (!off) {
-    const auto self = own_tid(static_cast<std::uint32_t>(pid()));
-    if (self)
+    if (const auto self = own_tid(static_cast<std::uint32_t>(pid())))
       off = pthread_tid_offset_by_search(memory_, info_.runtime, offsets_, static_cast<pid_t>(*self), live_tids(pid()));
   }
   if (!off) return false;
@@ -63,10 +62,23 @@ std::optional<std::uint64_t> PyProcess::thread_state(std::uint32_t tid) {
   return find_thread_state(memory_, info_.runtime, offsets_, *own, pthread_tid_offset_);
 }
 
-std::vector<RawFrame> PyProcess::raw_stack(std::uint32_t tid) {
+std::optional<ls_py_thread> PyProcess::bpf_thread(std::uint32_t tid) {
   const auto tstate = thread_state(tid);
-  if (!tstate) return {};
-  return walk_frames(memory_, offsets_, *tstate, kMaxFrames, info_.types.code);
+  const PyOffsets& o = offsets_;
+  const bool via_cframe = o.tstate_cframe != kNoField;
+  ls_py_thread t{};
+  t.tstate_frame = via_cframe ? o.tstate_cframe : o.tstate_frame;
+  if (!tstate || t.tstate_frame == kNoField) return std::nullopt;
+  t.tstate = *tstate;
+  t.tgid = static_cast<std::uint32_t>(pid());
+  t.cframe_current_frame = via_cframe ? o.cframe_current_frame : LS_PY_NO_FIELD;
+  t.frame_previous = o.frame_previous;
+  t.frame_code = o.frame_code;
+  t.frame_instr = o.frame_instr;
+  t.instr_is_pointer = o.instr_kind == InstrKind::kPointer;
+  t.frame_owner = o.frame_owner == kNoField || o.owner_cstack == kNoField ? LS_PY_NO_FIELD : o.frame_owner;
+  t.owner_cstack = o.owner_cstack;
+  return t;
 }
 
 std::vector<PyFrame> PyProcess::stack(std::uint32_t tid) {

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <vector>
 
-#include "loopstall/procinfo.hpp"
+#include "loopstall/procfs.hpp"
 #include "loopstall/python/frame_walker.hpp"
 #include "loopstall/python/py_objects.hpp"
 

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include "loopstall/native/proc_maps.hpp"
+#include "loopstall/procfs.hpp"
 
 using namespace loopstall::native;
 
@@ -82,9 +83,9 @@ TEST_CASE("find_mapping: boundaries") {
   CHECK(find_mapping(maps, ~0ull) == nullptr);
 }
 
-TEST_CASE("read_proc_maps: self, and a pid that does not exist") {
-  const auto self = read_proc_maps(::getpid());
+TEST_CASE("read_maps: self, and a pid that does not exist") {
+  const auto self = loopstall::read_maps(static_cast<std::uint32_t>(::getpid()));
   REQUIRE(self.has_value());
   CHECK_FALSE(code_modules(parse_maps(*self)).empty());
-  CHECK_FALSE(read_proc_maps(0x3fffffff).has_value());
+  CHECK_FALSE(loopstall::read_maps(0x3fffffff).has_value());
 }

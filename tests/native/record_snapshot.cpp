@@ -15,6 +15,7 @@
 
 #include "loopstall/native/proc_maps.hpp"
 #include "loopstall/native/unwinder.hpp"
+#include "loopstall/procfs.hpp"
 #include "recording.hpp"
 #include "test_support.hpp"
 
@@ -50,7 +51,7 @@ std::string code_maps(const std::string& text) {
 
 std::optional<Recording> record(pid_t pid, bool use_ptrace, std::size_t stack_bytes, const std::string& description) {
   const auto snap = use_ptrace ? ptrace_snapshot(pid, stack_bytes) : snapshot_blocked_thread(pid, pid, stack_bytes);
-  const auto maps = read_proc_maps(pid);
+  const auto maps = loopstall::read_maps(static_cast<std::uint32_t>(pid));
   if (!snap || !maps) {
     std::fprintf(stderr, "cannot snapshot pid %d\n", static_cast<int>(pid));
     return std::nullopt;

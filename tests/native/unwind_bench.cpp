@@ -16,6 +16,7 @@
 
 #include "loopstall/native/proc_maps.hpp"
 #include "loopstall/native/unwinder.hpp"
+#include "loopstall/procfs.hpp"
 #include "test_support.hpp"
 
 using namespace loopstall::native;
@@ -114,7 +115,7 @@ void bench(const std::string& python) {
     warm.push_back(us_since(t0));
   }
   // Offline replay: the Dwfl is built every time (no cache).
-  const std::string maps = *read_proc_maps(children[0]->pid());
+  const std::string maps = *loopstall::read_maps(static_cast<std::uint32_t>(children[0]->pid()));
   std::vector<double> replay;
   for (int i = 0; i < 30; ++i) {
     const auto t0 = Clock::now();

@@ -13,6 +13,7 @@
 #include "doctest_helpers.hpp"
 #include "loopstall/native/proc_maps.hpp"
 #include "loopstall/native/unwinder.hpp"
+#include "loopstall/procfs.hpp"
 
 using namespace loopstall::native;
 using namespace loopstall::native::test;
@@ -51,7 +52,7 @@ StackSnapshot random_snapshot(std::mt19937_64& rng, const std::vector<Mapping>& 
 
 std::vector<Mapping> own_code_mappings() {
   std::vector<Mapping> out;
-  for (auto& m : parse_maps(read_proc_maps(::getpid()).value_or(""))) {
+  for (auto& m : parse_maps(loopstall::read_maps(static_cast<std::uint32_t>(::getpid())).value_or(""))) {
     if (m.executable) out.push_back(m);
   }
   return out;
@@ -92,7 +93,7 @@ TEST_CASE("random registers and stacks: no crash, bounded frames") {
   // Offline, with made-up maps too.
   for (int i = 0; i < 50; ++i) {
     const auto s = random_snapshot(rng, code);
-    CHECK(u.unwind_recorded(*read_proc_maps(::getpid()), s, 16).size() <= 16);
+    CHECK(u.unwind_recorded(*loopstall::read_maps(static_cast<std::uint32_t>(::getpid())), s, 16).size() <= 16);
   }
 }
 

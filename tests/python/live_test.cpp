@@ -22,128 +22,19 @@
 #include <thread>
 #include <vector>
 
-#include "loopstall/procinfo.hpp"
+#include "live_support.hpp"
+#include "loopstall/procfs.hpp"
 #include "loopstall/python/debug_offsets.hpp"
 #include "loopstall/python/stack_reader.hpp"
 #include "loopstall/python/thread_ids.hpp"
 
 using namespace loopstall::python;
+using namespace loopstall::python::test;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
 const std::string kScript = std::string(LOOPSTALL_PY_TEST_DIR) + "/live_target.py";
-
-bool may_run_live() {
-  if (geteuid() == 0) return true;
-  const char* ci = std::getenv("CI");
-  if (ci && std::string(ci) == "true") {
-    FAIL("live CPython tests need root (CI=true: not skipping)");
-  }
-  MESSAGE("skipping live CPython tests: not root");
-  return false;
-}
-
-struct Interpreter {
-  std::string path;
-  int minor;
-};
-
-std::vector<Interpreter> interpreters() {
-  std::vector<Interpreter> out;
-  const char* root = std::getenv("PYENV_ROOT");
-  const char* home = std::getenv("HOME");
-  const std::filesystem::path versions =
-      std::filesystem::path(root ? root : std::string(home ? home : "/root") + "/.pyenv") / "versions";
-  for (int minor = 8; minor <= 13; ++minor) {
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(versions, ec)) {
-      const std::string name = e.path().filename().string();
-      const std::string prefix = "3." + std::to_string(minor) + ".";
-      const auto exe = e.path() / "bin" / ("python3." + std::to_string(minor));
-      if (name.rfind(prefix, 0) == 0 && std::filesystem::exists(exe)) {
-        out.push_back({exe.string(), minor});
-        break;
-      }
-    }
-  }
-  if (std::filesystem::exists("/usr/bin/python3.11")) out.push_back({"/usr/bin/python3.11", 11});
-  return out;
-}
-
-// Line numbers of the `# @name` markers in the script.
-std::map<std::string, int> markers() {
-  std::map<std::string, int> out;
-  std::ifstream in(kScript);
-  std::string line;
-  for (int n = 1; std::getline(in, line); ++n) {
-    const auto at = line.find("# @");
-    if (at == std::string::npos) continue;
-    std::string name = line.substr(at + 3);
-    name = name.substr(0, name.find_first_of(": "));
-    out[name] = n;
-  }
-  return out;
-}
-
-// The target process: its stdout is a pipe, it dies with us, and is killed and reaped when done.
-// prefix: a command that runs the interpreter (unshare ...), looked up in PATH.
-class Child {
- public:
-  Child(const std::string& python, const std::vector<std::string>& args, const std::vector<std::string>& prefix = {}) {
-    int fds[2];
-    REQUIRE(pipe2(fds, O_CLOEXEC) == 0);
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      dup2(fds[1], 1);
-      std::vector<char*> argv;
-      for (const auto& a : prefix) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(const_cast<char*>(python.c_str()));
-      argv.push_back(const_cast<char*>(kScript.c_str()));
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execvp(argv[0], argv.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    fd_ = fds[0];
-  }
-  ~Child() {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    close(fd_);
-  }
-  pid_t pid() const { return pid_; }
-
-  // "<role> <tid>" lines until all `roles` reported, or the deadline.
-  std::map<std::string, std::uint32_t> wait_for(const std::vector<std::string>& roles, std::chrono::seconds limit) {
-    std::map<std::string, std::uint32_t> got;
-    std::string buf;
-    const auto deadline = Clock::now() + limit;
-    while (got.size() < roles.size() && Clock::now() < deadline) {
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, 100) <= 0) continue;
-      char chunk[256];
-      const ssize_t n = read(fd_, chunk, sizeof chunk);
-      if (n <= 0) break;
-      buf.append(chunk, static_cast<std::size_t>(n));
-      for (auto nl = buf.find('\n'); nl != std::string::npos; nl = buf.find('\n')) {
-        std::istringstream line(buf.substr(0, nl));
-        buf.erase(0, nl + 1);
-        std::string role;
-        std::uint32_t tid = 0;
-        if (line >> role >> tid) got[role] = tid;
-      }
-    }
-    return got;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-};
 
 struct Expect {
   std::string function;
@@ -193,13 +84,13 @@ std::optional<PyProcess> attach_with_retry(pid_t pid) {
 
 TEST_CASE("live: threads parked in known call chains, every interpreter") {
   if (!may_run_live()) return;
-  const auto m = markers();
+  const auto m = markers(kScript);
   REQUIRE(m.count("sleep"));
   const auto interps = interpreters();
   if (interps.empty()) MESSAGE("no CPython 3.8 .. 3.13 found");
   for (const auto& interp : interps) {
     CAPTURE(interp.path);
-    Child child(interp.path, {});
+    Child child(kScript, interp.path, {});
     const auto tids = child.wait_for({"main", "worker", "ctypes"}, std::chrono::seconds(20));
     REQUIRE(tids.size() == 3);
     CHECK(tids.at("main") == static_cast<std::uint32_t>(child.pid()));
@@ -274,10 +165,10 @@ TEST_CASE("live: a process in its own PID namespace (containers), every interpre
     MESSAGE("skipping PID namespace case: no unshare (util-linux)");
     return;
   }
-  const auto m = markers();
+  const auto m = markers(kScript);
   for (const auto& interp : interpreters()) {
     CAPTURE(interp.path);
-    Child child(interp.path, {}, {"unshare", "-p", "-f", "--kill-child", "--mount-proc"});
+    Child child(kScript, interp.path, {}, {"unshare", "-p", "-f", "--kill-child", "--mount-proc"});
     const auto own = child.wait_for({"main", "worker", "ctypes"}, std::chrono::seconds(20));
     REQUIRE(own.size() == 3);
     const pid_t pid = child_of(child.pid());  // the interpreter, below unshare
@@ -318,8 +209,8 @@ TEST_CASE("live: gevent, the running greenlet's frames (Debian python3.11)") {
     MESSAGE("skipping gevent case: /usr/bin/python3.11 with gevent not found");
     return;
   }
-  const auto m = markers();
-  Child child("/usr/bin/python3.11", {"gevent"});
+  const auto m = markers(kScript);
+  Child child(kScript, "/usr/bin/python3.11", {"gevent"});
   const auto tids = child.wait_for({"greenlet"}, std::chrono::seconds(20));
   REQUIRE(tids.size() == 1);
   CHECK(tids.at("greenlet") == static_cast<std::uint32_t>(child.pid()));  // greenlets run on the main thread
@@ -335,14 +226,14 @@ TEST_CASE("live: gevent, the running greenlet's frames (Debian python3.11)") {
 TEST_CASE("live: stack() cost") {
   if (!may_run_live()) return;
   for (const auto& interp : interpreters()) {
-    Child child(interp.path, {});
+    Child child(kScript, interp.path, {});
     const auto tids = child.wait_for({"main", "worker", "ctypes"}, std::chrono::seconds(20));
     REQUIRE(tids.size() == 3);
     {
       // Wait (with a throwaway reader) until main sits in time.sleep, so both timings see the same stack.
       auto warmup = attach_with_retry(child.pid());
       REQUIRE(warmup);
-      const auto m = markers();
+      const auto m = markers(kScript);
       check_stack(*warmup, tids.at("main"), {{"inner_sleep", m.at("sleep")}});
     }
     auto t0 = Clock::now();

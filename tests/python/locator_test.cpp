@@ -1,4 +1,4 @@
-// /proc/PID/maps parsing, load bias, version names and ELF symbol lookup.
+// Load bias from real maps, version names and ELF symbol lookup.
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "loopstall/procfs.hpp"
 #include "loopstall/python/runtime_locator.hpp"
 
 using namespace loopstall::python;
@@ -39,22 +40,10 @@ const std::vector<LoadSegment> kLibLoads = {{0x000000, 0x000000, 0x105130},
 
 }  // namespace
 
-TEST_CASE("maps parsing") {
-  const auto maps = parse_maps(kMaps);
-  REQUIRE(maps.size() == 8);
-  CHECK(maps[0].start == 0x55967f4e5000);
-  CHECK(maps[0].end == 0x55967f4e6000);
-  CHECK(maps[0].perms == "r--p");
-  CHECK(maps[0].inode == 73383);
-  CHECK(maps[0].path == "/root/.pyenv/versions/3.12.1/bin/python3.12");
-  CHECK(maps[5].offset == 0x543000);
-  CHECK(maps[6].path.empty());
-  CHECK(maps[7].path == "[stack]");
-}
-
 TEST_CASE("load bias: shared library, PIE, non-PIE") {
-  const auto maps = parse_maps(kMaps);
-  std::vector<MapEntry> lib(maps.begin() + 2, maps.begin() + 6);
+  const auto maps = loopstall::native::parse_maps(kMaps);
+  REQUIRE(maps.size() == 8);  // the garbage line skipped
+  std::vector<loopstall::native::Mapping> lib(maps.begin() + 2, maps.begin() + 6);
   CHECK(load_bias(kLibLoads, lib, false) == 0x7ff478200000);
   // Only the RW segment's mappings left (p_vaddr - p_offset = 0x1000 there): same bias. Its first page
   // (file offset 0x4cc000) also holds the end of the previous segment; the second mapping is split by RELRO.
@@ -68,15 +57,16 @@ TEST_CASE("load bias: shared library, PIE, non-PIE") {
   CHECK_FALSE(load_bias(kLibLoads, {}, false));
 }
 
-TEST_CASE("version from file names") {
+TEST_CASE("version from file names (procfs's parser, as the locator uses it)") {
   using V = std::pair<int, int>;
-  CHECK(version_from_name("/usr/bin/python3.11") == V{3, 11});
-  CHECK(version_from_name("/root/.pyenv/versions/3.9.18/lib/libpython3.9.so.1.0") == V{3, 9});
-  CHECK(version_from_name("/usr/lib/x86_64-linux-gnu/libpython3.13.so") == V{3, 13});
-  CHECK(version_from_name("python3.12d") == V{3, 12});
-  CHECK_FALSE(version_from_name("/usr/bin/python3"));
-  CHECK_FALSE(version_from_name("/opt/python3.11/bin/python"));  // only the file name counts
-  CHECK_FALSE(version_from_name(""));
+  using loopstall::python_version_numbers;
+  CHECK(python_version_numbers("/usr/bin/python3.11") == V{3, 11});
+  CHECK(python_version_numbers("/root/.pyenv/versions/3.9.18/lib/libpython3.9.so.1.0") == V{3, 9});
+  CHECK(python_version_numbers("/usr/lib/x86_64-linux-gnu/libpython3.13.so") == V{3, 13});
+  CHECK(python_version_numbers("python3.12d") == V{3, 12});
+  CHECK_FALSE(python_version_numbers("/usr/bin/python3"));
+  CHECK_FALSE(python_version_numbers("/opt/python3.11/bin/python"));  // only the file name counts
+  CHECK_FALSE(python_version_numbers(""));
 }
 
 TEST_CASE("ELF symbols: static and shared builds") {

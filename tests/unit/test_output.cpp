@@ -10,9 +10,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <filesystem>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -170,9 +170,10 @@ TEST_CASE("OutputQueue: a reader that stops reading never blocks push; whole rec
   const auto t0 = Clock::now();
   for (std::size_t i = 0; i < kPushed; ++i) q.push(record(i, kRecord));
   const double push_ms = ms_since(t0);
-  // Nothing waited for the pipe: 5000 pushes take microseconds each even
-  // under ASan on a loaded box.
-  CHECK(push_ms < 1000);
+  // Nothing waited for the pipe (nobody reads it until below: a push that
+  // waited would never return). The bound only catches a push that polls
+  // with a timeout; generous, for a loaded box under ASan.
+  CHECK(push_ms < 10000);
   const auto c = q.counts();
   CHECK(c.dropped_full >= kPushed - (65536 + kMaxQueued) / kRecord - 2);
   CHECK(c.write_errors == 0);
@@ -191,7 +192,9 @@ TEST_CASE("OutputQueue: a reader that stops reading never blocks push; whole rec
   text += read_all(p[0]);
   const auto end = q.counts();
   CHECK(end.written + end.dropped_full == kPushed);
-  CHECK(end.written >= 65536 / kRecord);
+  // At least what was queued when the pushes ended (the writer thread may
+  // not have run during them on a busy box; then the pipe took nothing more).
+  CHECK(end.written >= kMaxQueued / kRecord);
   CHECK(text.size() == end.written * kRecord);
   check_whole_records(text, kRecord);
   close(p[0]);

@@ -1,5 +1,7 @@
-// /proc/PID/maps: which file is mapped where. The unwinder reports one module
-// per mapped ELF file from it, and opens exactly the file the process maps.
+// /proc/PID/maps: which file is mapped where. The one parser of maps text
+// (read by procfs.hpp's read_maps): process classification, the CPython
+// runtime locator and the unwinder, which reports one module per mapped ELF
+// file and opens exactly the file the process maps.
 #pragma once
 
 #include <sys/types.h>
@@ -32,10 +34,6 @@ struct Mapping {
 
 // Malformed lines are skipped (the text may come from a recording).
 std::vector<Mapping> parse_maps(std::string_view text);
-
-// The whole text of /proc/PID/maps; nullopt when the process is gone or not
-// readable.
-std::optional<std::string> read_proc_maps(pid_t pid);
 
 // The mapping holding addr, or nullptr. `maps` must be sorted (as the kernel
 // prints them).

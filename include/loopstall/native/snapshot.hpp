@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "loopstall/process_memory.hpp"
+#include "loopstall/procfs.hpp"
 
 namespace loopstall::native {
 
@@ -44,16 +45,12 @@ struct StackSnapshot {
 // the mapping (the first unreadable page).
 std::vector<std::uint8_t> read_stack(const Memory& mem, std::uint64_t sp, std::size_t max_bytes);
 
-// /proc/PID/task/TID/syscall of a thread that is off CPU: the syscall number
-// (-1 when blocked outside a syscall), its arguments, and the user sp and pc.
-struct BlockedState {
-  long nr = -1;
-  std::uint64_t args[6] = {};
-  std::uint64_t sp = 0;
-  std::uint64_t pc = 0;
-};
+// /proc/PID/task/TID/syscall of a thread that is off CPU (procfs.hpp reads it).
+using BlockedState = ThreadSyscall;
 // nullopt while the thread runs, or when it is gone or not readable.
-std::optional<BlockedState> read_blocked_state(pid_t pid, pid_t tid);
+inline std::optional<BlockedState> read_blocked_state(pid_t pid, pid_t tid) {
+  return read_thread_syscall(static_cast<std::uint32_t>(pid), static_cast<std::uint32_t>(tid));
+}
 
 // Snapshot of a thread that is blocked (typically in a syscall), without
 // ptrace: ip and sp from /proc, the stack with process_vm_readv. Retries when

@@ -1,5 +1,5 @@
 // Everything version-specific about reading a CPython stack from outside: one
-// table of byte offsets per minor version (offsets_py3X.cpp), behind one struct.
+// table of byte offsets (offsets.cpp: a row per field, a column per version).
 // Plain integers only, so a copy can go into a BPF map and a BPF program can walk
 // frames with the same numbers. x86-64 layouts of release (non-debug) builds.
 #pragma once
@@ -80,7 +80,7 @@ struct PyOffsets {
 // The table for a CPython version, or nullptr when unsupported (3.8 .. 3.13).
 const PyOffsets* offsets_for(int major, int minor);
 
-// One table per version (offsets_py3X.cpp).
+// Columns of the table in offsets.cpp.
 extern const PyOffsets kPy38;
 extern const PyOffsets kPy39;
 extern const PyOffsets kPy310;

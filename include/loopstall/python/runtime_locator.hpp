@@ -14,22 +14,11 @@
 #include <utility>
 #include <vector>
 
+#include "loopstall/native/proc_maps.hpp"
 #include "loopstall/process_memory.hpp"
 #include "loopstall/python/py_objects.hpp"
 
 namespace loopstall::python {
-
-struct MapEntry {
-  std::uint64_t start = 0;
-  std::uint64_t end = 0;
-  std::uint64_t offset = 0;  // file offset of `start`
-  std::string perms;
-  std::uint64_t inode = 0;
-  std::string path;
-};
-
-// /proc/PID/maps text; malformed lines are skipped.
-std::vector<MapEntry> parse_maps(std::string_view text);
 
 struct LoadSegment {
   std::uint64_t vaddr = 0;
@@ -41,8 +30,8 @@ struct LoadSegment {
 // segments and its mappings: a mapping at `start` of file offset `offset`
 // inside a segment means bias = start - offset - (p_vaddr - p_offset). 0 for a
 // non-PIE executable (ET_EXEC).
-std::optional<std::uint64_t> load_bias(const std::vector<LoadSegment>& loads, const std::vector<MapEntry>& file_maps,
-                                       bool et_exec);
+std::optional<std::uint64_t> load_bias(const std::vector<LoadSegment>& loads,
+                                       const std::vector<native::Mapping>& file_maps, bool et_exec);
 
 struct ElfSymbols {
   bool et_exec = false;
@@ -50,11 +39,9 @@ struct ElfSymbols {
   std::map<std::string, std::uint64_t, std::less<>> symbols;  // link-time values of the defined ones asked for
 };
 
-// The PT_LOAD headers and the wanted symbols from .dynsym and .symtab (libelf).
+// The PT_LOAD headers and the wanted symbols from .dynsym and .symtab (libelf),
+// of the file at path (opened with native::ElfFile: regular files only).
 std::optional<ElfSymbols> read_elf_symbols(const std::string& path, const std::vector<std::string_view>& wanted);
-
-// (major, minor) from "python3.11", "libpython3.9.so.1.0", ...
-std::optional<std::pair<int, int>> version_from_name(std::string_view path);
 
 struct PyRuntimeInfo {
   std::uint64_t runtime = 0;  // &_PyRuntime in the target

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "loopstall/loopstall.h"
 #include "loopstall/process_memory.hpp"
 #include "loopstall/python/code_resolver.hpp"
 #include "loopstall/python/frame_walker.hpp"
@@ -32,7 +33,10 @@ class PyProcess {
   std::optional<std::uint64_t> thread_state(std::uint32_t tid);
   // Innermost first; empty if the thread has no Python frames or is unknown.
   std::vector<PyFrame> stack(std::uint32_t tid);
-  std::vector<RawFrame> raw_stack(std::uint32_t tid);
+  // How the BPF sampler walks the same frames (copy_py_frames in
+  // bpf/loopstall.bpf.c, the py_threads entry): nullopt while tid has no
+  // thread state.
+  std::optional<ls_py_thread> bpf_thread(std::uint32_t tid);
   PyFrame resolve(std::uint64_t code, std::uint64_t instr);
   // Frames copied elsewhere (by BPF at sample time), named now; the first
   // one that is not a code object ends the stack.

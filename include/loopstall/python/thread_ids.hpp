@@ -8,7 +8,7 @@
 //     int32 equal to one of the process's live tids; the offset must agree for
 //     all threads, one of which must be the main thread (tid == pid).
 // The struct holds the tid as the process knows it (its own PID namespace, see
-// procinfo.hpp): so must the pid and tids compared with it.
+// procfs.hpp): so must the pid and tids compared with it.
 #pragma once
 
 #include <sys/types.h>
