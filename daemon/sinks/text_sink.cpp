@@ -91,9 +91,10 @@ std::string format_summary(const Summary& s) {
   for (const auto& [pid, t] : s.processes) {
     // Utilisation: time inside iterations over the capture's wall time, per loop thread.
     const double wall_ns = s.elapsed_s * 1e9 * std::max<std::uint32_t>(t.loop_threads, 1);
-    const double busy = wall_ns > 0 ? std::min(1.0, static_cast<double>(t.busy_on_cpu_ns + t.busy_blocked_ns +
-                                                                         t.busy_runq_ns) / wall_ns)
-                                    : 0;
+    const double busy =
+        wall_ns > 0
+            ? std::min(1.0, static_cast<double>(t.busy_on_cpu_ns + t.busy_blocked_ns + t.busy_runq_ns) / wall_ns)
+            : 0;
     char reads_per_it[16] = "-", bytes_per_read[16] = "-";
     if (t.iterations)
       std::snprintf(reads_per_it, sizeof reads_per_it, "%.1f",

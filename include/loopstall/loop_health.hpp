@@ -29,7 +29,7 @@ struct LoopRow {
   std::string service;  // service, else comm
   LoopKind loop = LoopKind::Epoll;
   double iterations_per_s = 0;
-  double utilisation = 0;  // share of wall time inside iterations, per loop thread (0..1)
+  double utilisation = 0;                        // share of wall time inside iterations, per loop thread (0..1)
   double on_cpu = 0, blocked = 0, runqueue = 0;  // utilisation by state
   std::optional<double> p99_ms;                  // none without iterations in the interval
   double stalls_per_min = 0;
