@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUR_PROGS = {
     "epoll_wait_enter", "epoll_pwait_enter", "epoll_pwait2_enter",
     "sched_switch", "sched_wakeup", "sched_process_exit", "sched_process_exec",
-    "sample", "gc_start", "gc_done",
+    "sample", "gc_start", "gc_done", "sock_recv_length",
 }
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

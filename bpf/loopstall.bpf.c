@@ -33,6 +33,7 @@
 #ifndef E2BIG
 #define E2BIG 7
 #endif
+#define MSG_PEEK 2 /* include/linux/socket.h: a macro, not in vmlinux.h */
 
 /* x86-64 syscall numbers of the epoll waits (the only ones that end an
  * iteration). */
@@ -334,6 +335,9 @@ static __always_inline void end_iteration(struct ls_loop *l, __u32 tid, __u64 no
 		l->gc_ns += now - l->gc_mark_ns;
 	l->iterations++;
 	l->hist[hist_bucket(dur) & (LS_HIST_BUCKETS - 1)]++;
+	l->busy_on_cpu_ns += l->on_cpu_ns;
+	l->busy_blocked_ns += l->blocked_ns;
+	l->busy_runq_ns += l->runq_ns;
 	stat_inc(LS_STAT_ITERATIONS);
 	if (dur < threshold_ns)
 		return;
@@ -556,6 +560,23 @@ int BPF_PROG(sched_wakeup, struct task_struct *p)
 	l->last_ts_ns = now;
 	l->run_state = LS_RUNNABLE;
 	l->run_delay_mark = run_delay_of(p);
+	return 0;
+}
+
+/* Every socket receive on the host (sock_recvmsg: read, recv, recvfrom,
+ * recvmsg on a socket): one slot lookup, and for a loop thread two adds.
+ * A tp_btf hook fires only for socket receives, where /proc/TID/io would
+ * count only read(2) and a syscall-exit tracepoint would tax every read. */
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(sock_recv_length, struct sock *sk, int ret, int flags)
+{
+	struct ls_loop *l = loop_of((__u32)bpf_get_current_pid_tgid());
+
+	if (!l || (flags & MSG_PEEK))
+		return 0;
+	l->reads++;
+	if (ret > 0)
+		l->read_bytes += ret;
 	return 0;
 }
 

@@ -6,7 +6,7 @@ set -euo pipefail
 BUILD_DEPS=(
   build-essential cmake pkg-config clang llvm linux-libc-dev
   libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev
-  nlohmann-json3-dev libcli11-dev doctest-dev libcpp-httplib-dev libsystemd-dev libre2-dev
+  nlohmann-json3-dev libcli11-dev doctest-dev libcpp-httplib-dev libsystemd-dev libre2-dev libncurses-dev
 )
 # Real workloads and checkers the tests run (binutils: readelf/nm check USDT notes and
 # native_stack offsets against the ELF files; the python3-* frameworks: one workload each in
@@ -17,7 +17,7 @@ TEST_DEPS=(
   python3.11 python3-gevent python3-gunicorn python3-flask python3-confluent-kafka
   python3-jsonschema python3-pytest python3-yaml wrk util-linux procps strace clang-format binutils
   prometheus prometheus-alertmanager systemd libclang-rt-14-dev lintian man-db
-  python3-uvloop python3-aiohttp python3-tornado python3-twisted python3-eventlet chromium
+  python3-uvloop python3-aiohttp python3-tornado python3-twisted python3-eventlet chromium tmux
 )
 
 want=("${BUILD_DEPS[@]}")

@@ -27,6 +27,7 @@
 #include "loopstall/report_commands.hpp"
 #include "loopstall/runner.hpp"
 #include "loopstall/stall.hpp"
+#include "loopstall/top.hpp"
 
 using namespace loopstall;
 
@@ -327,6 +328,26 @@ int main(int argc, char** argv) {
   st->add_option("--socket", status_socket, "loopstalld's control socket")->capture_default_str();
   st->add_option("--format", status_format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
+  TopCommand t;
+  t.socket = default_socket();
+  auto* top = app.add_subcommand("top", "Live view of watched loops: utilisation, iterations/s, p99, stalls, churn");
+  top->add_option("--interval", t.view.interval_s, "Seconds between refreshes")
+      ->capture_default_str()
+      ->check(finite_range(0.1, 3600));
+  top->add_option("--sort", t.sort, "util, iter, p99, stalls, churn or pid (keys s/u/i/p/t/c/n change it)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"util", "iter", "p99", "stalls", "churn", "pid"}));
+  top->add_flag("--batch,-b", t.view.batch, "Print tables instead of the terminal view (as when piped)");
+  top->add_option("--count,-n", t.view.count, "Refresh this many times, then exit")->check(CLI::PositiveNumber);
+  top->add_option("--pid", t.view.pids, "Only these processes (repeatable)")->check(CLI::PositiveNumber);
+  top->add_flag("--all-loops", t.all_loops, "Standalone: also non-Python epoll loops");
+  top->add_option("--threshold-ms", t.threshold_ms, "Standalone: stall threshold (ms)")
+      ->capture_default_str()
+      ->check(finite_range(kMinThresholdMs, kMaxThresholdMs));
+  top->add_flag("--standalone", t.standalone, "Load own BPF programs even when loopstalld is running");
+  top->add_option("--socket", t.socket, "loopstalld's control socket (env LOOPSTALL_CONTROL_SOCKET)")
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -338,6 +359,7 @@ int main(int argc, char** argv) {
     if (*rep) return report(report_file, report_format);
     if (*flame) return flamegraph_command(flame_file, flame_output, flame_format);
     if (*diff) return diff_command(diff_a, diff_b, diff_svg);
+    if (*top) return top_command(t);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "loopstall: error: %s\n", e.what());
     return 1;

@@ -20,6 +20,7 @@
 #include "loopstall/detector.hpp"
 #include "loopstall/http_server.hpp"
 #include "loopstall/json_sink.hpp"
+#include "loopstall/loop_health.hpp"
 #include "loopstall/notify.hpp"
 #include "loopstall/output.hpp"
 #include "loopstall/stall_metrics.hpp"
@@ -163,6 +164,8 @@ int run(const Flags& flags) {
   if (!cfg.control_socket.empty()) {
     control = std::make_unique<ControlServer>(cfg.control_socket, det, status);
     control->set_naming(selection_of(cfg).naming);
+    control->set_loops(
+        [&] { return summary_to_json(corr.summary(static_cast<double>(monotonic_ns() - started) / 1e9)); });
   }
 
   Notifier notifier;

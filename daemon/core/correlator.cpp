@@ -127,27 +127,49 @@ void Correlator::on_block(std::uint32_t pid, std::uint32_t tid, std::uint64_t it
   e.last_touch_ns = last_scan_ns_;
 }
 
+namespace {
+
+// now - before for a cumulative counter; a counter that went back (the slot
+// was reused) counts from zero.
+std::uint64_t grown(std::uint64_t now, std::uint64_t& before) {
+  const std::uint64_t d = now >= before ? now - before : now;
+  before = now;
+  return d;
+}
+
+}  // namespace
+
 void Correlator::account_iterations(const ls_loop& l) {
   ThreadCounters& tc = threads_[l.tid];
   // A tid reused by a new loop thread (or another process) starts from zero.
-  if (tc.pid != l.tgid || l.iterations < tc.iterations) tc = ThreadCounters{};
+  const bool new_thread = tc.pid != l.tgid || l.iterations < tc.iterations;
+  if (new_thread) tc = ThreadCounters{};
   tc.pid = l.tgid;
-  if (l.iterations == tc.iterations) return;
+  ProcessTotals& pt = totals_[l.tgid];  // an idle loop is listed too (top: 0 % busy)
+  if (!tc.counted) pt.loop_threads++, tc.counted = true;
+  if (l.iterations == tc.iterations && l.reads == tc.reads) return;
   IterationDelta d;
-  d.count = l.iterations - tc.iterations;
-  for (std::size_t i = 0; i < d.hist.size(); ++i) {
-    d.hist[i] = l.hist[i] >= tc.hist[i] ? l.hist[i] - tc.hist[i] : 0;
-    tc.hist[i] = l.hist[i];
-  }
-  tc.iterations = l.iterations;
-  ProcessTotals& pt = totals_[l.tgid];
+  d.count = grown(l.iterations, tc.iterations);
+  for (std::size_t i = 0; i < d.hist.size(); ++i) d.hist[i] = grown(l.hist[i], tc.hist[i]);
+  d.busy_on_cpu_ns = grown(l.busy_on_cpu_ns, tc.busy_on_cpu_ns);
+  d.busy_blocked_ns = grown(l.busy_blocked_ns, tc.busy_blocked_ns);
+  d.busy_runq_ns = grown(l.busy_runq_ns, tc.busy_runq_ns);
+  d.reads = grown(l.reads, tc.reads);
+  d.read_bytes = grown(l.read_bytes, tc.read_bytes);
   // Named while the process is known: the summary outlives it.
   if (pt.comm.empty())
     if (auto it = procs_.find(l.tgid); it != procs_.end()) pt.comm = it->second.comm, pt.loop = loop_kind(it->second);
+  const std::string& service = service_of(l.tgid);
+  if (pt.service.empty()) pt.service = service;
   pt.iterations += d.count;
   for (std::size_t i = 0; i < d.hist.size(); ++i) pt.hist[i] += d.hist[i];
+  pt.busy_on_cpu_ns += d.busy_on_cpu_ns;
+  pt.busy_blocked_ns += d.busy_blocked_ns;
+  pt.busy_runq_ns += d.busy_runq_ns;
+  pt.reads += d.reads;
+  pt.read_bytes += d.read_bytes;
   // The cached label: process() would re-read /proc on every scan.
-  sink_.iterations(l.tgid, service_of(l.tgid), d);
+  sink_.iterations(l.tgid, service, d);
 }
 
 void Correlator::on_stall(const ls_stall_event& e) {
@@ -171,6 +193,7 @@ void Correlator::on_stall(const ls_stall_event& e) {
   ProcessTotals& pt = totals_[r.pid];
   pt.comm = r.comm;
   pt.loop = r.loop;
+  pt.ongoing.reset();
   pt.stalls++;
   pt.max_stall_ms = std::max(pt.max_stall_ms, r.duration_ms);
   pt.stalled_ms += r.duration_ms;
@@ -196,15 +219,19 @@ void Correlator::on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns
     if (exiting(l.tgid)) continue;
     const std::string id = make_stall_id(l.tid, l.iter_start_ns);
     auto [it, fresh] = ongoing_.try_emplace(id);
+    it->second.pid = l.tgid;
     it->second.last_seen_ns = now_ns;
     if (!fresh && now_ns - it->second.last_report_ns < kOngoingRepeatNs) continue;
     it->second.last_report_ns = now_ns;
-    sink_.stall(make_report(l, now_ns, true, nullptr));
+    const StallReport r = make_report(l, now_ns, true, nullptr);
+    totals_[l.tgid].ongoing = OngoingStall{r.start_unix_ns, r.duration_ms, r.cause, culprit_summary(r)};
+    sink_.stall(r);
   }
   // Stalls whose final report will never come (the process died, or the
   // event was dropped and counted as such in the BPF stats).
   for (auto it = ongoing_.begin(); it != ongoing_.end();) {
     if (now_ns - it->second.last_seen_ns > kForgetNs) {
+      if (auto t = totals_.find(it->second.pid); t != totals_.end()) t->second.ongoing.reset();
       it = ongoing_.erase(it);
     } else {
       ++it;
@@ -244,6 +271,11 @@ void Correlator::set_baseline(const std::vector<ls_loop>& loops) {
     tc.pid = l.tgid;
     tc.iterations = l.iterations;
     std::copy(std::begin(l.hist), std::end(l.hist), tc.hist.begin());
+    tc.busy_on_cpu_ns = l.busy_on_cpu_ns;
+    tc.busy_blocked_ns = l.busy_blocked_ns;
+    tc.busy_runq_ns = l.busy_runq_ns;
+    tc.reads = l.reads;
+    tc.read_bytes = l.read_bytes;
   }
 }
 
@@ -269,6 +301,7 @@ Summary Correlator::summary(double elapsed_s) const {
         t.loop = loop_kind(it->second);
       }
     }
+    if (t.service.empty()) t.service = service_of(pid);
   }
   return s;
 }

@@ -44,4 +44,12 @@ Cause classify_cause(const Breakdown& b) {
   return best;
 }
 
+std::string culprit_summary(const StallReport& r) {
+  std::string s = std::string(to_string(r.cause));
+  if (!r.syscalls.empty()) s += " in " + r.syscalls.front().name;
+  if (!r.python_stacks.empty() && !r.python_stacks.front().frames.empty())
+    s += " at " + r.python_stacks.front().frames.front().function;
+  return s;
+}
+
 }  // namespace loopstall

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <fstream>
 
+#include <bpf/btf.h>
+
 #include "engine_impl.hpp"
 
 namespace loopstall {
@@ -24,6 +26,16 @@ std::uint32_t pid_max() {
   std::uint32_t v = 0;
   if (in >> v && v > 0) return v;
   return 4u << 20;  // PID_MAX_LIMIT on 64-bit
+}
+
+// Whether the running kernel's BTF has raw tracepoint `name` (what a tp_btf
+// program attaches to).
+bool kernel_has_tracepoint(const char* name) {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (!vmlinux) return false;
+  const bool found = btf__find_by_name_kind(vmlinux, (std::string("btf_trace_") + name).c_str(), BTF_KIND_TYPEDEF) > 0;
+  btf__free(vmlinux);
+  return found;
 }
 
 }  // namespace
@@ -54,6 +66,8 @@ Engine::Engine(const EngineOptions& opt) : impl_(std::make_unique<Impl>()) {
   s->data->threshold_ns = opt.threshold_ns;
   s->data->sample_after_ns = opt.threshold_ns / 2;
   prepare_gc_probes(*impl_);
+  // A tp_btf program for a tracepoint the kernel lacks fails the whole load.
+  if (!kernel_has_tracepoint("sock_recv_length")) bpf_program__set_autoload(s->progs.sock_recv_length, false);
   if (int err = loopstall_bpf__load(s)) throw_bpf_error("loading the BPF programs", err);
 
   // Slot 0 means "not a loop"; push the others so that pops hand out low
@@ -65,8 +79,8 @@ Engine::Engine(const EngineOptions& opt) : impl_(std::make_unique<Impl>()) {
   impl_->proc_ignore.map(s->maps.proc_ignore, true);
   impl_->loop_slots.map(s->maps.loop_slots, true);
 
-  // Every program but the epoll_pwait variants is required; kernels without
-  // epoll_pwait2 (< 5.11) still work. USDT and the sampler attach elsewhere.
+  // Every program but the epoll_pwait variants and the socket receive hook is
+  // required; kernels without epoll_pwait2 (< 5.11) still work. USDT and the sampler attach elsewhere.
   struct Prog {
     bpf_program* prog;
     bpf_link** link;
@@ -79,6 +93,8 @@ Engine::Engine(const EngineOptions& opt) : impl_(std::make_unique<Impl>()) {
       {s->progs.sched_wakeup, &s->links.sched_wakeup, true},
       {s->progs.sched_process_exit, &s->links.sched_process_exit, true},
       {s->progs.sched_process_exec, &s->links.sched_process_exec, true},
+      // Churn only; sock:sock_recv_length is in kernels >= 6.4.
+      {s->progs.sock_recv_length, &s->links.sock_recv_length, false},
   };
   for (auto& p : progs) {
     *p.link = bpf_program__attach(p.prog);

@@ -109,8 +109,15 @@ void ControlServer::finish(Client& c) {
 
 void ControlServer::handle_request(Client& c, const std::string& line) {
   ControlRequest req = parse_request(line);
-  if (!req.error.empty() || req.cmd == ControlRequest::Cmd::Status) {
-    c.out += req.error.empty() ? control_line(status_()) : error_line(req.error);
+  if (req.error.empty() && req.cmd == ControlRequest::Cmd::Loops && !loops_)
+    req.error = "this loopstalld does not answer loops";
+  if (!req.error.empty() || req.cmd != ControlRequest::Cmd::Capture) {
+    if (!req.error.empty())
+      c.out += error_line(req.error);
+    else if (req.cmd == ControlRequest::Cmd::Loops)
+      c.out += control_line(json({{"ok", true}, {"summary", loops_()}}));
+    else
+      c.out += control_line(status_());
     finish(c);
     return;
   }

@@ -59,6 +59,8 @@ ControlRequest parse_request(std::string_view line) {
     r.error = "cmd must be a string";
   } else if (req["cmd"] == "status") {
     r.cmd = ControlRequest::Cmd::Status;
+  } else if (req["cmd"] == "loops") {
+    r.cmd = ControlRequest::Cmd::Loops;
   } else if (req["cmd"] != "capture") {
     r.error = "unknown cmd '" + req["cmd"].get<std::string>() + "'";
   } else {

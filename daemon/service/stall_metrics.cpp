@@ -36,6 +36,13 @@ StallMetrics::StallMetrics(Registry& reg, std::size_t max_services, const std::s
                {"cause", "service"});
   reg_.histogram("loopstall_stall_duration_seconds", "Duration of finished stalls", {"service"}, kStallBuckets);
   reg_.counter("loopstall_loop_iterations_total", "Event-loop iterations measured", {"service"});
+  // Loop health (issue 13): rate() of busy time is utilisation; reads over
+  // iterations is churn, read bytes over reads the size of a read.
+  reg_.counter("loopstall_loop_busy_seconds_total",
+               "Time loop threads spent inside iterations (not waiting in epoll_wait), by run state",
+               {"service", "state"});
+  reg_.counter("loopstall_loop_reads_total", "Socket receives (read, recv*) made by loop threads", {"service"});
+  reg_.counter("loopstall_loop_read_bytes_total", "Bytes the socket receives of loop threads returned", {"service"});
   reg_.histogram("loopstall_iteration_duration_seconds",
                  "Durations of all loop iterations (from the kernel's log2 histogram; _sum is an upper bound)",
                  {"service"}, kIterationBuckets);
@@ -108,6 +115,12 @@ void StallMetrics::iterations(std::uint32_t, const std::string& service, const I
   auto& h = reg_.histogram("loopstall_iteration_duration_seconds", "", {"service"}, kIterationBuckets);
   for (std::size_t i = 0; i < d.hist.size(); ++i)
     if (d.hist[i]) h.observe_n({svc}, hist_bucket_upper_s(i), d.hist[i]);
+  auto& busy = reg_.counter("loopstall_loop_busy_seconds_total", "", {"service", "state"});
+  busy.add({svc, "on_cpu"}, static_cast<double>(d.busy_on_cpu_ns) / 1e9);
+  busy.add({svc, "blocked"}, static_cast<double>(d.busy_blocked_ns) / 1e9);
+  busy.add({svc, "runqueue"}, static_cast<double>(d.busy_runq_ns) / 1e9);
+  reg_.counter("loopstall_loop_reads_total", "", {"service"}).add({svc}, static_cast<double>(d.reads));
+  reg_.counter("loopstall_loop_read_bytes_total", "", {"service"}).add({svc}, static_cast<double>(d.read_bytes));
 }
 
 void StallMetrics::refresh(Detector& det, const Correlator& corr) {

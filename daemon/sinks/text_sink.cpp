@@ -85,14 +85,28 @@ std::string format_summary(const Summary& s) {
                 static_cast<unsigned long long>(s.lost_events));
   out += buf;
   if (s.processes.empty()) return out;
-  std::snprintf(buf, sizeof buf, "%8s %-16s %-8s %12s %9s %9s %7s %10s %12s\n", "PID", "COMM", "LOOP", "ITERATIONS",
-                "P50_MS<=", "P99_MS<=", "STALLS", "MAX_MS", "STALLED_MS");
+  std::snprintf(buf, sizeof buf, "%8s %-16s %-8s %12s %9s %9s %6s %8s %7s %7s %10s %12s\n", "PID", "COMM", "LOOP",
+                "ITERATIONS", "P50_MS<=", "P99_MS<=", "BUSY%", "READS/IT", "B/READ", "STALLS", "MAX_MS", "STALLED_MS");
   out += buf;
   for (const auto& [pid, t] : s.processes) {
-    std::snprintf(buf, sizeof buf, "%8u %-16s %-8s %12llu %9.3f %9.3f %7llu %10.1f %12.1f\n", pid,
+    // Utilisation: time inside iterations over the capture's wall time, per loop thread.
+    const double wall_ns = s.elapsed_s * 1e9 * std::max<std::uint32_t>(t.loop_threads, 1);
+    const double busy =
+        wall_ns > 0
+            ? std::min(1.0, static_cast<double>(t.busy_on_cpu_ns + t.busy_blocked_ns + t.busy_runq_ns) / wall_ns)
+            : 0;
+    char reads_per_it[16] = "-", bytes_per_read[16] = "-";
+    if (t.iterations)
+      std::snprintf(reads_per_it, sizeof reads_per_it, "%.1f",
+                    static_cast<double>(t.reads) / static_cast<double>(t.iterations));
+    if (t.reads)
+      std::snprintf(bytes_per_read, sizeof bytes_per_read, "%.0f",
+                    static_cast<double>(t.read_bytes) / static_cast<double>(t.reads));
+    std::snprintf(buf, sizeof buf, "%8u %-16s %-8s %12llu %9.3f %9.3f %6.1f %8s %7s %7llu %10.1f %12.1f\n", pid,
                   printable(t.comm).c_str(), std::string(to_string(t.loop)).c_str(),
                   static_cast<unsigned long long>(t.iterations), hist_quantile_ms(t.hist, 0.5),
-                  hist_quantile_ms(t.hist, 0.99), static_cast<unsigned long long>(t.stalls + t.in_progress),
+                  hist_quantile_ms(t.hist, 0.99), busy * 100, reads_per_it, bytes_per_read,
+                  static_cast<unsigned long long>(t.stalls + t.in_progress),
                   std::max(t.max_stall_ms, t.in_progress_max_ms), t.stalled_ms + t.in_progress_ms);
     out += buf;
   }

@@ -4,7 +4,7 @@ _loopstall() {
     _init_completion || return
     local sub="" w
     for w in "${words[@]:1:cword-1}"; do
-        case $w in capture|report|flamegraph|diff|status) sub=$w; break ;; esac
+        case $w in capture|report|flamegraph|diff|status|top) sub=$w; break ;; esac
     done
     case $prev in
         --format)
@@ -21,7 +21,8 @@ _loopstall() {
         report) COMPREPLY=($(compgen -W '--format --help' -- "$cur")); [[ $cur == -* ]] || _filedir ;;
         flamegraph) COMPREPLY=($(compgen -W '-o --output --format --folded --help' -- "$cur")); [[ $cur == -* ]] || _filedir ;;
         diff) COMPREPLY=($(compgen -W '-o --output --help' -- "$cur")); [[ $cur == -* ]] || _filedir ;;
+        top) COMPREPLY=($(compgen -W '--interval --sort --batch --count --pid --all-loops --threshold-ms --standalone --socket --help' -- "$cur")) ;;
         status) COMPREPLY=($(compgen -W '--socket --format --help' -- "$cur")) ;;
-        *) COMPREPLY=($(compgen -W 'capture report flamegraph diff status --help --version' -- "$cur")) ;;
+        *) COMPREPLY=($(compgen -W 'capture report flamegraph diff status top --help --version' -- "$cur")) ;;
     esac
 } && complete -F _loopstall loopstall

@@ -28,7 +28,7 @@ namespace loopstall {
 
 // One request line, parsed and checked; nothing is started yet.
 struct ControlRequest {
-  enum class Cmd { Status, Capture };
+  enum class Cmd { Status, Capture, Loops };
   Cmd cmd = Cmd::Status;
   Selection selection;  // Capture only
   double threshold_ms = 100;
@@ -59,6 +59,8 @@ class ControlServer {
   std::uint64_t refused_clients() const { return refused_; }
   // Captures name services as the daemon does.
   void set_naming(std::shared_ptr<const ServiceNaming> naming) { naming_ = std::move(naming); }
+  // Answers "loops" (loopstall top): the daemon's per-process totals.
+  void set_loops(std::function<nlohmann::json()> loops) { loops_ = std::move(loops); }
 
  private:
   struct Client;
@@ -73,6 +75,7 @@ class ControlServer {
   int fd_ = -1;
   Detector& det_;
   std::function<nlohmann::json()> status_;
+  std::function<nlohmann::json()> loops_;
   std::vector<std::unique_ptr<Client>> clients_;
   std::uint64_t dropped_ = 0, refused_ = 0;
 };

@@ -110,6 +110,7 @@ class Correlator {
 
  private:
   struct Ongoing {
+    std::uint32_t pid = 0;
     std::uint64_t last_report_ns = 0;
     std::uint64_t last_seen_ns = 0;
   };
@@ -117,10 +118,14 @@ class Correlator {
     StallEvidence seen;
     std::uint64_t last_touch_ns = 0;
   };
+  // A loop thread's cumulative BPF counters as last accounted.
   struct ThreadCounters {
     std::uint32_t pid = 0;
     std::uint64_t iterations = 0;
     std::array<std::uint64_t, LS_HIST_BUCKETS> hist{};
+    std::uint64_t busy_on_cpu_ns = 0, busy_blocked_ns = 0, busy_runq_ns = 0;
+    std::uint64_t reads = 0, read_bytes = 0;
+    bool counted = false;  // in its process's loop_threads
   };
 
   const ProcInfo* process(std::uint32_t pid);

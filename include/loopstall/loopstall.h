@@ -75,6 +75,15 @@ struct ls_loop {
   struct ls_syscall_slot syscalls[LS_MAX_SYSCALLS + 1];
   /* Cumulative since the thread became a loop. */
   __u64 iterations;
+  /* Time inside finished iterations by run state (utilisation: their rate;
+   * the iteration in progress is in on_cpu_ns.. above). */
+  __u64 busy_on_cpu_ns;
+  __u64 busy_blocked_ns;
+  __u64 busy_runq_ns;
+  /* Socket receives (read/recv* on a socket, MSG_PEEK excluded) and the
+   * bytes they returned: churn, a loop reading a few bytes per call. */
+  __u64 reads;
+  __u64 read_bytes;
   __u64 hist[LS_HIST_BUCKETS];
 };
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,11 @@ namespace loopstall {
 struct IterationDelta {
   std::uint64_t count = 0;
   std::array<std::uint64_t, LS_HIST_BUCKETS> hist{};
+  // Time those iterations spent by run state (loop utilisation).
+  std::uint64_t busy_on_cpu_ns = 0, busy_blocked_ns = 0, busy_runq_ns = 0;
+  // Socket receives since the last call, and the bytes they returned (churn).
+  std::uint64_t reads = 0, read_bytes = 0;
+  std::uint64_t busy_ns() const { return busy_on_cpu_ns + busy_blocked_ns + busy_runq_ns; }
 };
 
 // Upper bound (seconds) of log2 bucket i: 2^i microseconds.
@@ -31,7 +37,15 @@ inline double hist_bucket_upper_s(std::size_t i) {
 // milliseconds; 0 when empty.
 double hist_quantile_ms(const std::array<std::uint64_t, LS_HIST_BUCKETS>& hist, double q);
 
-// Per-process totals for the end-of-capture summary.
+// A stall still going on, as its last ongoing report described it.
+struct OngoingStall {
+  std::int64_t start_unix_ns = 0;
+  double duration_ms = 0;  // at that report
+  Cause cause = Cause::Cpu;
+  std::string culprit;  // culprit_summary()
+};
+
+// Per-process totals for the end-of-capture summary (and `loopstall top`).
 struct ProcessTotals {
   std::string comm;
   LoopKind loop = LoopKind::Epoll;
@@ -45,6 +59,13 @@ struct ProcessTotals {
   double in_progress_max_ms = 0;
   double in_progress_ms = 0;                          // their durations so far, summed
   std::array<std::uint64_t, LS_HIST_BUCKETS> hist{};  // iteration durations
+  // Utilisation and churn over the capture (IterationDelta sums).
+  std::uint64_t busy_on_cpu_ns = 0, busy_blocked_ns = 0, busy_runq_ns = 0;
+  std::uint64_t reads = 0, read_bytes = 0;
+  // Loop threads of the process seen (utilisation is per loop thread).
+  std::uint32_t loop_threads = 0;
+  std::optional<OngoingStall> ongoing{};  // the latest ongoing report, until its final one
+  std::string service{};                  // as the correlator names it ("" for none)
 };
 
 struct Summary {

@@ -82,4 +82,8 @@ struct StallReport {
 // The largest of on-CPU outside GC, blocked, runnable-waiting and GC time.
 Cause classify_cause(const Breakdown& b);
 
+// One line naming what a stall was doing: cause, main syscall, innermost
+// Python function ("cpu at parse", "blocking_syscall in flock at save").
+std::string culprit_summary(const StallReport& r);
+
 }  // namespace loopstall

@@ -54,6 +54,9 @@ METRICS = {
     "loopstall_monitored_loops": set(),
     "loopstall_lost_events_total": set(),
     "loopstall_build_info": {"version"},
+    "loopstall_loop_busy_seconds_total": {"service", "state"},
+    "loopstall_loop_reads_total": {"service"},
+    "loopstall_loop_read_bytes_total": {"service"},
     # extras
     "loopstall_stall_time_seconds_total": {"component", "service"},
     "loopstall_blocked_seconds_total": {"syscall", "service"},
@@ -83,6 +86,9 @@ CONTRACT_METRICS = [
     "loopstall_monitored_loops",
     "loopstall_lost_events_total",
     "loopstall_build_info",
+    "loopstall_loop_busy_seconds_total",
+    "loopstall_loop_reads_total",
+    "loopstall_loop_read_bytes_total",
 ]
 
 
