@@ -13,7 +13,8 @@ _loopstall() {
             return ;;
         --output|-o|--socket|--save) _filedir; return ;;
         --pid) COMPREPLY=($(compgen -W "$(command ls /proc 2>/dev/null | grep -E '^[0-9]+$')" -- "$cur")); return ;;
-        --duration|--threshold-ms) return ;;
+        --sort) COMPREPLY=($(compgen -W 'util iter p99 stalls churn pid' -- "$cur")); return ;;
+        --duration|--threshold-ms|--interval|--count) return ;;
     esac
     case $sub in
         capture) COMPREPLY=($(compgen -W '--pid --duration --threshold-ms --format --output --all-loops

@@ -209,8 +209,11 @@ COMP_WORDS=(loopstall s); COMP_CWORD=1; _loopstall; echo "${{COMPREPLY[@]}}"
 COMP_WORDS=(loopstall f); COMP_CWORD=1; _loopstall; echo "${{COMPREPLY[@]}}"
 COMP_WORDS=(loopstall flamegraph c.lsc --format ''); COMP_CWORD=4; _loopstall; echo "${{COMPREPLY[@]}}"
 COMP_WORDS=(loopstall diff a.lsc b.lsc -); COMP_CWORD=4; _loopstall; echo "${{COMPREPLY[@]}}"
+COMP_WORDS=(loopstall t); COMP_CWORD=1; _loopstall; echo "${{COMPREPLY[@]}}"
+COMP_WORDS=(loopstall top --sort ''); COMP_CWORD=3; _loopstall; echo "${{COMPREPLY[@]}}"
+COMP_WORDS=(loopstall top --ba); COMP_CWORD=2; _loopstall; echo "${{COMPREPLY[@]}}"
 """
     r = run(["bash", "-c", script])
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["--format", "text json", "status", "flamegraph", "svg folded speedscope",
-                                     "-o --output --help"], r.stdout
+                                     "-o --output --help", "top", "util iter p99 stalls churn pid", "--batch"], r.stdout
