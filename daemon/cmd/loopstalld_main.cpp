@@ -18,6 +18,7 @@
 #include "loopstall/config.hpp"
 #include "loopstall/control.hpp"
 #include "loopstall/detector.hpp"
+#include "loopstall/health_probe.hpp"
 #include "loopstall/http_server.hpp"
 #include "loopstall/json_sink.hpp"
 #include "loopstall/loop_health.hpp"
@@ -73,13 +74,6 @@ std::map<std::string, std::string> alert_labels(const Config& c) {
   return labels;
 }
 
-// Counts final reports for `loopstall status`.
-class StallCounter : public Sink {
- public:
-  void stall(const StallReport& r) override { stalls += r.ongoing ? 0 : 1; }
-  std::uint64_t stalls = 0;
-};
-
 int run(const Flags& flags) {
   Config cfg = effective_config(flags);
   const auto& stop = install_stop_signals();
@@ -88,12 +82,14 @@ int run(const Flags& flags) {
   // Detection never waits on the event log: a bounded queue, a writer thread.
   std::unique_ptr<OutputQueue> events;
   if (!cfg.events.empty()) events = std::make_unique<OutputQueue>(RecordFile::open(cfg.events, true));
-  Registry reg;
+  Metrics reg;
   StallMetrics metrics(reg, cfg.max_services, LOOPSTALL_VERSION);
   std::unique_ptr<AlertSender> sender;
   if (!cfg.alertmanager_url.empty())
     sender = std::make_unique<AlertSender>(cfg.alertmanager_url, cfg.alertmanager_timeout_ms);
   AlertEngine alerts(cfg.rules, sender.get(), stderr, {}, alert_labels(cfg));
+  metrics.watch_alerts(alerts, sender.get());
+  if (events) metrics.watch_output("events", *events);
   StallCounter counter;
   std::unique_ptr<JsonLinesSink> event_log;
   FanoutSink fan;
@@ -126,38 +122,38 @@ int run(const Flags& flags) {
   Correlator corr(selection_of(cfg), cfg.threshold_ms, fan);
   corr.keep_exited_totals(false);
   det.add(corr);
+  HealthProbe health(det, corr);
 
   std::unique_ptr<ControlServer> control;
   auto status = [&]() -> nlohmann::json {
-    std::map<std::string, int> kinds;
-    for (LoopKind k : kLoopKinds) kinds[std::string(to_string(k))] = 0;
-    int monitored = 0;
-    for (const ls_loop& l : det.last_scan())
-      if (corr.watches(l.tgid)) monitored++, kinds[std::string(to_string(corr.loop_kind_of(l.tgid)))]++;
-    const BpfStats st = det.engine().stats();
-    const MapOccupancy occ = det.engine().map_occupancy();
+    const Health& h = health.take(monotonic_ns(), true);
+    std::map<std::string, std::uint64_t> kinds;
+    for (LoopKind k : kLoopKinds) kinds[std::string(to_string(k))] = h.loops(k);
     return {{"version", LOOPSTALL_VERSION},
             {"uptime_s", static_cast<double>(monotonic_ns() - started) / 1e9},
-            {"threshold_ms", corr.threshold_ms()},
+            {"threshold_ms", h.threshold_ms},
             // The kernel reports at the lowest threshold of the daemon and
             // its capture clients; back to threshold_ms when none is left.
-            {"kernel_threshold_ms", static_cast<double>(det.engine().threshold_ns()) / 1e6},
+            {"kernel_threshold_ms", h.kernel_threshold_ms},
             {"control",
              {{"clients", control ? control->clients() : 0},
               {"captures", control ? control->captures() : 0},
               {"dropped", control ? control->dropped_clients() : 0},
               {"refused", control ? control->refused_clients() : 0}}},
-            {"watched_processes", corr.watched_processes()},
-            {"monitored_loops", monitored},
+            {"watched_processes", h.watched_processes},
+            {"monitored_loops", h.monitored_loops},
             {"loops", kinds},
-            {"stalls_total", counter.stalls},
-            {"ongoing_stalls", corr.ongoing_count()},
-            {"lost_events", corr.lost()},
-            {"untracked", {{"loops_map_full", st.loops_full}, {"procs_map_full", st.procs_full}}},
+            {"stalls_total", counter.stalls()},
+            {"ongoing_stalls", h.ongoing_stalls},
+            {"lost_events", h.lost_events},
+            {"untracked", {{"loops_map_full", h.bpf.loops_full}, {"procs_map_full", h.bpf.procs_full}}},
             {"bpf",
-             {{"programs_attached", det.engine().attached_programs()},
-              {"iterations", st.iterations},
-              {"map_entries", {{"loops", occ.loops}, {"procs", occ.procs}, {"py_threads", occ.py_threads}}}}},
+             {{"programs_attached", h.programs_attached},
+              {"iterations", h.bpf.iterations},
+              {"map_entries",
+               {{"loops", h.map_entries.loops},
+                {"procs", h.map_entries.procs},
+                {"py_threads", h.map_entries.py_threads}}}}},
             {"alerts_firing", alerts.firing_counts()},
             {"metrics_listen", host + ":" + std::to_string(http.port())}};
   };
@@ -182,28 +178,12 @@ int run(const Flags& flags) {
     if (control) control->poll();
     if (det.scans() != seen_scans) {  // hung-loop alerts need every scan
       seen_scans = det.scans();
-      alerts.tick(det.last_scan(), corr, now);
+      fan.health(health.take(now));
     }
-    if (now >= next_slow) {  // once a second: gauges and BPF counters cost syscalls
+    if (now >= next_slow) {
       next_slow = now + 1'000'000'000ULL;
-      metrics.refresh(det, corr);
-      if (events) {
-        const auto c = events->counts();
-        metrics.set_output_dropped("events", c.dropped_full, c.write_errors);
-      }
-      refresh_process_metrics(reg);
-      {
-        std::lock_guard<std::mutex> lock(reg.mutex());
-        auto& firing = reg.gauge("loopstall_alerts_firing", "Alerts firing now, by rule", {"alert"});
-        for (const auto& [name, n] : alerts.firing_counts()) firing.set({name}, n);
-        if (sender) {
-          auto& d = reg.counter("loopstall_alert_deliveries_total", "Alertmanager deliveries", {"result"});
-          d.set({"ok"}, static_cast<double>(sender->delivered()));
-          d.set({"error"}, static_cast<double>(sender->failed()));
-        }
-      }
       notifier.status("watching " + std::to_string(corr.watched_processes()) + " processes, " +
-                      std::to_string(counter.stalls) + " stalls so far");
+                      std::to_string(counter.stalls()) + " stalls so far");
     }
     notifier.maybe_ping(now);
     if (reload.exchange(false)) {

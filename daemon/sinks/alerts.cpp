@@ -30,14 +30,6 @@ std::string fmt_ms(double ms) {
   return buf;
 }
 
-std::string culprit(const StallReport& r) {
-  std::string s = std::string(to_string(r.cause));
-  if (!r.syscalls.empty()) s += " in " + r.syscalls.front().name;
-  if (!r.python_stacks.empty() && !r.python_stacks.front().frames.empty())
-    s += " at " + r.python_stacks.front().frames.front().function;
-  return s;
-}
-
 // logfmt value quoting; service and culprit names come from the process,
 // so control characters are escaped (printable() also doubles backslashes).
 std::string q(const std::string& v) {
@@ -218,7 +210,7 @@ void AlertEngine::stall(const StallReport& r) {
       std::snprintf(ms, sizeof ms, "%.1f", r.duration_ms);
       fire(rule, {{"service", svc}},
            {{"summary", "event loop of " + svc + " (pid " + std::to_string(r.pid) + ") stalled " +
-                            fmt_ms(r.duration_ms) + (r.ongoing ? " so far" : "") + ": " + culprit(r)},
+                            fmt_ms(r.duration_ms) + (r.ongoing ? " so far" : "") + ": " + culprit_summary(r)},
             {"pid", std::to_string(r.pid)},
             {"stall_id", r.stall_id},
             {"duration_ms", ms}},
@@ -238,21 +230,19 @@ void AlertEngine::stall(const StallReport& r) {
   }
 }
 
-void AlertEngine::tick(const std::vector<ls_loop>& loops, const Correlator& corr, std::uint64_t now_ns) {
+void AlertEngine::health(const Health& h) {
+  const std::uint64_t now_ns = h.now_ns;
   for (const AlertRule& rule : rules_) {
     if (rule.kind != AlertRule::Kind::Hung) continue;
     const auto hung_ns = static_cast<std::uint64_t>(rule.hung_s * 1e9);
-    for (const ls_loop& l : loops) {
-      if (!corr.watches(l.tgid) || !l.iter_start_ns || now_ns < l.iter_start_ns) continue;
-      const std::uint64_t age = now_ns - l.iter_start_ns;
-      if (age < hung_ns) continue;
-      const std::string svc = corr.service_of(l.tgid);
+    for (const LoopInIteration& l : h.in_iteration) {
+      if (now_ns < l.iter_start_ns || now_ns - l.iter_start_ns < hung_ns) continue;
       // One alert per service, however many of its loops hang; the first
       // one found describes it.
-      fire(rule, {{"service", svc}},
-           {{"summary", "event loop of " + svc + " (pid " + std::to_string(l.tgid) + ", tid " + std::to_string(l.tid) +
-                            ") has not returned since it started hanging"},
-            {"pid", std::to_string(l.tgid)},
+      fire(rule, {{"service", l.service}},
+           {{"summary", "event loop of " + l.service + " (pid " + std::to_string(l.pid) + ", tid " +
+                            std::to_string(l.tid) + ") has not returned since it started hanging"},
+            {"pid", std::to_string(l.pid)},
             {"tid", std::to_string(l.tid)}},
            clock_.to_unix_ns(l.iter_start_ns), now_ns, 0, false);
     }
