@@ -5,8 +5,6 @@
 // does the parsing; the arithmetic on what it returns is ours.
 #include <gelf.h>
 #include <libelf.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -14,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "input_file.hpp"
 #include "loopstall/native/sdt_notes.hpp"
 #include "loopstall/native/symbolizer.hpp"
 #include "loopstall/python/runtime_locator.hpp"
@@ -21,20 +20,8 @@
 namespace native = loopstall::native;
 namespace python = loopstall::python;
 
-namespace {
-
-// The input as a file at a path, as the readers want one.
-const std::string& input_path(const std::uint8_t* data, std::size_t size) {
-  static const int fd = ::memfd_create("loopstall-fuzz-elf", MFD_CLOEXEC);
-  static const std::string path = "/proc/self/fd/" + std::to_string(fd);
-  if (fd < 0 || ::ftruncate(fd, 0) != 0 || ::pwrite(fd, data, size, 0) != static_cast<ssize_t>(size)) std::abort();
-  return path;
-}
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const std::string& path = input_path(data, size);
+  const std::string& path = fuzz_input_file(data, size);
 
   const auto syms =
       python::read_elf_symbols(path, {"_PyRuntime", "Py_Version", "PyCode_Type", "_thread_db_pthread_tid"});
