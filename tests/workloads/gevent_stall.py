@@ -14,7 +14,6 @@ look for that function in the reported Python stacks, in this file):
 --count N stalls (0: until killed), --gap s apart (the hub keeps iterating in between); then
 STALLS_DONE <n> and --after s more of a running loop.
 """
-import ctypes
 import time
 
 real_sleep = time.sleep  # the unpatched function, bound before monkey-patching
@@ -26,8 +25,6 @@ monkey.patch_all()
 import gevent  # noqa: E402
 
 import _wl  # noqa: E402
-
-libc = ctypes.CDLL(None)
 
 
 def burn_cpu(ms, clock):
@@ -46,7 +43,7 @@ def blocking_sleep(ms):
     _wl.stall_end()
 
 
-def ctypes_usleep(ms):
+def ctypes_usleep(ms, libc):
     _wl.stall_start()
     libc.usleep(int(ms * 1000))  # glibc: clock_nanosleep(CLOCK_REALTIME)
     _wl.stall_end()
@@ -65,13 +62,16 @@ STALLS = {
     "cpu": lambda a: burn_cpu(a.ms, time.perf_counter),
     "cpu-time": lambda a: burn_cpu(a.ms, time.thread_time),
     "sleep": lambda a: blocking_sleep(a.ms),
-    "usleep": lambda a: ctypes_usleep(a.ms),
+    "usleep": lambda a: ctypes_usleep(a.ms, a.libc),
     "mixed": lambda a: mixed_stall(a.cpu_ms, a.sleep_ms),
 }
 
 
 def main():
     args = _wl.parse(__doc__, kinds=list(STALLS), ms=300, cpu_ms=200, sleep_ms=100, count=1, gap=0.05)
+    if args.kind == "usleep":  # loaded before READY, and only for this kind: ctypes maps libffi
+        import ctypes
+        args.libc = ctypes.CDLL(None)
     _wl.gevent_ready_then_wait(args)
     stall, n = STALLS[args.kind], 0
     while args.count == 0 or n < args.count:
