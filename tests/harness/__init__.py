@@ -8,6 +8,7 @@ tests/deploy): what every suite needs once, each suite's conftest.py keeps only 
   events     the stall-event schema check for every event line
   fixtures   leftover cleanup: import them into a suite's conftest.py
   fs         nearly_full_tmpfs(): a full disk on demand
+  net        free_port()
 
 pytest.ini puts tests/ on sys.path, so a suite imports these as `from harness.X import ...`.
 """
