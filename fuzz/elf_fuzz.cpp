@@ -2,11 +2,10 @@
 // map any file they wrote): every reader of ours over the same bytes —
 // the runtime locator's symbols and PT_LOADs, the symbolizer's tables and
 // build-id, the .note.stapsdt reader that finds the GC probes to attach. libelf
-// does the parsing; the arithmetic on what it returns is ours.
+// does the parsing; the arithmetic on what it returns is ours. Each input is
+// opened by path twice (the locator, the symbolizer) and parsed once in memory.
 #include <gelf.h>
 #include <libelf.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -14,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "input_file.hpp"
 #include "loopstall/native/sdt_notes.hpp"
 #include "loopstall/native/symbolizer.hpp"
 #include "loopstall/python/runtime_locator.hpp"
@@ -21,20 +21,8 @@
 namespace native = loopstall::native;
 namespace python = loopstall::python;
 
-namespace {
-
-// The input as a file at a path, as the readers want one.
-const std::string& input_path(const std::uint8_t* data, std::size_t size) {
-  static const int fd = ::memfd_create("loopstall-fuzz-elf", MFD_CLOEXEC);
-  static const std::string path = "/proc/self/fd/" + std::to_string(fd);
-  if (fd < 0 || ::ftruncate(fd, 0) != 0 || ::pwrite(fd, data, size, 0) != static_cast<ssize_t>(size)) std::abort();
-  return path;
-}
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const std::string& path = input_path(data, size);
+  const std::string& path = fuzz_input_file(data, size);
 
   const auto syms =
       python::read_elf_symbols(path, {"_PyRuntime", "Py_Version", "PyCode_Type", "_thread_db_pthread_tid"});
@@ -48,31 +36,36 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     m.path = path;
     (void)python::load_bias(syms->loads, {m}, syms->et_exec);
   }
-  const native::SdtNotes notes = native::read_sdt_notes(path);
-  if ((notes.gc_start || notes.gc_done) && !notes.any) std::abort();
-  (void)native::read_build_id(path);
-
+  // The path readers open the file (regular files only, never blocking) and
+  // hand libelf's Elf to the same functions as the in-memory Elf below: the
+  // symbolizer builds its table through the path once and then answers from
+  // its cache, so two addresses cover the path; every probe goes to the table.
   native::ElfSymbolizer symbolizer(4);
   std::vector<std::uint64_t> probes = {0, 1, 0x1000, ~0ull};
   if (syms) {
     for (const auto& [name, value] : syms->symbols) probes.push_back(value), probes.push_back(value + 1);
     for (const auto& l : syms->loads) probes.push_back(l.vaddr), probes.push_back(l.vaddr + l.filesz);
   }
-  for (const std::uint64_t a : probes) {
+  for (const std::uint64_t a : {probes.back(), std::uint64_t{0x1000}}) {
     (void)symbolizer.symbolize(path, a);
     (void)symbolizer.file_offset_to_vaddr(path, a);
   }
 
-  // The table the unwinder builds from an already open Elf (a Dwfl module's).
+  // The bytes as an already open Elf (a Dwfl module's, or what the path
+  // readers above and read_sdt_notes(path)/read_build_id(path) get from libelf).
   elf_version(EV_CURRENT);
   std::vector<char> copy(data, data + size);  // elf_memory wants writable memory
   if (Elf* elf = elf_memory(copy.data(), copy.size())) {
     if (elf_kind(elf) == ELF_K_ELF) {
       const auto id = native::read_build_id(elf);
-      (void)native::read_sdt_notes(elf);
+      const native::SdtNotes notes = native::read_sdt_notes(elf);
+      if ((notes.gc_start || notes.gc_done) && !notes.any) std::abort();
       const auto table = symbolizer.table(elf, id.value_or(""), true);
       if (table) {
-        for (const std::uint64_t a : probes) (void)table->lookup(a);
+        for (const std::uint64_t a : probes) {
+          (void)table->lookup(a);
+          (void)table->file_offset_to_vaddr(a);
+        }
       }
     }
     elf_end(elf);

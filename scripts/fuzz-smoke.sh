@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(elf proc_maps procinfo python_frames unwinder config control_request capture)
+((${#targets[@]})) || targets=(elf proc_maps procinfo python_frames unwinder config control_request capture_file)
 
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOOPSTALL_FUZZ=ON \
   -DLOOPSTALL_TESTS=OFF >/dev/null
@@ -20,16 +20,17 @@ cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
 # The largest input worth trying per target (libFuzzer's default is 4 KiB).
 max_len() {
   case $1 in
-    elf | python_frames | capture) echo 65536 ;;
-    unwinder | proc_maps | procinfo) echo 16384 ;;
+    elf | python_frames) echo 65536 ;;
+    unwinder | proc_maps | procinfo | capture_file) echo 16384 ;;
     *) echo 8192 ;;
   esac
 }
 
-# Tokens for the JSON parsers.
+# Tokens for the JSON readers.
 dict_args() {
   case $1 in
-    config | control_request | capture) echo "-dict=fuzz/dict/json.dict" ;;
+    config | control_request) echo "-dict=fuzz/dict/json.dict" ;;
+    capture_file) echo "-dict=fuzz/dict/capture_file.dict" ;;
   esac
 }
 

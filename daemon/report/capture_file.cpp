@@ -5,6 +5,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <type_traits>
+#include <utility>
 
 #include "loopstall/clock.hpp"
 #include "loopstall/json_sink.hpp"
@@ -162,15 +165,72 @@ class RecordReader {
   std::size_t pos_ = 0, total_ = 0, records_ = 0;
 };
 
+// A JSON number as T when it is one and fits: json::get<T>() would cast a
+// float or an out-of-range integer (undefined behaviour for 1e300).
 template <typename T>
-T field(const json& j, const char* key, const RecordReader& r) {
+std::optional<T> checked_number(const json& v) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (v.is_number()) return v.get<T>();
+  } else if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (std::in_range<T>(u)) return static_cast<T>(u);
+  } else if (v.is_number_integer()) {
+    const auto i = v.get<std::int64_t>();
+    if (std::in_range<T>(i)) return static_cast<T>(i);
+  }
+  return std::nullopt;
+}
+
+[[noreturn]] void wrong_type(const char* key, const RecordReader& r) {
+  r.fail(std::string("\"") + key + "\" has the wrong type");
+}
+
+// A record's member, by reference: a copy of JSON nests as deep as the file
+// makes it, and copying recurses.
+const json& member(const json& j, const char* key, const RecordReader& r) {
   const auto it = j.find(key);
   if (it == j.end()) r.fail(std::string("a record lacks \"") + key + "\"");
-  try {
-    return it->get<T>();
-  } catch (const json::exception&) {
-    r.fail(std::string("\"") + key + "\" has the wrong type");
+  return *it;
+}
+
+template <typename T>
+T field(const json& j, const char* key, const RecordReader& r) {
+  const json& v = member(j, key, r);
+  if constexpr (std::is_arithmetic_v<T>) {
+    if (const auto n = checked_number<T>(v)) return *n;
+  } else {
+    static_assert(std::is_same_v<T, std::string>);
+    if (v.is_string()) return v.get<std::string>();
   }
+  wrong_type(key, r);
+}
+
+// An optional field: `fallback` when absent, a CaptureError when of another type.
+template <typename T>
+T optional_field(const json& j, const char* key, T fallback, const RecordReader& r) {
+  return j.contains(key) ? field<T>(j, key, r) : fallback;
+}
+
+std::vector<std::string> strings_field(const json& j, const char* key, const RecordReader& r) {
+  std::vector<std::string> out;
+  const auto it = j.find(key);
+  if (it == j.end()) return out;
+  if (!it->is_array()) wrong_type(key, r);
+  for (const json& s : *it) {
+    if (!s.is_string()) wrong_type(key, r);
+    out.push_back(s.get<std::string>());
+  }
+  return out;
+}
+
+// What the report needs of a stall event to place it: a pid and a duration;
+// `ongoing`, when there, a boolean. Its other fields are read leniently.
+void check_stall_event(const json& ev, const RecordReader& r) {
+  if (!ev.is_object() || !ev.contains("duration_ms") || !ev.contains("pid"))
+    r.fail("a stall record without a stall event");
+  if (!checked_number<double>(ev["duration_ms"]) || !checked_number<std::uint32_t>(ev["pid"]))
+    r.fail("a stall event whose pid or duration_ms is not a number of its range");
+  if (ev.contains("ongoing") && !ev["ongoing"].is_boolean()) r.fail("a stall event whose \"ongoing\" is not a boolean");
 }
 
 }  // namespace
@@ -183,7 +243,7 @@ Capture read_capture(const std::string& path) {
     header = in.next();
   } catch (const CaptureError&) {  // not even one line of JSON
   }
-  if (!header || header->value("format", std::string()) != kMagic)
+  if (!header || !header->contains("format") || (*header)["format"] != kMagic)
     throw CaptureError(path + " is not a loopstall capture file");
   c.meta.version = field<int>(*header, "version", in);
   if (c.meta.version > kCaptureFormatVersion)
@@ -191,20 +251,20 @@ Capture read_capture(const std::string& path) {
                        "; this loopstall reads up to version " + std::to_string(kCaptureFormatVersion) +
                        ": use a newer loopstall");
   if (c.meta.version < 1) in.fail("format version " + std::to_string(c.meta.version));
-  c.meta.loopstall_version = header->value("loopstall_version", std::string());
-  c.meta.host = header->value("host", std::string());
-  c.meta.kernel = header->value("kernel", std::string());
+  c.meta.loopstall_version = optional_field<std::string>(*header, "loopstall_version", "", in);
+  c.meta.host = optional_field<std::string>(*header, "host", "", in);
+  c.meta.kernel = optional_field<std::string>(*header, "kernel", "", in);
   c.meta.threshold_ms = field<double>(*header, "threshold_ms", in);
   c.meta.start_unix_ns = field<std::int64_t>(*header, "start_unix_ns", in);
-  c.meta.command_line = header->value("command_line", std::vector<std::string>{});
+  c.meta.command_line = strings_field(*header, "command_line", in);
   bool ended = false;
   while (auto rec = in.next()) {
     if (ended) in.fail("records after the end record");
     const std::string kind = field<std::string>(*rec, "record", in);
     if (kind == "stall") {
-      json ev = field<json>(*rec, "event", in);
-      if (!ev.is_object() || !ev.contains("duration_ms") || !ev["duration_ms"].is_number() || !ev.contains("pid"))
-        in.fail("a stall record without a stall event");
+      (void)member(*rec, "event", in);
+      json ev = std::move(rec->at("event"));  // moved, not copied (see member())
+      check_stall_event(ev, in);
       c.stalls.push_back(std::move(ev));
     } else if (kind == "loop") {
       CaptureLoop l;
@@ -212,9 +272,14 @@ Capture read_capture(const std::string& path) {
       l.comm = field<std::string>(*rec, "comm", in);
       l.loop = field<std::string>(*rec, "loop", in);
       l.iterations = field<std::uint64_t>(*rec, "iterations", in);
-      const auto hist = field<std::vector<std::uint64_t>>(*rec, "hist_log2_us", in);
-      if (hist.size() != l.hist.size()) in.fail("a histogram of " + std::to_string(hist.size()) + " buckets");
-      std::copy(hist.begin(), hist.end(), l.hist.begin());
+      const json& hist = member(*rec, "hist_log2_us", in);
+      if (!hist.is_array() || hist.size() != l.hist.size())
+        in.fail("a histogram of " + std::to_string(hist.size()) + " buckets");
+      for (std::size_t i = 0; i < l.hist.size(); ++i) {
+        const auto n = checked_number<std::uint64_t>(hist[i]);
+        if (!n) wrong_type("hist_log2_us", in);
+        l.hist[i] = *n;
+      }
       c.loops.push_back(std::move(l));
     } else if (kind == "end") {
       c.meta.end_unix_ns = field<std::int64_t>(*rec, "end_unix_ns", in);

@@ -87,8 +87,11 @@ std::string python_frame_name(const json& f, bool with_line) {
 std::string native_frame_name(const json& f) {
   const std::string sym = str(f, "symbol"), mod = str(f, "module");
   if (!sym.empty()) return sym + " (" + mod + ")";
+  // A file offset is an unsigned integer; anything else in a file is shown as 0.
+  const auto it = f.find("offset");
+  const unsigned long long offset = it != f.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
   char off[32];
-  std::snprintf(off, sizeof off, "+0x%llx", static_cast<unsigned long long>(num(f, "offset")));
+  std::snprintf(off, sizeof off, "+0x%llx", offset);
   return mod + off;
 }
 
@@ -257,9 +260,9 @@ std::string format_report_text(const Report& r, std::size_t top) {
   for (std::size_t i = 0; i < r.loops.size() && i < top; ++i) {
     const ReportLoop& l = r.loops[i];
     std::snprintf(buf, sizeof buf, "  %8u %-16s %-20s %-8s %7llu %11.1f %9.1f %10.1f %9.3f %9.3f\n", l.pid,
-                  printable(l.comm).c_str(), printable(l.service.empty() ? "-" : l.service).c_str(), l.loop.c_str(),
-                  static_cast<unsigned long long>(l.stalls + l.in_progress), l.stalled_ms, l.max_stall_ms,
-                  l.iterations_per_s, l.p50_ms, l.p99_ms);
+                  printable(l.comm).c_str(), printable(l.service.empty() ? "-" : l.service).c_str(),
+                  printable(l.loop).c_str(), static_cast<unsigned long long>(l.stalls + l.in_progress), l.stalled_ms,
+                  l.max_stall_ms, l.iterations_per_s, l.p50_ms, l.p99_ms);
     out += buf;
   }
   rows_text(out, "Stalls by cause", r.causes, r.stalled_ms, top, false);

@@ -48,7 +48,10 @@ struct Capture {
   std::vector<nlohmann::json> stalls;
   std::vector<CaptureLoop> loops;
   std::uint64_t lost_events = 0;
-  double duration_s() const { return static_cast<double>(meta.end_unix_ns - meta.start_unix_ns) / 1e9; }
+  // In double: the difference of two int64 times from a file may not fit one.
+  double duration_s() const {
+    return (static_cast<double>(meta.end_unix_ns) - static_cast<double>(meta.start_unix_ns)) / 1e9;
+  }
 };
 
 // Writes a capture file as the capture goes: stall events as they come

@@ -1,22 +1,19 @@
-"""Shared helpers for the deployment tests (tests/deploy). Not a conftest.py:
-tests/integration has one, and two top-level "conftest" modules would clash.
+"""Helpers for the deployment tests (tests/deploy): the deploy/ files and the metrics they may use.
+The tests import them by name (`from deploy_helpers import ...`); the suite's conftest.py only
+holds fixtures.
 
 Run: /usr/bin/python3.11 -m pytest tests/deploy
 
 Tools (systemd-analyze, promtool, amtool) come from Debian packages. When one is
 missing, the test that needs it is skipped with the package to install. With
 CI=true (or any non-empty CI other than "false"/"0") it fails instead: CI must
-run every check.
+run every check (tests/harness/ci.py).
 """
-import os
 import re
-import shutil
 import subprocess
-from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from harness.ci import in_ci, require_module, require_tool, skip_or_fail  # noqa: F401 (the tests import them)
+from harness.paths import REPO as ROOT
 DEPLOY = ROOT / "deploy"
 UNIT = DEPLOY / "systemd" / "loopstalld.service"
 CONFIG = DEPLOY / "config" / "loopstalld.json"
@@ -30,19 +27,6 @@ DAEMONSET = DEPLOY / "kubernetes" / "loopstalld-daemonset.yaml"
 PODMONITOR = DEPLOY / "kubernetes" / "loopstalld-podmonitor.yaml"
 DASHBOARD = DEPLOY / "grafana" / "loopstall-dashboard.json"
 README = DEPLOY / "README.md"
-
-# Debian package that provides each tool.
-TOOL_PACKAGES = {
-    "systemd-analyze": "systemd",
-    "lintian": "lintian",
-    "cpack": "cmake",
-    "dpkg-deb": "dpkg",
-    "promtool": "prometheus",
-    "amtool": "prometheus-alertmanager",
-    "strace": "strace",
-    "setpriv": "util-linux",
-    "unshare": "util-linux",
-}
 
 # The metrics loopstalld exports (the contract's required series plus the
 # documented extras), with their labels. Dashboards and rules may use only these.
@@ -90,34 +74,6 @@ CONTRACT_METRICS = [
     "loopstall_loop_reads_total",
     "loopstall_loop_read_bytes_total",
 ]
-
-
-def in_ci():
-    v = os.environ.get("CI", "").strip().lower()
-    return v not in ("", "0", "false", "no")
-
-
-def require_tool(name):
-    """Path of a tool; skip (or fail under CI) when it is not installed."""
-    path = shutil.which(name)
-    if path:
-        return path
-    pkg = TOOL_PACKAGES.get(name, name)
-    msg = f"{name} is not installed (Debian: apt-get install {pkg})"
-    if in_ci():
-        pytest.fail(msg + " -- required when CI is set")
-    pytest.skip(msg)
-
-
-def require_module(name, package):
-    """Import a Python module; skip (or fail under CI) when it is not installed."""
-    try:
-        return __import__(name)
-    except ImportError:
-        msg = f"Python module {name} is not installed (Debian: apt-get install {package})"
-        if in_ci():
-            pytest.fail(msg + " -- required when CI is set", pytrace=False)
-        pytest.skip(msg, allow_module_level=True)
 
 
 def run(cmd, **kw):

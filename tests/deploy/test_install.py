@@ -3,11 +3,9 @@ the operator's guide say they are."""
 import os
 import re
 import subprocess
-from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from harness.ci import skip_or_fail
+from harness.paths import REPO as ROOT
 
 
 def build_dir():
@@ -15,9 +13,7 @@ def build_dir():
         d = ROOT / name
         if (d / "CMakeCache.txt").exists() and (d / "loopstalld").exists():
             return d
-    if os.environ.get("CI") == "true":
-        pytest.fail("no configured build directory with loopstalld (build-asan/ or build/)")
-    pytest.skip("no configured build directory with loopstalld (run scripts/build.sh)")
+    skip_or_fail("no configured build directory with loopstalld (build-asan/ or build/: run scripts/build.sh)")
 
 
 def test_cmake_install_layout(tmp_path):

@@ -14,7 +14,6 @@ is allowed by the unit's SystemCallFilter=.
 Needs root (BPF, setpriv) and a built daemon (LOOPSTALLD_BIN, default
 build/loopstalld). Without them these tests skip, and under CI they fail.
 """
-import json
 import os
 import pwd
 import re
@@ -32,31 +31,24 @@ from pathlib import Path
 
 import pytest
 
-from deploy_helpers import CONFIG, CONTRACT_METRICS, METRICS, ROOT, in_ci, require_tool
+from deploy_helpers import CONFIG, CONTRACT_METRICS, METRICS, ROOT, require_tool
+from harness.ci import require_executable, require_root_and_bpf
+from harness.events import read_event_log, validate_event
+from harness.net import free_port
+from harness.paths import LOOPSTALLD as DAEMON, PY
+from harness.workloads import Workload
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_deploy import parse_unit, unit_allowed_syscalls  # noqa: E402
 
-DAEMON = Path(os.environ.get("LOOPSTALLD_BIN", str(ROOT / "build" / "loopstalld")))
-WORKLOADS = ROOT / "tests" / "workloads"
-PY = "/usr/bin/python3.11"
 NOBODY = "nobody"
 READY_TIMEOUT = 60.0  # the ASan build loads slowly
 
 
-def skip_or_fail(msg):
-    if in_ci():
-        pytest.fail(msg + " -- required when CI is set", pytrace=False)
-    pytest.skip(msg)
-
-
 def preconditions():
-    if os.geteuid() != 0:
-        skip_or_fail("needs root (BPF programs; setpriv to drop to an unprivileged user)")
-    if not (DAEMON.is_file() and os.access(DAEMON, os.X_OK)):
-        skip_or_fail(f"loopstalld not built at {DAEMON} (build it or set LOOPSTALLD_BIN)")
-    if not Path("/sys/kernel/btf/vmlinux").exists():
-        skip_or_fail("kernel without BTF")
+    """Root (BPF programs; setpriv to drop to an unprivileged user), BTF and a built loopstalld."""
+    require_root_and_bpf("loopstalld")
+    require_executable(DAEMON, "build it or set LOOPSTALLD_BIN")
 
 
 # The parts of the unit's file-system sandbox that a mount namespace can
@@ -85,12 +77,6 @@ def unit_caps():
         if key == "AmbientCapabilities":
             caps |= {c.lower().removeprefix("cap_") for c in value.split()}
     return sorted(caps)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class NotifyListener:
@@ -226,6 +212,25 @@ def alive_or_fail(state):
                     f"capabilities {unit_caps()}:\n{d.stderr()}", pytrace=False)
 
 
+def run_workload(script, *args, boost=True):
+    """Runs a tests/workloads program to its end (it must exit 0); returns its pid."""
+    w = Workload(script, *args, boost=boost)
+    w.finish(60)
+    return w.pid
+
+
+def final_events(path, pid, timeout=5):
+    """The final stall events of `pid` in the event log, each checked against the event schema;
+    waits up to `timeout` s for the first."""
+    deadline, found = time.monotonic() + timeout, []
+    while time.monotonic() < deadline and not found:
+        time.sleep(0.2)
+        found = [e for e in read_event_log(path) if e["pid"] == pid and not e["ongoing"]]
+    for ev in found:
+        validate_event(ev)
+    return found
+
+
 def test_starts_with_only_unit_capabilities(sandboxed):
     alive_or_fail(sandboxed)
     assert sandboxed["daemon"].wait_ready_text(1) or sandboxed["ready_notified"], sandboxed["daemon"].stderr()
@@ -250,22 +255,8 @@ def test_sends_watchdog_pings(sandboxed):
 def test_detects_a_stall_in_another_users_process(sandboxed):
     """CAP_SYS_PTRACE/CAP_DAC_READ_SEARCH are enough to classify a root-owned gevent process."""
     alive_or_fail(sandboxed)
-    w = subprocess.run([PY, str(WORKLOADS / "gevent_cpu.py"), "--ms", "300", "--warmup", "1", "--after", "1"],
-                       capture_output=True, text=True, timeout=60)
-    assert w.returncode == 0, w.stderr
-    pid = int(re.search(r"READY (\d+)", w.stdout).group(1))
-    deadline = time.monotonic() + 5
-    found = []
-    while time.monotonic() < deadline and not found:
-        time.sleep(0.2)
-        if sandboxed["events"].exists():
-            for line in sandboxed["events"].read_text().splitlines():
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    continue
-                if ev.get("pid") == pid and not ev.get("ongoing"):
-                    found.append(ev)
+    pid = run_workload("gevent_stall.py", "cpu", "--ms", 300, "--warmup", 1, "--after", 1, boost=False)
+    found = final_events(sandboxed["events"], pid)
     assert found, f"no stall event for pid {pid} in {sandboxed['events']}\n{sandboxed['daemon'].stderr()}"
     # (The cause may be cpu or runqueue on a busy host: not what this test is about.)
     assert found[0]["loop"] == "gevent"
@@ -277,21 +268,8 @@ def test_gc_time_and_stacks_with_only_unit_capabilities(sandboxed):
     CAP_BPF + CAP_PERFMON; a uprobe perf event would need CAP_SYS_ADMIN): a stall spent in
     gc.collect() reports its GC time and the Python stack that called it."""
     alive_or_fail(sandboxed)
-    w = subprocess.run([PY, str(WORKLOADS / "gevent_gc.py"), "--ms", "300", "--warmup", "1", "--after", "1"],
-                       capture_output=True, text=True, timeout=60)
-    assert w.returncode == 0, w.stderr
-    pid = int(re.search(r"READY (\d+)", w.stdout).group(1))
-    deadline = time.monotonic() + 5
-    found = []
-    while time.monotonic() < deadline and not found:
-        time.sleep(0.2)
-        for line in sandboxed["events"].read_text().splitlines() if sandboxed["events"].exists() else []:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if ev.get("pid") == pid and not ev.get("ongoing"):
-                found.append(ev)
+    pid = run_workload("gevent_gc.py", "--ms", 300, "--warmup", 1, "--after", 1, boost=False)
+    found = final_events(sandboxed["events"], pid)
     assert found, f"no stall event for pid {pid}\n{sandboxed['daemon'].stderr()}"
     ev = found[0]
     assert ev["breakdown_ms"]["gc"] >= 100, f"GC time missing: {ev['breakdown_ms']}\n{sandboxed['daemon'].stderr()}"
@@ -336,15 +314,8 @@ def test_without_sys_ptrace_warns_once_and_still_reports_stalls(tmp_path):
     try:
         assert d.wait_ready_text(READY_TIMEOUT), d.stderr()
         assert d.stderr().count("no CAP_SYS_PTRACE") == 1, d.stderr()
-        w = subprocess.run(["nice", "-n", "-20", PY, str(WORKLOADS / "asyncio_sleep.py"), "--ms", "300",
-                            "--warmup", "1", "--after", "1"], capture_output=True, text=True, timeout=60)
-        assert w.returncode == 0, w.stderr
-        pid = int(re.search(r"READY (\d+)", w.stdout).group(1))
-        deadline, found = time.monotonic() + 5, []
-        while time.monotonic() < deadline and not found:
-            time.sleep(0.2)
-            text = events.read_text() if events.exists() else ""
-            found = [e for e in map(json.loads, text.splitlines()) if e["pid"] == pid and not e["ongoing"]]
+        pid = run_workload("asyncio_sleep.py", "--ms", 300, "--warmup", 1, "--after", 1)
+        found = final_events(events, pid)
         assert found, f"no stall event for pid {pid} without CAP_SYS_PTRACE\n{d.stderr()}"
         assert found[0]["duration_ms"] >= 250 and found[0]["python_stacks"] == []
         # asyncio is named from the process's Python frames, which need CAP_SYS_PTRACE: "python" here.
@@ -438,8 +409,7 @@ def test_every_syscall_the_daemon_makes_is_allowed_by_the_unit(tmp_path):
     try:
         time.sleep(5)  # load + attach under strace
         # Exercise the paths: a stall (classification, stack reads), a scrape, a reload.
-        subprocess.run([PY, str(WORKLOADS / "gevent_cpu.py"), "--ms", "300", "--warmup", "1", "--after", "1"],
-                       capture_output=True, timeout=60)
+        run_workload("gevent_stall.py", "cpu", "--ms", 300, "--warmup", 1, "--after", 1, boost=False)
         for path in ("/metrics", "/healthz"):
             try:
                 http_get(port, path)

@@ -94,11 +94,11 @@ def one_workload(binary, script, *args, **kw):
 
 # The basic gevent cases: (script, args, stall ms, cause, top syscall, stalling function).
 GEVENT_CASES = {
-    "cpu": ("gevent_cpu.py", ("--ms", "300"), 300, "cpu", None, "burn_cpu"),
-    "sleep_before_patch": ("gevent_sleep.py", ("--ms", "300"), 300, "blocking_syscall", "clock_nanosleep",
+    "cpu": ("gevent_stall.py", ("cpu", "--ms", "300"), 300, "cpu", None, "burn_cpu"),
+    "sleep_before_patch": ("gevent_stall.py", ("sleep", "--ms", "300"), 300, "blocking_syscall", "clock_nanosleep",
                            "blocking_sleep"),
     # glibc's usleep() is clock_nanosleep(CLOCK_REALTIME).
-    "ctypes_usleep": ("gevent_ctypes.py", ("--ms", "300"), 300, "blocking_syscall", "clock_nanosleep",
+    "ctypes_usleep": ("gevent_stall.py", ("usleep", "--ms", "300"), 300, "blocking_syscall", "clock_nanosleep",
                       "ctypes_usleep"),
     # librdkafka waits in pthread_cond_timedwait: futex, in 10 ms slices, for the whole timeout.
     "kafka_flush": ("gevent_kafka.py", ("--ms", "1000"), 1000, "blocking_syscall", "futex", "kafka_flush"),
@@ -210,7 +210,7 @@ def test_asyncio_time_sleep(bpf_ready, cached_runs, version):
 
 def test_hung_loop_reported_while_ongoing(bpf_ready):
     hang_s = 5
-    run = run_capture(bpf_ready, lambda: [workload("gevent_hang.py", "--seconds", str(hang_s))])
+    run = run_capture(bpf_ready, lambda: [workload("gevent_stall.py", "sleep", "--ms", str(hang_s * 1000))])
     pid, shown = run.w.pid, run.describe()
     final = the_stall(run, pid)  # also: all reports share one stall_id
     assert near(final["duration_ms"], hang_s * 1000), f"final duration {final['duration_ms']} vs {hang_s * 1000}:\n{shown}"
@@ -247,7 +247,7 @@ def test_process_started_after_capture_began(bpf_ready, cached_runs):
 def test_process_started_before_capture(bpf_ready):
     # A long warm-up: the loop is already iterating when the capture attaches, stalls after.
     warmup = 4.0
-    w = workload("gevent_cpu.py", "--ms", "300", "--warmup", str(warmup))
+    w = workload("gevent_stall.py", "cpu", "--ms", "300", "--warmup", str(warmup))
     run = run_capture(bpf_ready, None, before=[w])
     stall_ns = w.mark("STALL_START")
     print(f"capture ready {(run.capture.ready_ns - run.capture.start_ns) / 1e6:.0f} ms after its start")
@@ -291,7 +291,7 @@ def fake_loop_bin(tmp_path_factory):
 
 def test_non_python_loop_ignored_by_default(bpf_ready, fake_loop_bin):
     # A gevent process stalls at the same time: proof that this capture does report stalls.
-    run = run_capture(bpf_ready, lambda: [workload(fake_loop_bin, "300"), workload("gevent_cpu.py", "--ms", "300")])
+    run = run_capture(bpf_ready, lambda: [workload(fake_loop_bin, "300"), workload("gevent_stall.py", "cpu", "--ms", "300")])
     fake, control = run.workloads
     check_stall(run, control.pid, 300, "gevent", "cpu")
     assert run.of(fake.pid) == [], f"non-Python epoll loop reported without --all-loops:\n{run.describe()}"
@@ -304,8 +304,8 @@ def test_non_python_loop_reported_with_all_loops(bpf_ready, fake_loop_bin):
 
 def test_pid_filter_excludes_other_stalling_process(bpf_ready):
     # Both exist before the capture (their pids are needed for --pid) and both stall after it attached.
-    target = workload("gevent_cpu.py", "--ms", "300", "--warmup", "4")
-    other = workload("gevent_cpu.py", "--ms", "300", "--warmup", "4")
+    target = workload("gevent_stall.py", "cpu", "--ms", "300", "--warmup", "4")
+    other = workload("gevent_stall.py", "cpu", "--ms", "300", "--warmup", "4")
     run = run_capture(bpf_ready, None, before=[target, other], capture_args=["--pid", str(target.pid)])
     assert run.capture.ready_ns < other.mark("STALL_START"), "capture was not ready before the stalls: raise the warm-up"
     check_stall(run, target.pid, 300, "gevent", "cpu")
@@ -319,7 +319,7 @@ def test_runqueue_contention(bpf_ready):
     def start():
         for _ in range(2):  # two CPU hogs pinned to CPU 0; killed when the run ends
             Proc(["taskset", "-c", "0", PY, "-c", "while True: pass"], name="cpu-hog")
-        return [workload("gevent_runq.py", "--ms", "150", prefix=["taskset", "-c", "0"], boost=False)]
+        return [workload("gevent_stall.py", "cpu-time", "--ms", "150", prefix=["taskset", "-c", "0"], boost=False)]
 
     run = run_capture(bpf_ready, start)
     ev = the_stall(run, run.w.pid)
@@ -338,7 +338,7 @@ def test_runqueue_contention(bpf_ready):
 
 
 def test_breakdown_adds_up(bpf_ready):
-    run = one_workload(bpf_ready, "gevent_mixed.py", "--cpu-ms", "200", "--sleep-ms", "100")
+    run = one_workload(bpf_ready, "gevent_stall.py", "mixed", "--cpu-ms", "200", "--sleep-ms", "100")
     evs, shown = run.of(run.w.pid), run.describe()
     assert evs, f"no events for the mixed CPU+sleep stall:\n{shown}"
     for ev in evs:  # ongoing reports too: their breakdown covers the stall so far
@@ -363,7 +363,7 @@ DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s)\b")
 
 
 def test_text_format(bpf_ready):
-    run = run_capture(bpf_ready, lambda: [workload("gevent_cpu.py", "--ms", "300")], fmt="text")
+    run = run_capture(bpf_ready, lambda: [workload("gevent_stall.py", "cpu", "--ms", "300")], fmt="text")
     lines = [l for _, l in run.capture.out]
     text = "\n".join(lines)
     pid = run.w.pid
@@ -386,7 +386,7 @@ def test_output_file_and_duration(bpf_ready, tmp_path):
     w = None
     try:
         started = time.monotonic()
-        w = workload("gevent_cpu.py", "--ms", "300")
+        w = workload("gevent_stall.py", "cpu", "--ms", "300")
         assert w.wait(20) == 0
         rc = cap.wait(20)
         elapsed = time.monotonic() - started

@@ -2,7 +2,7 @@
 every container) must be reported under its HOST pid with its Python culprit and its native stack,
 although the interpreter knows its threads by the namespace's ids (CPython's native_thread_id).
 
-Each container runs gevent_ctypes.py: the hub blocks 1 s in libc usleep() through ctypes, in
+Each container runs `gevent_stall.py usleep`: the hub blocks 1 s in libc usleep() through ctypes, in
 ctypes_usleep(). It prints READY with its namespace pid (1); the test finds its host pid in the
 process tree below `unshare` (the descendant whose innermost NSpid is that pid).
 
@@ -28,7 +28,7 @@ import pytest
 from conftest import PY, run_capture, workload
 from test_culprit import check_native, check_python_culprit, detected, shown
 
-SCRIPT = "gevent_ctypes.py"
+SCRIPT = "gevent_stall.py"
 # Long enough that a tracer starved by a busy host (other tests, builds) still sees it blocked.
 STALL_MS = 1000
 CULPRIT = "ctypes_usleep"
@@ -113,7 +113,7 @@ def container(kind, go_file, private_dir=None):
         prefix = UNSHARE_PID_MOUNT
     else:
         prefix = [*UNSHARE_PID_MOUNT, "sh", "-c", PRIVATE_FILES, "sh", private_dir, libc_path()]
-    w = workload(SCRIPT, "--ms", str(STALL_MS), "--go-file", go_file, "--warmup", "0.5", prefix=prefix)
+    w = workload(SCRIPT, "usleep", "--ms", str(STALL_MS), "--go-file", go_file, "--warmup", "0.5", prefix=prefix)
     w.kind, w.private_dir = kind, private_dir
     w.ns_pid = w.pid
     try:

@@ -38,7 +38,7 @@ def test_gc_semaphores_held_during_capture_and_released_after(bpf_ready):
     if set(sems) != {"gc__start", "gc__done"}:
         pytest.skip(f"{PY} has no gc__start/gc__done USDT semaphores")
     # python3.11 is not PIE: the notes' addresses are the runtime addresses.
-    w = workload("gevent_cpu.py", "--ms", "200", "--warmup", "30", "--after", "1")
+    w = workload("gevent_stall.py", "cpu", "--ms", "200", "--warmup", "30", "--after", "1")
     try:
         before = {name: read_u16(w.pid, a) for name, a in sems.items()}
         assert before == {"gc__start": 0, "gc__done": 0}, f"semaphores set before any tracer ran: {before}"

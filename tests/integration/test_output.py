@@ -6,12 +6,12 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
 
 import pytest
 
-from conftest import THRESHOLD_MS, Capture, ChildProcess, skip_or_fail, workload
+import harness.fs
+from conftest import THRESHOLD_MS, Capture, ChildProcess, workload
 
 DONE_OUTPUT_RE = re.compile(r"; (\d+) records written, (\d+) dropped \(output not keeping up\), (\d+) lost "
                             r"\(write errors\)$")
@@ -20,16 +20,8 @@ DONE_OUTPUT_RE = re.compile(r"; (\d+) records written, (\d+) dropped \(output no
 @pytest.fixture
 def nearly_full_tmpfs(tmp_path):
     """A 64 KiB tmpfs with two free pages: the first records fit, the next one is cut by ENOSPC."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        skip_or_fail(f"cannot mount a tmpfs: {r.stderr.strip()}")
-    try:
-        (mnt / "filler").write_bytes(b"\0" * (14 * 4096))
+    with harness.fs.nearly_full_tmpfs(tmp_path / "small", free_pages=2) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def done_output_counts(capture):
@@ -46,7 +38,7 @@ def test_full_disk_fails_the_capture_without_half_records(bpf_ready, nearly_full
     try:
         # Ongoing and final reports of three stalls, a few KiB each: more than the free page.
         for _ in range(3):
-            w = workload("gevent_cpu.py", "--ms", "300", "--warmup", "1", "--after", "0.5")
+            w = workload("gevent_stall.py", "cpu", "--ms", "300", "--warmup", "1", "--after", "0.5")
             assert w.wait(60) == 0, w.describe()
         time.sleep(0.5)
         cap.popen.send_signal(signal.SIGINT)
@@ -83,7 +75,7 @@ def test_stdout_nobody_reads_does_not_hold_the_capture(bpf_ready):
                             str(THRESHOLD_MS)], name="loopstall capture", stdout=w)
         try:
             cap.wait_item(lambda l: l.startswith("loopstall: ready"), 30, "err")
-            wl = workload("gevent_cpu.py", "--ms", "300", "--warmup", "1", "--after", "0.5")
+            wl = workload("gevent_stall.py", "cpu", "--ms", "300", "--warmup", "1", "--after", "0.5")
             assert wl.wait(60) == 0, wl.describe()
             time.sleep(0.5)
             t0 = time.monotonic()

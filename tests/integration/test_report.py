@@ -13,12 +13,11 @@ def run_cli(binary, *args, timeout=30):
 
 def test_save_then_report_ranks_both_culprits(bpf_ready, tmp_path):
     saved = tmp_path / "incident.lsc"
-    run = run_capture(bpf_ready, lambda: [workload("gevent_cpu.py", "--ms", "300", "--warmup", "0.5"),
-                                          workload("gevent_ctypes.py", "--ms", "600", "--warmup", "1.5")],
+    run = run_capture(bpf_ready, lambda: [workload("gevent_stall.py", "cpu", "--ms", "300", "--warmup", "0.5"),
+                                          workload("gevent_stall.py", "usleep", "--ms", "600", "--warmup", "1.5")],
                       capture_args=["--save", saved])
     hog, blocker = run.workloads
-    hog.argv_script = str(WORKLOADS / "gevent_cpu.py")
-    blocker.argv_script = str(WORKLOADS / "gevent_ctypes.py")
+    hog.argv_script = blocker.argv_script = str(WORKLOADS / "gevent_stall.py")
     assert saved.stat().st_size > 0, run.describe()
 
     text = run_cli(bpf_ready, "report", saved)
@@ -52,7 +51,7 @@ def test_save_then_report_ranks_both_culprits(bpf_ready, tmp_path):
 
 def test_report_refuses_damaged_files(bpf_ready, tmp_path):
     saved = tmp_path / "c.lsc"
-    run_capture(bpf_ready, lambda: [workload("gevent_cpu.py", "--ms", "300", "--warmup", "0.5")],
+    run_capture(bpf_ready, lambda: [workload("gevent_stall.py", "cpu", "--ms", "300", "--warmup", "0.5")],
                 capture_args=["--save", saved])
     data = saved.read_bytes()
     cases = {"truncated": data[: len(data) // 2], "garbage": b"\x1f\x8b" + bytes(range(256)) * 4,

@@ -65,7 +65,7 @@ def test_loopstall_processes_are_never_loops(bpf_ready, tmp_path):
         # The bait: the daemon reads the stacks of an interpreter with a shared libpython and of a
         # gevent process. They keep running so the daemon keeps what it mapped for them.
         bait = [workload("asyncio_sleep.py", "--ms", 300, "--after", 60, interp=str(PYENV_311[-1])),
-                workload("gevent_cpu.py", "--ms", 300, "--after", 60)]
+                workload("gevent_stall.py", "cpu", "--ms", 300, "--after", 60)]
         procs += bait
         for b in bait:
             wait(lambda: final_events(events, b.pid), 15, f"the daemon's report of {b.name}")
@@ -76,7 +76,7 @@ def test_loopstall_processes_are_never_loops(bpf_ready, tmp_path):
         text = Capture(bpf_ready, ["--standalone"], fmt="text")
         js = Capture(bpf_ready, ["--standalone", "--all-loops"], fmt="json")
         procs += [text, js]
-        w = workload("gevent_cpu.py", "--ms", 300, "--after", 0.5)
+        w = workload("gevent_stall.py", "cpu", "--ms", 300, "--after", 0.5)
         procs.append(w)
         assert w.wait(30) == 0, w.describe()
         for c in (text, js):

@@ -11,14 +11,14 @@ from conftest import PY, WORKLOADS, Capture, Proc, run_capture, workload
 
 def test_otel_service_name_and_script_name(bpf_ready):
     def start():
-        return [workload("gevent_cpu.py", "--ms", 300, "--warmup", 1, "--after", 0.5,
+        return [workload("gevent_stall.py", "cpu", "--ms", 300, "--warmup", 1, "--after", 0.5,
                          prefix=["env", "OTEL_SERVICE_NAME=checkout"]),
-                workload("gevent_sleep.py", "--ms", 300, "--warmup", 1, "--after", 0.5)]
+                workload("gevent_stall.py", "sleep", "--ms", 300, "--warmup", 1, "--after", 0.5)]
 
     run = run_capture(bpf_ready, start, capture_args=["--standalone"])
     otel, plain = run.workloads
     got = {w.pid: {e["service"] for e in run.of(w.pid)} for w in (otel, plain)}
-    assert got == {otel.pid: {"checkout"}, plain.pid: {"gevent_sleep"}}, run.describe()
+    assert got == {otel.pid: {"checkout"}, plain.pid: {"gevent_stall"}}, run.describe()
 
 
 def free_port():

@@ -1,17 +1,16 @@
-"""Harness for the loopstalld service tests: the daemon, workloads, Prometheus and Alertmanager,
-each a child process in its own session, killed (SIGKILL to the process group) at test end.
+"""Harness for the loopstalld service tests: the daemon, Prometheus and Alertmanager, each a child
+process in its own session, killed (SIGKILL to the process group) at test end. What the three
+suites share (children, workloads, the schema check, skip_or_fail) comes from tests/harness/ and
+is re-exported here for the tests.
 
 Every wait is bounded. Every child's stdout/stderr is drained by a thread; lines are stamped with
 their arrival time so a test can wait for one and show the tail when something goes wrong.
 """
-import contextlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -21,42 +20,23 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: child_process.py
-import child_process  # noqa: E402
-from child_process import ChildProcess  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[2]
-WORKLOADS = REPO / "tests" / "workloads"
-LOOPSTALLD = Path(os.environ.get("LOOPSTALLD_BIN", str(REPO / "build" / "loopstalld")))
-LOOPSTALL = Path(os.environ.get("LOOPSTALL_BIN", str(REPO / "build" / "loopstall")))
-SCHEMA_PATH = REPO / "docs" / "contract" / "stall-event.schema.json"
-PY = "/usr/bin/python3.11"  # Debian's interpreter, the one with gevent
-IN_CI = os.environ.get("CI") == "true"
+from harness.ci import skip_or_fail  # noqa: F401 (tests use h.skip_or_fail)
+from harness.children import Proc
+from harness.events import read_event_log, validate_event  # noqa: F401
+from harness.fs import nearly_full_tmpfs  # noqa: F401
+from harness.net import free_port
+from harness.paths import LOOPSTALL, LOOPSTALLD, PY, REPO, WORKLOADS  # noqa: F401
+from harness.workloads import Workload  # noqa: F401
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager") or \
     "/usr/bin/prometheus-alertmanager"
 
-ALL_PROCS = child_process.ALL  # safety net: everything started, killed at session end too
-
-
-def skip_or_fail(reason):
-    """Skip locally; in CI (CI=true) the suite must really run, so fail instead."""
-    if IN_CI:
-        pytest.fail(reason + " (CI=true: failing instead of skipping)", pytrace=False)
-    pytest.skip(reason)
-
 
 def short_tmpdir():
     """A short directory under /tmp: unix socket paths must stay under 108 bytes."""
     return Path(tempfile.mkdtemp(prefix="lssvc-", dir="/tmp"))
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(url, timeout=3):
@@ -80,15 +60,6 @@ def wait_for(pred, timeout, interval=0.1, what="condition", describe=lambda: "")
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}\n{describe()}", pytrace=False)
         time.sleep(interval)
-
-
-class Proc(ChildProcess):
-    """A child in its own session; stdout and stderr lines drained into .out/.err as
-    (arrival time.time_ns(), line)."""
-
-    def wait_line(self, pred, timeout, stream="err"):
-        """First line matching pred; fails on timeout or when the process ended without it."""
-        return self.wait_item(pred, timeout, stream)[1]
 
 
 # ------------------------------------------------------------------------------------- daemon
@@ -156,15 +127,7 @@ class Daemon(Proc):
 
     def events(self):
         """Every line of the event log, parsed (no schema check here; see validate_event)."""
-        if not self.events_path.exists():
-            return []
-        out = []
-        text = self.events_path.read_text()
-        # Only whole lines: a record being appended right now is read on the next call.
-        for line in text[:text.rfind("\n") + 1].splitlines():
-            if line.strip():
-                out.append(json.loads(line))
-        return out
+        return read_event_log(self.events_path)
 
     def final_events(self, pid):
         return [e for e in self.events() if e["pid"] == pid and not e["ongoing"]]
@@ -189,36 +152,6 @@ def run_cli(args, timeout=10, **kw):
                               timeout=timeout, stdin=subprocess.DEVNULL, **kw)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"loopstall {' '.join(map(str, args))} still running after {timeout}s: {e}", pytrace=False)
-
-
-# ---------------------------------------------------------------------------------- workloads
-
-class Workload(Proc):
-    """A tests/workloads program: prints READY <pid>, STALL_START <ns>, STALL_END <ns>."""
-
-    def __init__(self, script, *args, boost=True, ready_timeout=30, env=None):
-        """env: extra environment variables (on top of this process's)."""
-        argv = [PY, str(WORKLOADS / script), *[str(a) for a in args]]
-        if boost:
-            # nice -20 (and its autogroup): on a busy box a 300 ms burn stays on CPU (cause cpu).
-            argv = ["nice", "-n", "-20", *argv]
-        super().__init__(argv, name=script, env=dict(os.environ, **env) if env else None)
-        if boost:
-            try:
-                with open(f"/proc/{self.popen.pid}/autogroup", "w") as f:
-                    f.write("-20")
-            except OSError:
-                pass
-        try:
-            line = self.wait_line(lambda l: l.startswith("READY "), ready_timeout, "out")
-        except BaseException:
-            self.kill()
-            raise
-        self.pid = int(line.split()[1])
-
-    def finish(self, timeout=20):
-        rc = self.wait(timeout)
-        assert rc == 0, f"workload {self.name} exited {rc}\n{self.describe()}"
 
 
 # ------------------------------------------------------------------- Prometheus, Alertmanager
@@ -291,25 +224,7 @@ class Alertmanager(Proc):
         return json.loads(body)
 
 
-# ----------------------------------------------------------------------------------- events
-
-_validator = None
-
-
-def validate_event(ev):
-    """Fails the test with the schema errors when `ev` violates stall-event.schema.json."""
-    global _validator
-    import jsonschema
-    if _validator is None:
-        schema = json.loads(SCHEMA_PATH.read_text())
-        jsonschema.Draft202012Validator.check_schema(schema)
-        _validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(_validator.iter_errors(ev), key=lambda e: list(e.path))
-    if errors:
-        pytest.fail("event violates stall-event.schema.json:\n  " +
-                    "\n  ".join(f"{list(e.path)}: {e.message}" for e in errors) + f"\n{json.dumps(ev)}",
-                    pytrace=False)
-
+# ---------------------------------------------------------------------------------- metrics
 
 def parse_exposition(text):
     """Prometheus text format -> (types {family: type}, samples [(name, labels dict, value)])."""
@@ -345,18 +260,3 @@ def parse_exposition(text):
             labels = {}
         samples.append((name, labels, float(value.split()[0])))
     return types, samples
-
-
-@contextlib.contextmanager
-def nearly_full_tmpfs(path, free_pages):
-    """A 64 KiB tmpfs mounted at `path` (created) with `free_pages` 4 KiB pages left free."""
-    path.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(path)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        skip_or_fail(f"cannot mount a tmpfs: {r.stderr.strip()}")
-    try:
-        (path / "filler").write_bytes(b"\0" * ((16 - free_pages) * 4096))
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)

@@ -291,7 +291,7 @@ def test_event_flood_does_not_stop_the_detector_loop(bpf, tmp):
     cap.wait_line(lambda l: "ready: capturing through loopstalld" in l, 30)
     floods = [h.Workload("epoll_flood.py", "--seconds", 25, boost=False) for _ in range(6)]
     t0 = time.monotonic()
-    control = h.Workload("gevent_cpu.py", "--ms", 300, "--warmup", 6, "--after", 1)
+    control = h.Workload("gevent_stall.py", "cpu", "--ms", 300, "--warmup", 6, "--after", 1)
     codes, worst = [], 0.0
     while time.monotonic() - t0 < 15:
         status, secs = healthz_seconds(d)

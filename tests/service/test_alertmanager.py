@@ -32,10 +32,11 @@ def test_alertmanager_hung_loop_fires_then_resolves(bpf, alertmanager_bin, tmp):
             {"name": "SlowIteration", "severity": "warning", "labels": {"team": "svc-test"}, "stall_ms": 200},
             {"name": "VeryLongStall", "stall_ms": 5000},
         ]}})
-    hang = Workload("gevent_hang.py", "--seconds", 6, "--warmup", 0.5, "--after", 1)
-    cpu = Workload("gevent_cpu.py", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
-    # Named by the default rules: no OTEL_SERVICE_NAME or unit here, so the script.
-    HANG, CPU = "gevent_hang", "gevent_cpu"
+    hang = Workload("gevent_stall.py", "sleep", "--ms", 6000, "--warmup", 0.5, "--after", 1,
+                    env={"OTEL_SERVICE_NAME": "hung-svc"})
+    cpu = Workload("gevent_stall.py", "cpu", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
+    # Named by the default rules: OTEL_SERVICE_NAME for one, the script for the other (no unit here).
+    HANG, CPU = "hung-svc", "gevent_stall"
 
     # While the loop hangs: an active LoopHung alert with its pid, in Alertmanager and on stderr.
     hung_since = int(hang.wait_line(lambda l: l.startswith("STALL_START "), 5, "out").split()[1]) / 1e9

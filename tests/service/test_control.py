@@ -104,7 +104,7 @@ def test_capture_through_daemon_equals_standalone(bpf, tmp):
     alone = CaptureProc(["--standalone", "--socket", d.sock])
     assert "BPF programs attached" in alone.ready_line, alone.ready_line
 
-    w = Workload("gevent_sleep.py", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
+    w = Workload("gevent_stall.py", "sleep", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
     d.wait_final_event(w.pid)
     w.finish()
     time.sleep(0.5)

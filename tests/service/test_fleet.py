@@ -74,15 +74,15 @@ def test_services_named_by_rule_are_the_same_in_events_metrics_and_alerts(bpf, t
         "watch": OURS,
         "service_names": [
             {"from": "env", "var": "OTEL_SERVICE_NAME"},
-            {"from": "cmdline", "regex": "gevent_(sleep)\\.py", "name": "sleeper-svc"},
+            {"from": "cmdline", "regex": "gevent_stall\\.py (sleep)", "name": "sleeper-svc"},
             {"from": "script"},
         ],
         "alerts": {"labels": {"cluster": "test-1"}, "rules": [{"name": "SlowLoop", "stall_ms": 200}]}})
-    otel = Workload("gevent_cpu.py", "--ms", 300, "--warmup", 0.5, "--after", 0.5,
+    otel = Workload("gevent_stall.py", "cpu", "--ms", 300, "--warmup", 0.5, "--after", 0.5,
                     env={"OTEL_SERVICE_NAME": "checkout"})
-    by_regex = Workload("gevent_sleep.py", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
-    by_script = Workload("gevent_ctypes.py", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
-    expected = {otel.pid: "checkout", by_regex.pid: "sleeper-svc", by_script.pid: "gevent_ctypes"}
+    by_regex = Workload("gevent_stall.py", "sleep", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
+    by_script = Workload("gevent_stall.py", "usleep", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
+    expected = {otel.pid: "checkout", by_regex.pid: "sleeper-svc", by_script.pid: "gevent_stall"}
     for pid, service in expected.items():
         ev = d.wait_final_event(pid)[0]
         h.validate_event(ev)
@@ -111,10 +111,10 @@ def test_a_storm_of_stalls_in_one_service_is_one_alert(bpf, alertmanager_bin, tm
         "alertmanager": {"url": am.url, "timeout_ms": 2000},
         "labels": {"instance": "web-1:9750"},
         "rules": [{"name": "LoopStalled", "severity": "warning", "stall_ms": 150}]}})
-    storm = Workload("gevent_storm.py", "--count", 25, "--ms", 200, "--gap", 0.05, "--warmup", 0.5,
+    storm = Workload("gevent_stall.py", "sleep", "--count", 25, "--ms", 200, "--gap", 0.05, "--warmup", 0.5,
                      "--after", 0.5, env={"OTEL_SERVICE_NAME": "storm-svc"})
-    calm = Workload("gevent_sleep.py", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
-    storm.wait_line(lambda l: l.startswith("STORM_DONE"), 60, "out")
+    calm = Workload("gevent_stall.py", "sleep", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
+    storm.wait_line(lambda l: l.startswith("STALLS_DONE"), 60, "out")
     storm.finish()
     calm.finish()
     finals = wait_for(lambda: len(d.final_events(storm.pid)) >= 20 and d.final_events(storm.pid), 10,
@@ -134,8 +134,8 @@ def test_a_storm_of_stalls_in_one_service_is_one_alert(bpf, alertmanager_bin, tm
                       "instance": "web-1:9750"}, labels
     assert alerts[0]["annotations"]["pid"] == str(storm.pid)
     # The other service has its own alert: one per (rule, service).
-    wait_for(lambda: [a for a in am.alerts(active=True) if a["labels"].get("service") == "gevent_sleep"], 10, 0.2,
-             what="an alert for gevent_sleep", describe=lambda: str(am.alerts()))
+    wait_for(lambda: [a for a in am.alerts(active=True) if a["labels"].get("service") == "gevent_stall"], 10, 0.2,
+             what="an alert for gevent_stall", describe=lambda: str(am.alerts()))
     # The shipped routing groups by alertname, instance, service: labels the daemon's alerts carry.
     groups = [g for g in am.groups() if g["labels"].get("service") == "storm-svc"]
     assert len(groups) == 1 and len(groups[0]["alerts"]) == 1, groups

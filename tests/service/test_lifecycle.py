@@ -45,7 +45,7 @@ def test_sigterm_exits_cleanly_and_detaches(bpf, tmp):
     assert d.sock.exists()
 
     # A loop is stalled at that moment: what is pending is still written out.
-    w = Workload("gevent_hang.py", "--seconds", 4, "--warmup", 0.3, "--after", 0.2)
+    w = Workload("gevent_stall.py", "sleep", "--ms", 4000, "--warmup", 0.3, "--after", 0.2)
     w.wait_line(lambda l: l.startswith("STALL_START "), 5, "out")
     time.sleep(0.5)
     t0 = time.monotonic()

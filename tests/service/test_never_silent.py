@@ -14,7 +14,7 @@ SLACK_MS = 50  # the event log is polled from a file, not a pipe
 
 def test_daemon_restarted_mid_hang(bpf, tmp):
     d = Daemon(tmp)
-    w = Workload("gevent_ctypes.py", "--ms", 8000, "--warmup", 0.3, "--after", 0.5)
+    w = Workload("gevent_stall.py", "usleep", "--ms", 8000, "--warmup", 0.3, "--after", 0.5)
     stall_ns = int(w.wait_line(lambda l: l.startswith("STALL_START "), 10, "out").split()[1])
     first = h.wait_for(lambda: [e for e in d.events() if e["pid"] == w.pid and e["ongoing"]], 10,
                        what="the first daemon's ongoing report", describe=d.describe)
@@ -42,7 +42,7 @@ def test_daemon_restarted_mid_hang(bpf, tmp):
 
 
 def test_restarted_daemon_reports_within_the_deadline(bpf, tmp):
-    w = Workload("gevent_ctypes.py", "--ms", 6000, "--warmup", 0.3, "--after", 0.5)
+    w = Workload("gevent_stall.py", "usleep", "--ms", 6000, "--warmup", 0.3, "--after", 0.5)
     w.wait_line(lambda l: l.startswith("STALL_START "), 10, "out")
     time.sleep(0.5)
     d = Daemon(tmp)
@@ -75,7 +75,7 @@ def test_capture_through_daemon_summarizes_its_own_window(bpf, tmp):
     iterations, as a standalone capture of the same window does."""
     d = Daemon(tmp)
     # A ticker at 100 iterations/s, long before the capture and during it.
-    w = Workload("gevent_cpu.py", "--ms", 300, "--warmup", 6, "--after", 0.5)
+    w = Workload("gevent_stall.py", "cpu", "--ms", 300, "--warmup", 6, "--after", 0.5)
     time.sleep(3)
     # Both at once, over the same window (the standalone one starts first: it takes longer to attach).
     args = [str(h.LOOPSTALL), "capture", "--format", "text", "--duration", "2"]

@@ -26,7 +26,7 @@ def output_dropped(d, reason):
 
 def stall_counted(d, before, n=1):
     """Runs a gevent workload with one 300 ms CPU stall; waits until /metrics counted it."""
-    w = Workload("gevent_cpu.py", "--ms", 300, "--warmup", 1, "--after", 1)
+    w = Workload("gevent_stall.py", "cpu", "--ms", 300, "--warmup", 1, "--after", 1)
     wait_for(lambda: stalls_total(d) >= before + n, 20, what="loopstall_stalls_total to count the stall",
              describe=d.describe)
     w.finish()

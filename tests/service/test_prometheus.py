@@ -34,12 +34,12 @@ def test_prometheus_scrapes_stalls(bpf, prometheus_bins, tmp):
     info = prom.query("loopstall_build_info")
     assert len(info) == 1 and info[0][1] == 1 and info[0][0].get("version"), info
 
-    svc = "gevent_cpu"  # confirmed from the event below (no OTEL_SERVICE_NAME/unit/container here: the script)
+    svc = "gevent_stall"  # confirmed from the event below (no OTEL_SERVICE_NAME/unit/container here: the script)
     stall_counts = []
     for round_ in range(2):
         base = {m["cause"]: v for m, v in prom.query(sel("loopstall_stalls_total", service=svc))}
         base_buckets = buckets_by_le(prom, svc)
-        w = Workload("gevent_cpu.py", "--ms", 300, "--warmup", 2, "--after", 1.5)
+        w = Workload("gevent_stall.py", "cpu", "--ms", 300, "--warmup", 2, "--after", 1.5)
         # While it runs: at least one monitored loop (the workload's, maybe others on this host).
         wait_for(lambda: (prom.value("loopstall_monitored_loops", 0) or 0) >= 1, 5, 0.2,
                  what="loopstall_monitored_loops >= 1 while a gevent workload runs",
@@ -109,7 +109,7 @@ def test_exposition_matches_shipped_rules_and_dashboard(bpf, tmp):
         pytest.skip("no shipped rules/dashboard in deploy/")
     # An Alertmanager URL (nothing listens there) makes the delivery counters exist.
     d = Daemon(tmp, config={"alerts": {"alertmanager": {"url": f"http://127.0.0.1:{h.free_port()}"}}})
-    w = Workload("gevent_cpu.py", "--ms", 150, "--warmup", 0.5, "--after", 0.3)
+    w = Workload("gevent_stall.py", "cpu", "--ms", 150, "--warmup", 0.5, "--after", 0.3)
     d.wait_final_event(w.pid)
     w.finish()
     wait_for(lambda: "loopstall_alert_deliveries_total{" in d.metrics_text(), 5,

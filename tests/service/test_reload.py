@@ -17,8 +17,8 @@ def test_sighup_reloads_threshold_and_survives_broken_config(bpf, tmp):
     assert d.status()["threshold_ms"] == 400
 
     # Blocking sleeps (not CPU burns): their length does not depend on how busy the box is.
-    short = Workload("gevent_sleep.py", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
-    long_ = Workload("gevent_sleep.py", "--ms", 500, "--warmup", 0.5, "--after", 0.5)
+    short = Workload("gevent_stall.py", "sleep", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
+    long_ = Workload("gevent_stall.py", "sleep", "--ms", 500, "--warmup", 0.5, "--after", 0.5)
     ev = d.wait_final_event(long_.pid)[0]
     h.validate_event(ev)
     assert ev["threshold_ms"] == 400 and 450 <= ev["duration_ms"] < 2000, ev
@@ -56,7 +56,7 @@ def test_sample_hz_sets_the_sampling_rate_and_sighup_changes_it(bpf, tmp):
     d = Daemon(tmp, config={"threshold_ms": 100, "sample_hz": 10})
 
     def stall_samples():
-        w = Workload("gevent_cpu.py", "--ms", 400, "--warmup", 0.5, "--after", 0.3)
+        w = Workload("gevent_stall.py", "cpu", "--ms", 400, "--warmup", 0.5, "--after", 0.3)
         ev = d.wait_final_event(w.pid)[0]
         w.finish()
         h.validate_event(ev)

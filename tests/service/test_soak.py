@@ -215,7 +215,7 @@ def test_soak_everything_at_once(bpf, tmp, full_disk):
     base = {"fds": fd_count(pid), "maps": map_entries(d), "rss": rss_mb(pid),
             "watched": d.status()["watched_processes"]}
 
-    control = Workload("gevent_cpu_every.py", "--ms", 300, "--every", 1.0, "--warmup", 0.5)
+    control = Workload("gevent_stall.py", "cpu", "--ms", 300, "--count", 0, "--gap", 0.7, "--warmup", 0.5)
     port = h.free_port()
     gunicorn = Proc([h.PY, "-m", "gunicorn", "--chdir", h.WORKLOADS, "-k", "gevent", "-w", 2, "--max-requests", 300,
                      "--max-requests-jitter", 50, "-b", f"127.0.0.1:{port}", "--log-level", "info",

@@ -23,7 +23,7 @@ def test_status_shows_loops_and_stalls(bpf, tmp):
     assert s0["metrics_listen"] == d.metrics_addr
     assert h.http_get(f"http://{d.metrics_addr}/healthz") == (200, "ok\n")
 
-    w = Workload("gevent_cpu.py", "--ms", 300, "--warmup", 2, "--after", 1.0)
+    w = Workload("gevent_stall.py", "cpu", "--ms", 300, "--warmup", 2, "--after", 1.0)
     st = wait_for(lambda: (s := d.status())["monitored_loops"] >= 1 and s["loops"]["gevent"] >= 1 and s, 5,
                   what="status: a monitored gevent loop", describe=lambda: str(d.status()))
     assert st["watched_processes"] >= 1

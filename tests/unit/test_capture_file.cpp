@@ -189,3 +189,60 @@ TEST_CASE("capture file: hostile or damaged files are refused with a clear error
   CHECK(error_of(file("types", gzip_text(noend + R"({"record":"end","end_unix_ns":"x","lost_events":0})" + "\n")))
             .find("wrong type") != std::string::npos);
 }
+
+TEST_CASE("capture file: values out of their range or type are refused, not cast (fuzz/regressions/capture_file)") {
+  TempDir dir;
+  const std::string header = R"({"record":"header","format":"loopstall-capture","version":1,"threshold_ms":1,)";
+  const std::string end = R"({"record":"end","end_unix_ns":2,"lost_events":0})"
+                          "\n";
+  auto error_in = [&](const std::string& name, const std::string& text) {
+    dir.write(name, gzip_text(text));
+    return error_of((dir.path() / name).string());
+  };
+  const std::string hdr = header + "\"start_unix_ns\":1}\n";
+  // Before: json::get<T>() cast these (undefined behaviour) or threw a json type_error past CaptureError.
+  CHECK(error_in("v", header + R"("version":1e10,"start_unix_ns":1})" + "\n" + end).find("wrong type") !=
+        std::string::npos);
+  CHECK(error_in("s", header + R"("start_unix_ns":1e300})" + "\n" + end).find("\"start_unix_ns\" has the wrong type") !=
+        std::string::npos);
+  CHECK(error_in("h", header + R"("start_unix_ns":1,"host":5})" + "\n" + end).find("\"host\" has the wrong type") !=
+        std::string::npos);
+  CHECK(error_in("c", header + R"("start_unix_ns":1,"command_line":5})" + "\n" + end).find("\"command_line\"") !=
+        std::string::npos);
+  CHECK(error_in("f", R"({"record":"header","format":5})"
+                      "\n")
+            .find("not a loopstall capture") != std::string::npos);
+  CHECK(error_in("p", hdr + R"({"record":"stall","event":{"pid":1e300,"duration_ms":150}})" + "\n" + end)
+            .find("pid or duration_ms") != std::string::npos);
+  CHECK(error_in("n", hdr + R"({"record":"stall","event":{"pid":-1,"duration_ms":150}})" + "\n" + end)
+            .find("pid or duration_ms") != std::string::npos);
+  CHECK(error_in("o", hdr + R"({"record":"stall","event":{"pid":1,"duration_ms":150,"ongoing":"yes"}})" + "\n" + end)
+            .find("\"ongoing\" is not a boolean") != std::string::npos);
+  CHECK(error_in("l", hdr + R"({"record":"loop","pid":1e20,"comm":"c","loop":"gevent","iterations":1,)" +
+                          R"("hist_log2_us":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]})" +
+                          "\n" + end)
+            .find("\"pid\" has the wrong type") != std::string::npos);
+  CHECK(error_in("b", hdr + R"({"record":"loop","pid":1,"comm":"c","loop":"gevent","iterations":1,)" +
+                          R"("hist_log2_us":[-1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]})" +
+                          "\n" + end)
+            .find("\"hist_log2_us\" has the wrong type") != std::string::npos);
+
+  // Accepted files whose values would overflow: read, and reported without undefined behaviour.
+  dir.write("wide", gzip_text(header + R"("start_unix_ns":-9000000000000000000})" + "\n" +
+                              R"({"record":"stall","event":{"pid":7,"duration_ms":150,"loop":"ge\u001b[2Jvent",)" +
+                              R"("native_stack":[{"symbol":"","module":"m","offset":-1}]}})" + "\n" +
+                              R"({"record":"end","end_unix_ns":9000000000000000000,"lost_events":0})" + "\n"));
+  const Capture wide = read_capture((dir.path() / "wide").string());
+  CHECK(wide.duration_s() == doctest::Approx(1.8e10));
+  const Report r = make_report(wide);
+  REQUIRE(r.native_symbols.size() == 1);
+  CHECK(r.native_symbols[0].name == "m+0x0");  // a negative offset is no offset
+  // The loop name comes from the file too: no raw escape sequence reaches the terminal.
+  CHECK(format_report_text(r).find('\x1b') == std::string::npos);
+
+  // Nesting as deep as the file likes (1 M levels in 2 KiB of gzip): read without recursing.
+  const std::size_t depth = 1'000'000;
+  dir.write("deep", gzip_text(hdr + R"({"record":"stall","event":{"pid":1,"duration_ms":150,"x":)" +
+                              std::string(depth, '[') + std::string(depth, ']') + "}}\n" + end));
+  CHECK(read_capture((dir.path() / "deep").string()).stalls.size() == 1);
+}

@@ -14,9 +14,12 @@ import sys
 import time
 
 
-def parse(description, **stall_args):
-    """stall_args: name -> default, e.g. ms=300 gives --ms (float)."""
+def parse(description, kinds=None, **stall_args):
+    """stall_args: name -> default, e.g. ms=300 gives --ms (float). kinds: the choices of a
+    positional `kind` argument (which stall a workload of several kinds makes)."""
     p = argparse.ArgumentParser(description=description)
+    if kinds:
+        p.add_argument("kind", choices=kinds)
     for name, default in stall_args.items():
         p.add_argument("--" + name.replace("_", "-"), type=float, default=default)
     # The tracer classifies a process on its first epoll_wait; the warm-up leaves it time.

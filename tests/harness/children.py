@@ -1,9 +1,8 @@
-"""A child process for the pytest suites (integration, service): its own session, stdout and
-stderr drained by threads into .out/.err as (arrival time.time_ns(), line), every wait bounded.
-
-Shared by tests/integration/conftest.py and tests/service/service_harness.py; each suite wraps
-wait_item() in a wait_line() with the return shape and default stream its tests use.
+"""A child process for the pytest suites: its own session, stdout and stderr drained by threads
+into .out/.err as (arrival time.time_ns(), line), every wait bounded, killed (SIGKILL to its
+process group) when the test or run that started it ends (see killed_on_exit() and fixtures.py).
 """
+import contextlib
 import os
 import signal
 import subprocess
@@ -103,3 +102,23 @@ class ChildProcess:
             err = "\n".join(l for _, l in self.err[-tail:])
             out = "\n".join(l for _, l in self.out[-tail:])
         return f"$ {' '.join(self.argv)}\n--- stdout (tail) ---\n{out}\n--- stderr (tail) ---\n{err}"
+
+
+class Proc(ChildProcess):
+    """A ChildProcess whose wait_line() returns the matching line itself (stderr by default: where
+    loopstall and loopstalld say "ready"); wait_item() also gives its arrival time."""
+
+    def wait_line(self, pred, timeout, stream="err"):
+        """First line matching pred; fails on timeout or when the process ended without it."""
+        return self.wait_item(pred, timeout, stream)[1]
+
+
+@contextlib.contextmanager
+def killed_on_exit(also=()):
+    """Every child started inside the block (and the children in `also`) is killed when it ends."""
+    first = len(ALL)
+    try:
+        yield
+    finally:
+        for p in [*also, *ALL[first:]]:
+            p.kill()
