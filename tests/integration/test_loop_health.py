@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import PY, workload
+from conftest import PY, Workload
 
 COLS = ("PID", "SERVICE", "LOOP", "ITER/S", "UTIL%", "CPU%", "BLK%", "RUNQ%", "P99_MS<=", "STALL/M", "READS/IT",
         "B/READ")
@@ -40,9 +40,9 @@ def parse_tables(text):
 def loops(bpf_ready):
     """The byte reader (a few KB/s, read one byte per recv), a saturated loop, an idle loop."""
     started = {
-        "reader": workload("gevent_byte_reader.py", "--seconds", 60, "--chunk", 64, "--gap", 0.005, interp=PY),
-        "busy": workload("asyncio_duty.py", "--duty", 1.0, "--burn-ms", 5, "--seconds", 60, interp=PY),
-        "idle": workload("asyncio_duty.py", "--duty", 0, "--seconds", 60, interp=PY),
+        "reader": Workload("gevent_byte_reader.py", "--seconds", 60, "--chunk", 64, "--gap", 0.005, interp=PY),
+        "busy": Workload("asyncio_duty.py", "--duty", 1.0, "--burn-ms", 5, "--seconds", 60, interp=PY),
+        "idle": Workload("asyncio_duty.py", "--duty", 0, "--seconds", 60, interp=PY),
     }
     yield started
     for w in started.values():
