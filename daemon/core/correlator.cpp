@@ -144,9 +144,13 @@ std::uint64_t grown(std::uint64_t now, std::uint64_t& before) {
 
 void Correlator::account_iterations(const ls_loop& l) {
   ThreadCounters& tc = threads_[l.tid];
-  // A tid reused by a new loop thread (or another process) starts from zero.
-  const bool new_thread = tc.pid != l.tgid || l.iterations < tc.iterations;
-  if (new_thread) tc = ThreadCounters{};
+  // A tid reused by another process starts from zero (a loop thread's exit
+  // erases its counters). Counters behind what was accounted come from an
+  // older snapshot -- a stall event queued in the ring buffer before the last
+  // scan read the loops map -- and add nothing: taken for a new thread, they
+  // counted every iteration since the daemon began watching into a capture.
+  if (tc.pid != l.tgid) tc = ThreadCounters{};
+  else if (l.iterations < tc.iterations || l.reads < tc.reads) return;
   tc.pid = l.tgid;
   ProcessTotals& pt = totals_[l.tgid];  // an idle loop is listed too (top: 0 % busy)
   if (!tc.counted) pt.loop_threads++, tc.counted = true;

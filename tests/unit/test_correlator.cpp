@@ -422,6 +422,39 @@ TEST_CASE("correlator: a capture counts iterations from its baseline") {
   CHECK(c.summary(1).processes[100].hist[3] == 40);
 }
 
+TEST_CASE("correlator: a stall event older than the last scan adds no iterations") {
+  // The daemon has watched the loop for 5000 iterations; a capture starts
+  // (baseline), a scan reads 5040, then the final event of a stall that ended
+  // at iteration 5030 comes out of the ring buffer.
+  Fixture f;
+  f.fake.add(100, true, false);
+  Correlator c = f.make();
+  ls_loop a = make_loop(101, 100, T0);
+  a.iterations = 5000;
+  a.hist[3] = 5000;
+  c.set_baseline({a});
+  REQUIRE(c.classify(100) == LS_PROC_WATCH);
+  ls_loop scanned = a;
+  scanned.iterations = 5040;
+  scanned.hist[3] = 5040;
+  scanned.iter_start_ns = 0;
+  c.on_scan({scanned}, T0 + kSec);
+  ls_stall_event e{};
+  e.loop = a;
+  e.loop.iterations = 5030;
+  e.loop.hist[3] = 5030;
+  e.end_ns = T0 + 300'000'000;
+  c.on_stall(e);
+  const auto sum = c.summary(1);
+  CHECK(sum.processes.at(100).iterations == 40);
+  CHECK(sum.processes.at(100).stalls == 1);
+  // The next scan counts on from there.
+  scanned.iterations = 5050;
+  scanned.hist[3] = 5050;
+  c.on_scan({scanned}, T0 + 2 * kSec);
+  CHECK(c.summary(2).processes.at(100).iterations == 50);
+}
+
 TEST_CASE("correlator: known_pids covers every process it holds state for") {
   Fixture f;
   f.fake.add(100, true, false);
