@@ -165,7 +165,7 @@ std::vector<LoopRow> LoopRates::update(const Summary& s, double now_s) {
       r.utilisation = std::min(1.0, sum);
       const std::uint64_t reads = t.reads - b.reads;
       if (iters) {
-        std::array<std::uint64_t, LS_HIST_BUCKETS> h{};
+        IterationHist h{};
         for (std::size_t i = 0; i < h.size(); ++i) h[i] = t.hist[i] - std::min(t.hist[i], b.hist[i]);
         r.p99_ms = hist_quantile_ms(h, 0.99);
         r.reads_per_iteration = static_cast<double>(reads) / static_cast<double>(iters);
