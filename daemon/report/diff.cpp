@@ -26,7 +26,7 @@ double tenths(double v) {
 
 struct LoopSide {
   double ms = 0, max_ms = 0;
-  std::array<std::uint64_t, LS_HIST_BUCKETS> hist{};
+  IterationHist hist{};
 };
 
 std::map<std::string, LoopSide> loop_sides(const Capture& c) {
