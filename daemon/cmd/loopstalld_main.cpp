@@ -16,8 +16,10 @@
 #include "loopstall/cli_common.hpp"
 #include "loopstall/clock.hpp"
 #include "loopstall/config.hpp"
-#include "loopstall/control.hpp"
+#include "loopstall/capture_session.hpp"
+#include "loopstall/control_server.hpp"
 #include "loopstall/detector.hpp"
+#include "loopstall/engine.hpp"
 #include "loopstall/http_server.hpp"
 #include "loopstall/json_sink.hpp"
 #include "loopstall/notify.hpp"
@@ -45,11 +47,6 @@ Config effective_config(const Flags& f) {
   if (f.threshold_ms > 0) c.threshold_ms = f.threshold_ms;
   parse_listen(c.metrics_listen, "--metrics-listen");
   return c;
-}
-
-// sample_hz of the configuration as the sampler's fixed period.
-std::uint64_t sample_period_ns(const Config& c) {
-  return static_cast<std::uint64_t>(1e9 / c.sample_hz);
 }
 
 Selection selection_of(const Config& c) {
@@ -119,12 +116,14 @@ int run(const Flags& flags) {
   });
 
   EngineOptions eo;
-  eo.threshold_ns = static_cast<std::uint64_t>(cfg.threshold_ms * 1e6);
-  eo.sample_period_ns = sample_period_ns(cfg);
-  Detector det(eo);
-  Correlator corr(selection_of(cfg), cfg.threshold_ms, fan);
+  eo.tuning = cfg.tuning();
+  Detector det(eo, make_bpf_engine);
+  // One selection: captures name services with the very rules of the
+  // daemon's watch, so they take its names as they are.
+  const Selection sel = selection_of(cfg);
+  CaptureSession watch(det, sel, cfg.threshold_ms, fan);
+  Correlator& corr = watch.correlator();
   corr.keep_exited_totals(false);
-  det.add(corr);
 
   std::unique_ptr<ControlServer> control;
   auto status = [&]() -> nlohmann::json {
@@ -140,7 +139,7 @@ int run(const Flags& flags) {
             {"threshold_ms", corr.threshold_ms()},
             // The kernel reports at the lowest threshold of the daemon and
             // its capture clients; back to threshold_ms when none is left.
-            {"kernel_threshold_ms", static_cast<double>(det.engine().threshold_ns()) / 1e6},
+            {"kernel_threshold_ms", Tuning::ns_to_ms(det.engine().threshold_ns())},
             {"control",
              {{"clients", control ? control->clients() : 0},
               {"captures", control ? control->captures() : 0},
@@ -162,7 +161,7 @@ int run(const Flags& flags) {
   };
   if (!cfg.control_socket.empty()) {
     control = std::make_unique<ControlServer>(cfg.control_socket, det, status);
-    control->set_naming(selection_of(cfg).naming);
+    control->set_naming(sel.naming);
   }
 
   Notifier notifier;
@@ -207,14 +206,15 @@ int run(const Flags& flags) {
       notifier.reloading();
       try {
         Config next = effective_config(flags);
-        corr.set_selection(selection_of(next));
+        const Selection next_sel = selection_of(next);
+        corr.set_selection(next_sel);
         corr.set_threshold_ms(next.threshold_ms);
         det.update_threshold();
-        if (next.sample_hz != cfg.sample_hz) det.set_sample_period_ns(sample_period_ns(next));
+        if (next.sample_hz != cfg.sample_hz) det.set_sample_period_ns(next.tuning().sample_period_ns());
         det.reclassify(corr);
         alerts.set_rules(next.rules, now);
         alerts.set_labels(alert_labels(next));
-        if (control) control->set_naming(selection_of(next).naming);
+        if (control) control->set_naming(next_sel.naming);
         metrics.set_max_services(next.max_services);
         if (next.metrics_listen != cfg.metrics_listen || next.control_socket != cfg.control_socket ||
             next.events != cfg.events || next.alertmanager_url != cfg.alertmanager_url)
@@ -232,9 +232,8 @@ int run(const Flags& flags) {
   }
   notifier.stopping();
   std::fprintf(stderr, "loopstalld: stopping\n");
-  det.flush(corr);
   control.reset();
-  det.remove(corr);
+  watch.stop();
   if (events) events->close();
   return 0;
 }

@@ -112,7 +112,7 @@ void StallMetrics::iterations(std::uint32_t, const std::string& service, const I
 
 void StallMetrics::refresh(Detector& det, const Correlator& corr) {
   const std::vector<ls_loop>& loops = det.last_scan();
-  Engine& eng = det.engine();
+  LoopEngine& eng = det.engine();
   std::map<std::string, double> by_kind;
   for (LoopKind k : kLoopKinds) by_kind[std::string(to_string(k))] = 0;
   double monitored = 0;
