@@ -6,7 +6,7 @@ set -euo pipefail
 BUILD_DEPS=(
   build-essential cmake pkg-config clang llvm linux-libc-dev
   libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev
-  nlohmann-json3-dev libcli11-dev doctest-dev libcpp-httplib-dev libsystemd-dev libre2-dev
+  nlohmann-json3-dev libcli11-dev doctest-dev libcpp-httplib-dev libsystemd-dev libre2-dev prometheus-cpp-dev
 )
 # Real workloads and checkers the tests run (binutils: readelf/nm check USDT notes and
 # native_stack offsets against the ELF files; the python3-* frameworks: one workload each in

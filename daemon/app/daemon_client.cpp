@@ -79,7 +79,8 @@ class LineRouter {
 void capture_via_daemon(int fd, const CaptureArgs& a, OutputQueue& out) {
   // The file first: one that cannot be written stops the capture before it starts.
   std::unique_ptr<CaptureFileWriter> file;
-  if (!a.save.empty()) file = std::make_unique<CaptureFileWriter>(a.save, capture_meta(a.request.threshold_ms, a.command_line));
+  if (!a.save.empty())
+    file = std::make_unique<CaptureFileWriter>(a.save, capture_meta(a.request.threshold_ms, a.command_line));
   ControlRequest req;
   req.cmd = ControlRequest::Cmd::Capture;
   req.capture = a.request;

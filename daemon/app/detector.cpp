@@ -39,16 +39,6 @@ void Detector::add(Correlator& c) {
   reclassify(c);
 }
 
-
-
-
-
-
-
-
-
-
-
 // The youngest iteration age any consumer gathers evidence for.
 std::uint64_t Detector::evidence_after_ns() const {
   std::uint64_t ns = UINT64_MAX;
@@ -65,8 +55,6 @@ const Correlator* Detector::watcher_besides(const Correlator& c, std::uint32_t p
 bool Detector::watched(std::uint32_t pid) const {
   return std::any_of(consumers_.begin(), consumers_.end(), [&](const Correlator* c) { return c->watches(pid); });
 }
-
-
 
 void Detector::set_sample_period_ns(std::uint64_t ns) {
   engine_->set_sample_period_ns(ns);
@@ -87,7 +75,6 @@ void Detector::update_threshold() {
   for (const Correlator* c : consumers_) ms = std::min(ms, c->threshold_ms());
   if (!consumers_.empty()) engine_->set_threshold_ns(Tuning::ms_to_ns(ms));
 }
-
 
 // Routes one ring buffer record; sizes are checked before any cast.
 void Detector::dispatch(const void* data, std::size_t size) {
@@ -123,7 +110,6 @@ void Detector::dispatch(const void* data, std::size_t size) {
     default: break;
   }
 }
-
 
 // Decisions whose NEW_PROC event was lost, and processes that are gone.
 void Detector::sweep() {

@@ -52,8 +52,8 @@ void Detector::on_sample(const ls_sample_event& e, std::size_t size) {
 void Detector::capture_blocks(std::uint64_t now_ns) {
   const std::uint64_t after_ns = evidence_after_ns();
   for (const ls_loop& l : loops_) {
-    if (l.run_state != LS_BLOCKED || now_ns < l.last_ts_ns || !Tuning::iteration_older(l.iter_start_ns, now_ns, after_ns) ||
-        !watched(l.tgid))
+    if (l.run_state != LS_BLOCKED || now_ns < l.last_ts_ns ||
+        !Tuning::iteration_older(l.iter_start_ns, now_ns, after_ns) || !watched(l.tgid))
       continue;
     BlockSeen& b = blocks_[l.tid];
     const bool same = b.iter_start_ns == l.iter_start_ns && b.block_start_ns == l.last_ts_ns;

@@ -39,8 +39,7 @@ int main(int argc, char** argv) {
   a.socket = default_control_socket();
   cap->add_option("--socket", a.socket, "loopstalld's control socket (env LOOPSTALL_CONTROL_SOCKET)")
       ->capture_default_str();
-  cap->add_option("--save", a.save,
-                  "Also write a capture file (gzip, versioned; read it with `loopstall report`)");
+  cap->add_option("--save", a.save, "Also write a capture file (gzip, versioned; read it with `loopstall report`)");
   a.command_line.assign(argv, argv + argc);
 
   std::string report_file, report_format = "text";

@@ -8,6 +8,9 @@
 
 namespace loopstall {
 
+// Sinks see the BPF histogram as IterationHist without the BPF header.
+static_assert(kHistBuckets == LS_HIST_BUCKETS);
+
 Correlator::Correlator(Selection sel, double threshold_ms, Sink& sink, ProcInspector inspect, WallClock clock)
     : sel_(std::move(sel)),
       threshold_ms_(threshold_ms),

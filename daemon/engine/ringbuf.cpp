@@ -1,4 +1,4 @@
-// The ring buffer that carries stall, new-process and loop-exit events.
+// The ring buffer that carries stall, new-process, loop-exit and sample events.
 #include <cerrno>
 
 #include "engine_impl.hpp"
@@ -16,7 +16,8 @@ constexpr std::uint64_t kMaxPollNs = 10'000'000;
 // What a callback returns to make libbpf stop (after this record).
 constexpr int kPollBudgetSpent = -ECANCELED;
 
-int on_sample(void* ctx, void* data, size_t size) {
+// libbpf calls this for every record, whatever its type (ls_event_hdr).
+int on_record(void* ctx, void* data, size_t size) {
   auto* impl = static_cast<Engine::Impl*>(ctx);
   const std::uint64_t now = monotonic_ns();
   if (!impl->poll_first_ns) impl->poll_first_ns = now;
@@ -28,7 +29,7 @@ int on_sample(void* ctx, void* data, size_t size) {
 }  // namespace
 
 void open_ring_buffer(Engine::Impl& impl) {
-  impl.rb = ring_buffer__new(bpf_map__fd(impl.skel->maps.events), on_sample, &impl, nullptr);
+  impl.rb = ring_buffer__new(bpf_map__fd(impl.skel->maps.events), on_record, &impl, nullptr);
   if (!impl.rb) throw_bpf_error("creating the ring buffer reader", errno);
 }
 

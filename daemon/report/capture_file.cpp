@@ -59,8 +59,7 @@ struct CaptureFileWriter::Impl {
   bool failed = false;
 };
 
-CaptureFileWriter::CaptureFileWriter(const std::string& path, const CaptureMeta& m)
-    : impl_(std::make_unique<Impl>()) {
+CaptureFileWriter::CaptureFileWriter(const std::string& path, const CaptureMeta& m) : impl_(std::make_unique<Impl>()) {
   impl_->path = path;
   // A regular file only: a FIFO would block the capture in open().
   struct stat st {};

@@ -55,7 +55,7 @@ std::string format_stall_line(const StallReport& r) {
   return line;
 }
 
-double hist_quantile_ms(const std::array<std::uint64_t, LS_HIST_BUCKETS>& hist, double q) {
+double hist_quantile_ms(const IterationHist& hist, double q) {
   std::uint64_t total = 0;
   for (auto n : hist) total += n;
   if (!total) return 0;

@@ -3,6 +3,7 @@
 // v2 API from a background thread that never blocks the event path.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -13,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "loopstall/config.hpp"
-#include "loopstall/correlator.hpp"
+#include "loopstall/alert_rule.hpp"
+#include "loopstall/clock.hpp"
 #include "loopstall/sink.hpp"
 
 namespace loopstall {
@@ -49,7 +50,7 @@ class AlertSender {
   std::condition_variable cv_;
   std::map<std::string, Alert> pending_;
   bool stop_ = false;
-  std::uint64_t ok_ = 0, failed_ = 0;
+  std::atomic<std::uint64_t> ok_{0}, failed_{0};  // read by the metrics sink's thread
   std::thread thread_;
 };
 
@@ -67,8 +68,9 @@ class AlertEngine : public Sink {
   AlertEngine(std::vector<AlertRule> rules, AlertSender* sender, std::FILE* log, WallClock clock = {},
               std::map<std::string, std::string> labels = {});
   void stall(const StallReport& r) override;
-  // Hung-loop rules, window expiry, resends; call after each scan.
-  void tick(const std::vector<ls_loop>& loops, const Correlator& corr, std::uint64_t now_ns);
+  // Hung-loop rules (loops in an iteration at this snapshot), window
+  // expiry, resends; the app pushes one after each scan.
+  void health(const Health& h) override;
   // New rules (SIGHUP): alerts of rules that are gone are resolved.
   void set_rules(std::vector<AlertRule> rules, std::uint64_t now_ns);
   // New external labels (SIGHUP): alerts keep the labels they fired with.

@@ -39,7 +39,7 @@ struct CaptureLoop {
   std::uint32_t pid = 0;
   std::string comm, loop;
   std::uint64_t iterations = 0;
-  std::array<std::uint64_t, LS_HIST_BUCKETS> hist{};  // log2 us buckets (see IterationDelta)
+  IterationHist hist{};  // log2 us buckets (see IterationDelta)
 };
 
 struct Capture {

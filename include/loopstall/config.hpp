@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "loopstall/alert_rule.hpp"
 #include "loopstall/procinfo.hpp"
 #include "loopstall/service_name.hpp"
 #include "loopstall/tuning.hpp"
@@ -34,19 +35,6 @@ struct ProcessMatch {
   std::shared_ptr<const re2::RE2> exe, cmdline;
   std::optional<std::string> unit;
   bool matches(const ProcInfo& p) const;
-};
-
-struct AlertRule {
-  enum class Kind { Stall, Frequent, Hung };
-  std::string name;
-  std::string severity = "warning";
-  std::map<std::string, std::string> labels;
-  Kind kind = Kind::Stall;
-  double stall_ms = 0;       // Stall: any single stall >= stall_ms
-  std::uint32_t stalls = 0;  // Frequent: >= stalls stalls >= min_ms in window_s, per service
-  double min_ms = 0;
-  double window_s = 0;
-  double hung_s = 0;  // Hung: a loop hung >= hung_s, fired while hung
 };
 
 struct Config {

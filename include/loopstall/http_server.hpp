@@ -1,6 +1,8 @@
 // GET /metrics (Prometheus text format) and GET /healthz on a background
-// thread. Rendering takes the registry's lock briefly; the detector thread is
-// never blocked by a slow scraper.
+// thread. Rendering collects the registry (prometheus-cpp locks one family
+// or series at a time); the detector thread is never blocked by a slow
+// scraper. Our own server, not prometheus-cpp's civetweb exposer: see
+// docs/dependencies.md.
 //
 // One thread, non-blocking sockets and epoll: a connection costs a buffer,
 // not a worker, so connections that trickle bytes (slowloris) or send
@@ -23,7 +25,7 @@ class MetricsServer {
  public:
   // healthy(): whether /healthz answers 200 (e.g. the detector loop ran
   // recently). Throws std::runtime_error when the address cannot be bound.
-  MetricsServer(const std::string& host, int port, const Registry& reg, std::function<bool()> healthy);
+  MetricsServer(const std::string& host, int port, const Metrics& reg, std::function<bool()> healthy);
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;

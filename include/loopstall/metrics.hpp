@@ -1,66 +1,47 @@
-// A small Prometheus registry: counter, gauge and histogram families with
-// labels, rendered in the text exposition format (0.0.4). Debian 12 ships
-// no C++ Prometheus client, and we need only this much.
+// The daemon's Prometheus registry: prometheus-cpp's families (counters,
+// gauges, histograms) and its text serializer (exposition format 0.0.4).
+// Thread-safe: the HTTP thread renders while the detector thread updates.
 #pragma once
 
-#include <cstdint>
-#include <map>
+#include <initializer_list>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
 
 namespace loopstall {
 
-using LabelValues = std::vector<std::string>;
-
-class MetricFamily {
+class Metrics {
  public:
-  enum class Type { Counter, Gauge, Histogram };
-  MetricFamily(std::string name, std::string help, Type type, std::vector<std::string> label_names,
-               std::vector<double> buckets = {});
-
-  void add(const LabelValues& labels, double v);                         // counter/gauge
-  void set(const LabelValues& labels, double v);                         // gauge
-  void observe(const LabelValues& labels, double v);                     // histogram
-  void observe_n(const LabelValues& labels, double v, std::uint64_t n);  // n observations of v
-  void clear() { series_.clear(); }
-  double value(const LabelValues& labels) const;  // counter/gauge; 0 when absent
-  void render(std::string& out) const;
-  const std::string& name() const { return name_; }
-
- private:
-  struct Series {
-    double value = 0;
-    std::vector<std::uint64_t> bucket_counts;  // cumulative at render time
-    std::uint64_t count = 0;
-    double sum = 0;
-  };
-  std::string name_, help_;
-  Type type_;
-  std::vector<std::string> label_names_;
-  std::vector<double> buckets_;
-  std::map<LabelValues, Series> series_;
-};
-
-// Families by name; render() and mutations are serialized by one mutex
-// (the HTTP thread renders while the detector thread updates).
-class Registry {
- public:
-  MetricFamily& counter(const std::string& name, const std::string& help, std::vector<std::string> labels = {});
-  MetricFamily& gauge(const std::string& name, const std::string& help, std::vector<std::string> labels = {});
-  MetricFamily& histogram(const std::string& name, const std::string& help, std::vector<std::string> labels,
-                          std::vector<double> buckets);
+  prometheus::Family<prometheus::Counter>& counter(const std::string& name, const std::string& help);
+  prometheus::Family<prometheus::Gauge>& gauge(const std::string& name, const std::string& help);
+  prometheus::Family<prometheus::Histogram>& histogram(const std::string& name, const std::string& help);
+  // Every family, sorted by name, its series by labels; a family with no
+  // series yet is still there with its HELP and TYPE (as a dashboard's or a
+  // rule's author reads them), which prometheus-cpp alone leaves out.
   std::string render() const;
-  std::mutex& mutex() const { return mu_; }
 
  private:
-  MetricFamily& family(const std::string& name, const std::string& help, MetricFamily::Type t,
-                       std::vector<std::string> labels, std::vector<double> buckets);
-  mutable std::mutex mu_;
-  std::map<std::string, MetricFamily> families_;
+  void declare(const std::string& name, const std::string& help, prometheus::MetricType type);
+  prometheus::Registry reg_;
+  mutable std::mutex mu_;  // guards declared_
+  std::vector<prometheus::MetricFamily> declared_;
 };
 
-// Escapes a label value for the exposition format.
-std::string escape_label_value(const std::string& v);
+// Labels whose values are valid UTF-8 whatever the bytes given: a service
+// name comes from another process, and one bad byte makes Prometheus reject
+// the whole scrape.
+prometheus::Labels labels(std::initializer_list<std::pair<const char*, std::string>> kv);
+
+// A counter that mirrors a cumulative count kept elsewhere (BPF, the
+// correlator): moved up to `total` (counters never go down).
+void advance_to(prometheus::Counter& c, double total);
 
 }  // namespace loopstall

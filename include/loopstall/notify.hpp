@@ -17,7 +17,6 @@ class Notifier {
   // Pings the watchdog when half its interval has passed; call from the
   // main loop, so a stuck loop stops the pings and systemd restarts us.
   void maybe_ping(std::uint64_t now_ns);
-  bool watchdog_enabled() const { return watchdog_ns_ != 0; }
 
  private:
   std::uint64_t watchdog_ns_ = 0;

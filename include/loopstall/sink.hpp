@@ -1,5 +1,7 @@
-// Where reports go: JSON Lines, text, (later) metrics and alerts. Sinks are
-// called from the correlator's thread only.
+// Where reports go: JSON Lines, text, metrics, alerts, counters. Sinks only
+// receive: stall reports and iteration counts from the correlator, a health
+// snapshot from the app (health.hpp); none reads the engine, the detector or
+// the correlator back. Called from the detector's thread only.
 #pragma once
 
 #include <array>
@@ -10,16 +12,21 @@
 #include <string_view>
 #include <vector>
 
-#include "loopstall/loopstall.h"
+#include "loopstall/health.hpp"
 #include "loopstall/stall.hpp"
 
 namespace loopstall {
 
-// Iterations of one loop thread measured since the last report, with their
-// durations in the BPF side's log2 buckets (bucket i: [2^(i-1), 2^i) us).
+// Iteration durations in the BPF side's log2 buckets (bucket i:
+// [2^(i-1), 2^i) us); kHistBuckets == LS_HIST_BUCKETS, checked where both
+// are seen (core/correlator.cpp), so no sink needs the BPF header.
+inline constexpr std::size_t kHistBuckets = 32;
+using IterationHist = std::array<std::uint64_t, kHistBuckets>;
+
+// Iterations of one loop thread measured since the last report.
 struct IterationDelta {
   std::uint64_t count = 0;
-  std::array<std::uint64_t, LS_HIST_BUCKETS> hist{};
+  IterationHist hist{};
 };
 
 // Upper bound (seconds) of log2 bucket i: 2^i microseconds.
@@ -29,7 +36,7 @@ inline double hist_bucket_upper_s(std::size_t i) {
 
 // The q-quantile (0..1) of a log2 histogram, as its bucket's upper bound in
 // milliseconds; 0 when empty.
-double hist_quantile_ms(const std::array<std::uint64_t, LS_HIST_BUCKETS>& hist, double q);
+double hist_quantile_ms(const IterationHist& hist, double q);
 
 // Per-process totals for the end-of-capture summary.
 struct ProcessTotals {
@@ -43,8 +50,8 @@ struct ProcessTotals {
   // the longest of them so far: a hung loop is never a "0 stalls" summary.
   std::uint64_t in_progress = 0;
   double in_progress_max_ms = 0;
-  double in_progress_ms = 0;                          // their durations so far, summed
-  std::array<std::uint64_t, LS_HIST_BUCKETS> hist{};  // iteration durations
+  double in_progress_ms = 0;  // their durations so far, summed
+  IterationHist hist{};       // iteration durations
 };
 
 struct Summary {
@@ -61,9 +68,11 @@ class Sink {
  public:
   virtual ~Sink() = default;
   virtual void stall(const StallReport& r) = 0;
-  // Iterations measured since the last call, for one process; `service` is
-  // its service or, when it has none, its comm.
+  // Iterations measured since the last call, for one process of `service`
+  // (service_name(): the same value as in its events).
   virtual void iterations(std::uint32_t /*pid*/, const std::string& /*service*/, const IterationDelta& /*d*/) {}
+  // The state of the loops and of the tracer, after each scan.
+  virtual void health(const Health& /*h*/) {}
   virtual void finish(const Summary&) {}
 };
 
@@ -77,12 +86,25 @@ class FanoutSink : public Sink {
   void iterations(std::uint32_t pid, const std::string& service, const IterationDelta& d) override {
     for (Sink* s : sinks_) s->iterations(pid, service, d);
   }
+  void health(const Health& h) override {
+    for (Sink* s : sinks_) s->health(h);
+  }
   void finish(const Summary& sum) override {
     for (Sink* s : sinks_) s->finish(sum);
   }
 
  private:
   std::vector<Sink*> sinks_;
+};
+
+// Counts final reports (`loopstall status`, the systemd status line).
+class StallCounter : public Sink {
+ public:
+  void stall(const StallReport& r) override { stalls_ += r.ongoing ? 0 : 1; }
+  std::uint64_t stalls() const { return stalls_; }
+
+ private:
+  std::uint64_t stalls_ = 0;
 };
 
 }  // namespace loopstall

@@ -1,16 +1,19 @@
 // The daemon's Prometheus series (names fixed by contract/CONTRACT.md, plus
-// what an SRE needs). Fed as a Sink by the correlator and refreshed from
-// detector state once per scan.
+// what an SRE needs): a sink fed with stall reports and iteration counts by
+// the correlator and with the health snapshot by the app.
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
-#include "loopstall/correlator.hpp"
-#include "loopstall/detector.hpp"
+#include "loopstall/alerts.hpp"
 #include "loopstall/metrics.hpp"
+#include "loopstall/output.hpp"
 #include "loopstall/sink.hpp"
 
 namespace loopstall {
@@ -27,7 +30,7 @@ inline const std::vector<double> kIterationBuckets = {1e-6,     4e-6,     16e-6,
                                                       1.048576, 4.194304, 16.777216, 67.108864};
 
 // Keeps the `service` label bounded: the first max distinct values pass,
-// later ones become "other".
+// later ones become "other". Values are made valid UTF-8 first.
 class ServiceLabels {
  public:
   explicit ServiceLabels(std::size_t max) : max_(max) {}
@@ -39,30 +42,78 @@ class ServiceLabels {
   std::set<std::string> seen_;
 };
 
-struct DaemonState {
-  std::uint64_t attach_failures = 0;
-  std::uint64_t alerts_sent_ok = 0;
-  std::uint64_t alerts_send_failed = 0;
-};
-
 class StallMetrics : public Sink {
  public:
-  StallMetrics(Registry& reg, std::size_t max_services, const std::string& version);
+  StallMetrics(Metrics& m, std::size_t max_services, const std::string& version);
+  ~StallMetrics() override;
   void stall(const StallReport& r) override;
   void iterations(std::uint32_t pid, const std::string& service, const IterationDelta& d) override;
-  // Gauges and BPF counters; call after each scan.
-  void refresh(Detector& det, const Correlator& corr);
-  void set_max_services(std::size_t max) { services_.set_max(max); }
-  // Records an output (the event log) did not take: it did not keep up, or
-  // writing failed (disk full).
-  void set_output_dropped(const std::string& output, std::uint64_t not_keeping_up, std::uint64_t write_errors);
+  // Gauges and mirrored counters: loops, stalls in progress, BPF, this
+  // process, and the outputs watched below.
+  void health(const Health& h) override;
+  void set_max_services(std::size_t max);
+  // Other outputs whose own state is exported: the alert sink (alerts
+  // firing by rule, deliveries) and output queues (records dropped). Not
+  // owned; they must outlive this sink.
+  void watch_alerts(const AlertEngine& alerts, const AlertSender* sender);
+  void watch_output(const std::string& name, const OutputQueue& q);
 
  private:
-  Registry& reg_;
-  ServiceLabels services_;
-};
+  using Counter = prometheus::Counter;
+  using Gauge = prometheus::Gauge;
+  using Histogram = prometheus::Histogram;
+  template <typename T>
+  using Family = prometheus::Family<T>;
+  // The series the correlator updates after every scan, by the process's
+  // service as it gave it (not yet bounded nor made valid UTF-8).
+  struct PerService {
+    Counter* iterations = nullptr;
+    Histogram* iteration_durations = nullptr;
+  };
+  // Series with fixed labels, made at the first health snapshot (not
+  // exported as zeros before anything was measured).
+  struct Fixed;
+  PerService& per_service(const std::string& service);
+  void export_alerts();
 
-// process_* series of this process (CPU, memory, fds, start time).
-void refresh_process_metrics(Registry& reg);
+  ServiceLabels services_;
+  std::unordered_map<std::string, PerService> per_service_;
+  Family<Counter>& stalls_;
+  Family<Histogram>& stall_durations_;
+  Family<Counter>& stall_time_;
+  Family<Counter>& blocked_;
+  Family<Counter>& iterations_;
+  Family<Histogram>& iteration_durations_;
+  Family<Gauge>& monitored_;
+  Family<Gauge>& loops_;
+  Family<Gauge>& ongoing_;
+  Family<Gauge>& longest_ongoing_;
+  Family<Gauge>& watched_;
+  Family<Counter>& lost_;
+  Family<Counter>& map_full_;
+  Family<Gauge>& map_entries_;
+  Family<Counter>& bpf_iterations_;
+  Family<Counter>& bpf_samples_;
+  Family<Counter>& bpf_samples_skipped_;
+  Family<Counter>& over_budget_;
+  Family<Counter>& state_repairs_;
+  Family<Gauge>& alerts_firing_;
+  Family<Counter>& deliveries_;
+  Family<Counter>& output_dropped_;
+  Family<Counter>& attach_failures_;
+  Family<Gauge>& bpf_stats_enabled_;
+  Family<Counter>& program_runs_;
+  Family<Counter>& program_seconds_;
+  Family<Counter>& process_cpu_;
+  Family<Gauge>& process_rss_;
+  Family<Gauge>& process_start_;
+  Family<Gauge>& process_fds_;
+  std::unique_ptr<Fixed> fixed_;
+  std::uint64_t counters_seen_ns_ = 0;  // Health::counters_read_ns last exported
+  const AlertEngine* alerts_ = nullptr;
+  const AlertSender* sender_ = nullptr;
+  std::map<std::string, Gauge*> firing_;  // by rule: rules gone on reload lose their series
+  std::vector<std::pair<std::string, const OutputQueue*>> outputs_;
+};
 
 }  // namespace loopstall

@@ -7,6 +7,7 @@
 
 #include "loopstall/alerts.hpp"
 #include "loopstall/clock.hpp"
+#include "loopstall/config.hpp"
 #include "test_util.hpp"
 
 using namespace loopstall;
@@ -53,20 +54,13 @@ struct Log {
   std::FILE* f;
 };
 
-// A correlator that watches pid 7 (a fake /proc).
-struct Watching {
-  test::CapturingSink sink;
-  Correlator corr{Selection{}, 100, sink, [](std::uint32_t pid) -> std::optional<ProcInfo> {
-                    ProcInfo p;
-                    p.pid = pid;
-                    p.python = true;
-                    p.native_loop = LoopKind::Gevent;
-                    p.comm = "python3";
-                    p.service = "api.service";
-                    return p;
-                  }};
-  Watching() { corr.classify(7); }
-};
+// A health snapshot at now_ns, with the given loops inside an iteration.
+Health health_at(std::uint64_t now_ns, std::vector<LoopInIteration> in_iteration = {}) {
+  Health h;
+  h.now_ns = now_ns;
+  h.in_iteration = std::move(in_iteration);
+  return h;
+}
 
 }  // namespace
 
@@ -120,8 +114,7 @@ TEST_CASE("a frequent-stalls rule fires at N stalls in the window and resolves w
   CHECK(log.count("alert firing") == 0);
   e.stall(stall(250));
   CHECK(log.count("alert firing") == 1);
-  Watching w;
-  e.tick({}, w.corr, monotonic_ns() + 2 * kSec);  // the window has passed
+  e.health(health_at(monotonic_ns() + 2 * kSec));  // the window has passed
   CHECK(log.count("alert resolved") == 1);
   CHECK(e.firing_counts().at("Often") == 0);
 }
@@ -129,21 +122,20 @@ TEST_CASE("a frequent-stalls rule fires at N stalls in the window and resolves w
 TEST_CASE("a hung-loop rule fires while hung and resolves when the loop returns") {
   Log log;
   AlertEngine e({rule(R"({"name": "Hung", "hung_s": 1, "severity": "critical"})")}, nullptr, log.f);
-  Watching w;
   const std::uint64_t start = 1000 * kSec;
-  const ls_loop l = test::make_loop(7, 7, start);
-  e.tick({l}, w.corr, start + 500 * kMs);
+  const LoopInIteration l{.pid = 7, .tid = 8, .iter_start_ns = start, .service = "api.service"};
+  e.health(health_at(start + 500 * kMs, {l}));
   CHECK(log.count("firing") == 0);
-  e.tick({l}, w.corr, start + 1500 * kMs);
+  e.health(health_at(start + 1500 * kMs, {l}));
   CHECK(log.count("alert firing") == 1);
   CHECK(log.text().find("service=\"api.service\"") != std::string::npos);
-  CHECK(log.text().find("tid 7") != std::string::npos);  // in the summary, not a label
-  e.tick({l}, w.corr, start + 2500 * kMs);               // still hung: no new alert
+  CHECK(log.text().find("tid 8") != std::string::npos);  // in the summary, not a label
+  e.health(health_at(start + 2500 * kMs, {l}));          // still hung: no new alert
   CHECK(log.count("alert firing") == 1);
-  ls_loop back = l;
-  back.iter_start_ns = 0;  // returned to epoll_wait
-  e.tick({back}, w.corr, start + 2600 * kMs);
+  CHECK(e.firing_counts().at("Hung") == 1);
+  e.health(health_at(start + 2600 * kMs));  // returned to epoll_wait: no longer in an iteration
   CHECK(log.count("alert resolved") == 1);
+  CHECK(e.firing_counts().at("Hung") == 0);
 }
 
 TEST_CASE("removing a rule on reload resolves its alerts") {
@@ -167,4 +159,37 @@ TEST_CASE("the Alertmanager payload is the v2 shape") {
   CHECK(j[0]["annotations"]["summary"] == "s");
   CHECK(j[0]["startsAt"] == "2023-11-14T22:13:20.123Z");
   CHECK(j[0]["endsAt"] == "2023-11-14T22:14:20.000Z");
+}
+
+TEST_CASE("hung loops: one alert per service, however many of its loops hang") {
+  Log log;
+  AlertEngine e({rule(R"({"name": "Hung", "hung_s": 1})")}, nullptr, log.f);
+  const std::uint64_t start = 1000 * kSec;
+  const std::vector<LoopInIteration> hung = {
+      {.pid = 7, .tid = 7, .iter_start_ns = start, .service = "api"},
+      {.pid = 9, .tid = 9, .iter_start_ns = start, .service = "api"},
+      {.pid = 11, .tid = 12, .iter_start_ns = start, .service = "billing"},
+      {.pid = 13, .tid = 13, .iter_start_ns = start + 1900 * kMs, .service = "search"},  // young: not hung
+  };
+  e.health(health_at(start + 2 * kSec, hung));
+  CHECK(log.count("alert firing") == 2);
+  CHECK(e.firing_counts().at("Hung") == 2);
+  CHECK(log.text().find("service=\"search\"") == std::string::npos);
+  // billing's loop started a new iteration: its alert resolves, api's stays.
+  e.health(health_at(start + 3 * kSec, {hung[0], hung[1], {11, 12, start + 2900 * kMs, "billing"}}));
+  CHECK(log.count("alert resolved") == 1);
+  CHECK(log.text().find("resolved alertname=\"Hung\" service=\"billing\"") != std::string::npos);
+  CHECK(e.firing_counts().at("Hung") == 1);
+}
+
+TEST_CASE("a single-stall alert is held, then left to Alertmanager's endsAt") {
+  Log log;
+  AlertEngine e({rule(R"({"name": "Big", "stall_ms": 300})")}, nullptr, log.f);
+  e.stall(stall(400));
+  const std::uint64_t now = monotonic_ns();
+  e.health(health_at(now + AlertEngine::kStallAlertHoldNs / 2));
+  CHECK(e.firing_counts().at("Big") == 1);
+  e.health(health_at(now + AlertEngine::kStallAlertHoldNs + kSec));
+  CHECK(e.firing_counts().at("Big") == 0);
+  CHECK(log.count("alert resolved") == 0);  // expired, not resolved: its endsAt says when
 }

@@ -2,8 +2,8 @@
 // error a client gets back for a bad one (parse_request never throws).
 #include <doctest/doctest.h>
 
-#include <vector>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 

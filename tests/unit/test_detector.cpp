@@ -187,11 +187,13 @@ struct Rig {
   FakeEngine* engine = nullptr;
   Detector det;
   Rig()
-      : det(EngineOptions{}, [this](const EngineOptions&) {
-          auto e = std::make_unique<FakeEngine>();
-          engine = e.get();
-          return e;
-        },
+      : det(
+            EngineOptions{},
+            [this](const EngineOptions&) {
+              auto e = std::make_unique<FakeEngine>();
+              engine = e.get();
+              return e;
+            },
             std::make_unique<NoStacks>()) {}
 };
 
@@ -272,9 +274,9 @@ TEST_CASE("a capture through the daemon takes what the daemon knows instead of r
   rig.det.add(capture);
   CHECK(capture.watches(loop.pid()));
   CHECK(capture.service_of(loop.pid()) == "shop");
-  CHECK(capture_procs.reads[loop.pid()] == 0);               // nothing read again
-  CHECK(rig.engine->insert_calls.at(loop.pid()) == 1);        // the kernel watches it already
-  CHECK(rig.engine->threshold == 50'000'000ULL);              // the lower threshold reaches the kernel
+  CHECK(capture_procs.reads[loop.pid()] == 0);          // nothing read again
+  CHECK(rig.engine->insert_calls.at(loop.pid()) == 1);  // the kernel watches it already
+  CHECK(rig.engine->threshold == 50'000'000ULL);        // the lower threshold reaches the kernel
   // A capture of other processes only does not take it.
   Selection only_others;
   only_others.pids = {1};

@@ -172,7 +172,7 @@ TEST_CASE("TextSink writes a line per stall and the summary") {
 }
 
 TEST_CASE("iteration-duration quantiles come from the log2 histogram's bucket bounds") {
-  std::array<std::uint64_t, LS_HIST_BUCKETS> h{};
+  loopstall::IterationHist h{};
   CHECK(loopstall::hist_quantile_ms(h, 0.5) == 0);
   h[10] = 98;  // [512 us, 1.024 ms)
   h[17] = 2;   // [65.5 ms, 131 ms)

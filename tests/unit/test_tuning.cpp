@@ -39,7 +39,7 @@ TEST_CASE("an iteration's age") {
   CHECK(Tuning::iteration_older(1000, 1500, 500));
   CHECK_FALSE(Tuning::iteration_older(1000, 1499, 500));
   CHECK_FALSE(Tuning::iteration_older(0, 1'000'000, 1));  // none in progress
-  CHECK_FALSE(Tuning::iteration_older(2000, 1000, 0));   // began after the snapshot
+  CHECK_FALSE(Tuning::iteration_older(2000, 1000, 0));    // began after the snapshot
 }
 
 TEST_CASE("validation names the field and refuses what would wrap in u64 ns") {

@@ -238,21 +238,19 @@ void AlertEngine::stall(const StallReport& r) {
   }
 }
 
-void AlertEngine::tick(const std::vector<ls_loop>& loops, const Correlator& corr, std::uint64_t now_ns) {
+void AlertEngine::health(const Health& h) {
+  const std::uint64_t now_ns = h.now_ns;
   for (const AlertRule& rule : rules_) {
     if (rule.kind != AlertRule::Kind::Hung) continue;
     const auto hung_ns = static_cast<std::uint64_t>(rule.hung_s * 1e9);
-    for (const ls_loop& l : loops) {
-      if (!corr.watches(l.tgid) || !l.iter_start_ns || now_ns < l.iter_start_ns) continue;
-      const std::uint64_t age = now_ns - l.iter_start_ns;
-      if (age < hung_ns) continue;
-      const std::string svc = corr.service_of(l.tgid);
+    for (const LoopInIteration& l : h.in_iteration) {
+      if (now_ns < l.iter_start_ns || now_ns - l.iter_start_ns < hung_ns) continue;
       // One alert per service, however many of its loops hang; the first
       // one found describes it.
-      fire(rule, {{"service", svc}},
-           {{"summary", "event loop of " + svc + " (pid " + std::to_string(l.tgid) + ", tid " + std::to_string(l.tid) +
-                            ") has not returned since it started hanging"},
-            {"pid", std::to_string(l.tgid)},
+      fire(rule, {{"service", l.service}},
+           {{"summary", "event loop of " + l.service + " (pid " + std::to_string(l.pid) + ", tid " +
+                            std::to_string(l.tid) + ") has not returned since it started hanging"},
+            {"pid", std::to_string(l.pid)},
             {"tid", std::to_string(l.tid)}},
            clock_.to_unix_ns(l.iter_start_ns), now_ns, 0, false);
     }

@@ -71,13 +71,13 @@ std::size_t head_end(const std::string& in) {
 }  // namespace
 
 struct MetricsServer::Impl {
-  const Registry& reg;
+  const Metrics& reg;
   std::function<bool()> healthy;
   int listen_fd = -1, epoll_fd = -1, wake_fd = -1, spare_fd = -1;
   std::atomic<bool> stop{false};
   std::map<int, Conn> conns;
 
-  Impl(const Registry& r, std::function<bool()> h) : reg(r), healthy(std::move(h)) {}
+  Impl(const Metrics& r, std::function<bool()> h) : reg(r), healthy(std::move(h)) {}
   ~Impl() {
     for (auto& [fd, c] : conns) close(fd);
     for (int fd : {listen_fd, epoll_fd, wake_fd, spare_fd})
@@ -220,7 +220,7 @@ struct MetricsServer::Impl {
   }
 };
 
-MetricsServer::MetricsServer(const std::string& host, int port, const Registry& reg, std::function<bool()> healthy)
+MetricsServer::MetricsServer(const std::string& host, int port, const Metrics& reg, std::function<bool()> healthy)
     : impl_(std::make_unique<Impl>(reg, std::move(healthy))) {
   const auto fail = [&](const std::string& why) {
     return std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + " for metrics (" + why + ")");
