@@ -81,7 +81,7 @@ std::string request_line(const ControlRequest& r) {
             {"threshold_ms", c.threshold_ms},
             {"all_loops", c.all_loops},
             {"format", c.format}};
-  if (c.save) j["save"] = true;  // older daemons refuse nothing they do not know
+  if (c.save) j["save"] = true;  // only when asked: the line stays as it was for the rest
   return control_line(j);
 }
 

@@ -1,7 +1,7 @@
 // loopstalld's control protocol, both ends: what `loopstall capture`/`status`
 // send and what the daemon answers. AF_UNIX stream, one JSON request line
 // per connection:
-//   {"cmd":"status"}  -> one JSON object (status_to_json), then close
+//   {"cmd":"status"}  -> one JSON object (Daemon::status, app/daemon.cpp), then close
 //   {"cmd":"capture","pids":[..],"threshold_ms":N,"all_loops":b,
 //    "format":"json"|"text","save":b}
 //       -> {"ok":true} (or {"ok":false,"error":"..."}), then the same lines

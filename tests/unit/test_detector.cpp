@@ -292,11 +292,13 @@ TEST_CASE("a capture through the daemon takes what the daemon knows instead of r
 TEST_CASE("a capture session reports what is pending and its summary, then leaves the detector") {
   Rig rig;
   CapturingSink daemon_sink, capture_sink;
-  Correlator daemon(Selection{}, 100, daemon_sink, Inspector{}.fn());
+  Inspector nothing;
+  Correlator daemon(Selection{}, 100, daemon_sink, nothing.fn());
   rig.det.add(daemon);
+  // Sessions read the real /proc: pid 1 (init) only, which is never Python.
+  Selection none;
+  none.pids = {1};
   {
-    Selection none;
-    none.pids = {1};  // init is never Python: nothing to watch, a summary all the same
     CaptureSession s(rig.det, none, 20, capture_sink);
     CHECK(rig.engine->threshold == 20'000'000ULL);
     CHECK(s.running());
@@ -308,12 +310,12 @@ TEST_CASE("a capture session reports what is pending and its summary, then leave
     CHECK(capture_sink.summaries.size() == 1);
   }
   {
-    CaptureSession s(rig.det, Selection{}, 30, capture_sink);
+    CaptureSession s(rig.det, none, 30, capture_sink);
     s.stop();  // the daemon's own watch: no summary
     CHECK(capture_sink.summaries.size() == 1);
   }
   {
-    CaptureSession s(rig.det, Selection{}, 40, capture_sink);
+    CaptureSession s(rig.det, none, 40, capture_sink);
     CHECK(rig.engine->threshold == 40'000'000ULL);
   }  // a client gone: out of the detector, nothing reported
   CHECK(rig.engine->threshold == 100'000'000ULL);
