@@ -34,13 +34,13 @@ struct SelfUsage {
 };
 
 struct Health {
-  std::uint64_t now_ns = 0;  // CLOCK_MONOTONIC of the snapshot
-  double threshold_ms = 0;   // the daemon's
+  std::uint64_t now_ns = 0;        // CLOCK_MONOTONIC of the snapshot
+  double threshold_ms = 0;         // the daemon's
   double kernel_threshold_ms = 0;  // the lowest of the daemon's and its capture clients'
 
   // From the last scan of the loops map, watched processes only.
   std::array<std::uint64_t, kLoopKinds.size()> loops_by_kind{};  // indexed by LoopKind
-  std::uint64_t monitored_loops = 0;  // their sum
+  std::uint64_t monitored_loops = 0;                             // their sum
   std::vector<LoopInIteration> in_iteration;
   std::uint64_t watched_processes = 0;
   std::uint64_t ongoing_stalls = 0;
@@ -52,7 +52,7 @@ struct Health {
   std::uint64_t counters_read_ns = 0;
   int programs_attached = 0;
   std::vector<std::string> attach_failures;  // optional programs not attached
-  struct Bpf {  // the BPF side's own counters, cumulative
+  struct Bpf {                               // the BPF side's own counters, cumulative
     std::uint64_t iterations = 0, samples = 0, samples_skipped = 0, state_repairs = 0;
     std::uint64_t loops_full = 0, procs_full = 0;  // threads/processes not tracked
   } bpf;
