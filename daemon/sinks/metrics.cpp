@@ -3,8 +3,9 @@
 #include <prometheus/text_serializer.h>
 
 #include <algorithm>
-#include <map>
+#include <set>
 #include <sstream>
+#include <string_view>
 
 #include "loopstall/printable.hpp"
 
@@ -35,22 +36,24 @@ prometheus::Family<prometheus::Histogram>& Metrics::histogram(const std::string&
 }
 
 std::string Metrics::render() const {
-  std::map<std::string, prometheus::MetricFamily> by_name;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& f : declared_) by_name.emplace(f.name, f);
-  }
-  for (auto& f : reg_.Collect()) {
+  std::vector<prometheus::MetricFamily> families = reg_.Collect();
+  for (auto& f : families)
     std::sort(f.metric.begin(), f.metric.end(),
               [](const prometheus::ClientMetric& a, const prometheus::ClientMetric& b) { return a.label < b.label; });
-    by_name[f.name] = std::move(f);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (families.size() < declared_.size()) {
+      std::set<std::string_view> collected;
+      for (const auto& f : families) collected.insert(f.name);
+      for (const auto& f : declared_)
+        if (!collected.count(f.name)) families.push_back(f);
+    }
   }
-  std::vector<prometheus::MetricFamily> families;
-  families.reserve(by_name.size());
-  for (auto& [name, f] : by_name) families.push_back(std::move(f));
+  std::sort(families.begin(), families.end(),
+            [](const prometheus::MetricFamily& a, const prometheus::MetricFamily& b) { return a.name < b.name; });
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, families);
-  return out.str();
+  return std::move(out).str();
 }
 
 prometheus::Labels labels(std::initializer_list<std::pair<const char*, std::string>> kv) {

@@ -141,7 +141,8 @@ void StallMetrics::iterations(std::uint32_t, const std::string& service, const I
   static const std::array<std::size_t, kHistBuckets> index = iteration_bucket_index();
   PerService& s = per_service(service);
   s.iterations->Increment(static_cast<double>(d.count));
-  std::vector<double> increments(kIterationBuckets.size() + 1, 0);
+  std::vector<double>& increments = increments_;  // reused: this runs for every loop after every scan
+  increments.assign(kIterationBuckets.size() + 1, 0);
   double sum = 0;
   bool any = false;
   for (std::size_t i = 0; i < d.hist.size(); ++i) {

@@ -78,6 +78,7 @@ class StallMetrics : public Sink {
 
   ServiceLabels services_;
   std::unordered_map<std::string, PerService> per_service_;
+  std::vector<double> increments_;  // iterations(): per iteration bucket
   Family<Counter>& stalls_;
   Family<Histogram>& stall_durations_;
   Family<Counter>& stall_time_;

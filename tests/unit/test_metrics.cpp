@@ -184,6 +184,10 @@ TEST_CASE("every family has HELP and TYPE before anything is measured") {
   }
   CHECK(s.types.at("loopstall_lost_events_total") == "counter");
   CHECK(s.types.at("loopstall_loops") == "gauge");
+  // prometheus-cpp 1.0.1 writes HELP as given: a backslash or a newline in
+  // one would break the scrape (the parser above refuses a split line).
+  for (const auto& [family, help] : s.helps) CHECK_MESSAGE(help.find('\\') == std::string::npos, family);
+  CHECK(s.helps.size() == s.types.size());
   // Gauges of a snapshot not taken yet are absent, not zeros.
   CHECK(!s.has("loopstall_monitored_loops"));
   CHECK(!s.has("process_start_time_seconds"));
