@@ -43,12 +43,15 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Iterations at least this long are reported. Userspace may change it at
- * run time (it lives in .data, not .rodata). */
-volatile __u64 threshold_ns = 100000000ULL;
+/* Iterations at least this long are reported. Set by userspace before load
+ * and changed at run time (.data, not .rodata); the values come from
+ * include/loopstall/tuning.hpp, the parameters' one owner. Until set:
+ * nothing reported, nothing sampled (and nonzero keeps them in .data). */
+volatile __u64 threshold_ns = ~0ULL;
 /* The sampler records loop threads whose iteration is at least this old
- * (below the threshold, so a stall just over it still gets samples). */
-volatile __u64 sample_after_ns = 50000000ULL;
+ * (Tuning::evidence_after_ns: below the threshold, so a stall just over it
+ * still gets samples). */
+volatile __u64 sample_after_ns = ~0ULL;
 /* One past the highest slot ever handed out: userspace scans [1, hwm). */
 __u32 slots_hwm = 1;
 

@@ -4,9 +4,6 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "loopstall/json_sink.hpp"
-#include "loopstall/text_sink.hpp"
-
 namespace loopstall {
 namespace {
 
@@ -39,11 +36,6 @@ std::atomic<bool>& install_reload_signal() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGHUP, &sa, nullptr);
   return g_reload;
-}
-
-std::unique_ptr<Sink> make_sink(const std::string& format, Writer out) {
-  if (format == "json") return std::make_unique<JsonLinesSink>(std::move(out));
-  return std::make_unique<TextSink>(std::move(out));
 }
 
 }  // namespace loopstall

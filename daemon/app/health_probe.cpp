@@ -51,7 +51,7 @@ SelfUsage read_self_usage() {
 }
 
 void HealthProbe::read_counters(std::uint64_t now_ns) {
-  Engine& eng = det_.engine();
+  LoopEngine& eng = det_.engine();
   const BpfStats st = eng.stats();
   h_.bpf = {.iterations = st.iterations,
             .samples = st.samples,
@@ -75,7 +75,7 @@ void HealthProbe::read_counters(std::uint64_t now_ns) {
 const Health& HealthProbe::take(std::uint64_t now_ns, bool fresh) {
   h_.now_ns = now_ns;
   h_.threshold_ms = corr_.threshold_ms();
-  h_.kernel_threshold_ms = static_cast<double>(det_.engine().threshold_ns()) / 1e6;
+  h_.kernel_threshold_ms = Tuning::ns_to_ms(det_.engine().threshold_ns());
   h_.loops_by_kind = {};
   h_.monitored_loops = 0;
   h_.in_iteration.clear();

@@ -1,17 +1,17 @@
 #include "loopstall/runner.hpp"
 
+#include "loopstall/capture_session.hpp"
 #include "loopstall/clock.hpp"
 #include "loopstall/detector.hpp"
 
 namespace loopstall {
 
-RunStats run_detector(const RunOptions& opt, Sink& sink, const std::atomic<bool>& stop,
-                      const std::function<void(Engine&)>& on_ready) {
+RunStats run_detector(const RunOptions& opt, const EngineFactory& make, Sink& sink, const std::atomic<bool>& stop,
+                      const std::function<void(LoopEngine&)>& on_ready) {
   EngineOptions eo;
-  eo.threshold_ns = static_cast<std::uint64_t>(opt.threshold_ms * 1e6);
-  Detector det(eo);
-  Correlator corr(opt.selection, opt.threshold_ms, sink);
-  det.add(corr);
+  eo.tuning.threshold_ms = opt.threshold_ms;
+  Detector det(eo, make);
+  CaptureSession session(det, opt.selection, opt.threshold_ms, sink);
   if (on_ready) on_ready(det.engine());
 
   const std::uint64_t t0 = monotonic_ns();
@@ -21,9 +21,7 @@ RunStats run_detector(const RunOptions& opt, Sink& sink, const std::atomic<bool>
     if (now >= end_ns) break;
     det.step(static_cast<int>(std::min<std::uint64_t>((end_ns - now) / 1'000'000 + 1, 1000)));
   }
-  det.flush(corr);
-  det.remove(corr);
-  sink.finish(corr.summary(static_cast<double>(monotonic_ns() - t0) / 1e9));
+  session.finish();
   return {det.engine().stats(), det.samples_over_budget()};
 }
 

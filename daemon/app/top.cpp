@@ -16,7 +16,8 @@
 
 #include "loopstall/cli_common.hpp"
 #include "loopstall/clock.hpp"
-#include "loopstall/control.hpp"
+#include "loopstall/control_protocol.hpp"
+#include "loopstall/control_server.hpp"
 #include "loopstall/detector.hpp"
 
 namespace loopstall {
@@ -29,8 +30,8 @@ class NullSink : public Sink {
 
 class StandaloneSource : public TopSource {
  public:
-  StandaloneSource(const Selection& sel, double threshold_ms)
-      : det_(engine_options(threshold_ms)), corr_(sel, threshold_ms, sink_), t0_(monotonic_ns()) {
+  StandaloneSource(const Selection& sel, double threshold_ms, const EngineFactory& make)
+      : det_(engine_options(threshold_ms), make), corr_(sel, threshold_ms, sink_), t0_(monotonic_ns()) {
     corr_.keep_exited_totals(false);  // a live view: exited processes leave it
     det_.add(corr_);
   }
@@ -42,7 +43,7 @@ class StandaloneSource : public TopSource {
  private:
   static EngineOptions engine_options(double threshold_ms) {
     EngineOptions eo;
-    eo.threshold_ns = static_cast<std::uint64_t>(threshold_ms * 1e6);
+    eo.tuning.threshold_ms = threshold_ms;
     return eo;
   }
   NullSink sink_;
@@ -61,7 +62,9 @@ class DaemonSource : public TopSource {
     const int fd = connect_control(socket_);
     if (fd < 0) throw std::runtime_error("loopstalld is not answering on " + socket_ + ": " + std::strerror(errno));
     std::string reply;
-    const std::string req = control_line({{"cmd", "loops"}});
+    ControlRequest loops;
+    loops.cmd = ControlRequest::Cmd::Loops;
+    const std::string req = request_line(loops);
     bool ok = send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
     const std::uint64_t deadline = monotonic_ns() + 2'000'000'000ULL;  // a daemon that never answers
     while (ok && reply.find('\n') == std::string::npos) {
@@ -167,15 +170,16 @@ class Screen {
 
 }  // namespace
 
-std::unique_ptr<TopSource> standalone_top_source(const Selection& sel, double threshold_ms) {
-  return std::make_unique<StandaloneSource>(sel, threshold_ms);
+std::unique_ptr<TopSource> standalone_top_source(const Selection& sel, double threshold_ms,
+                                                 const EngineFactory& make) {
+  return std::make_unique<StandaloneSource>(sel, threshold_ms, make);
 }
 
 std::unique_ptr<TopSource> daemon_top_source(const std::string& socket) {
   return std::make_unique<DaemonSource>(socket);
 }
 
-int top_command(TopCommand cmd) {
+int top_command(TopCommand cmd, const EngineFactory& make) {
   if (auto s = parse_top_sort(cmd.sort)) cmd.view.sort = *s;
   std::unique_ptr<TopSource> src;
   if (!cmd.standalone) {
@@ -189,7 +193,7 @@ int top_command(TopCommand cmd) {
     Selection sel;
     sel.pids = cmd.view.pids;
     sel.all_loops = cmd.all_loops;
-    src = standalone_top_source(sel, cmd.threshold_ms);
+    src = standalone_top_source(sel, cmd.threshold_ms, make);
   }
   return run_top(cmd.view, *src, install_stop_signals());
 }

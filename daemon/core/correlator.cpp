@@ -19,7 +19,7 @@ Correlator::Correlator(Selection sel, double threshold_ms, Sink& sink, ProcInspe
       // inspector names its processes itself).
       inspect_(inspect ? std::move(inspect) : ProcInspector([this](std::uint32_t pid) {
         auto p = inspect_process(pid);
-        if (p) p->service = service_name(*p, sel_.naming ? *sel_.naming : ServiceNaming::defaults());
+        if (p) p->service = service_name(*p, naming());
         return p;
       })),
       real_proc_(!inspect),
@@ -59,7 +59,19 @@ ls_proc_state Correlator::classify(std::uint32_t pid) {
   watched_.erase(pid);
   if (!sel_.pids.empty() && !sel_.pids.count(pid)) return LS_PROC_IGNORE;
   procs_.erase(pid);  // a new decision: the image may have changed (exec)
-  const ProcInfo* p = process(pid);
+  return decide(pid, process(pid));
+}
+
+ls_proc_state Correlator::classify(std::uint32_t pid, const ProcInfo& known, const ServiceNaming& named_by) {
+  watched_.erase(pid);
+  if (!sel_.pids.empty() && !sel_.pids.count(pid)) return LS_PROC_IGNORE;
+  ProcInfo p = known;
+  if (real_proc_ && &named_by != &naming()) p.service = service_name(p, naming());
+  procs_.insert_or_assign(pid, std::move(p));
+  return decide(pid, &procs_.at(pid));
+}
+
+ls_proc_state Correlator::decide(std::uint32_t pid, const ProcInfo* p) {
   if (p && !p->loopstall && (p->python || sel_.all_loops) && (!sel_.accept || sel_.accept(*p))) {
     watched_.insert(pid);
     return LS_PROC_WATCH;
@@ -188,7 +200,7 @@ void Correlator::on_stall(const ls_stall_event& e) {
     return;
   }
   const bool was_ongoing = ongoing_.erase(id) > 0;
-  const double dur_ms = static_cast<double>(e.end_ns - e.loop.iter_start_ns) / 1e6;
+  const double dur_ms = Tuning::ns_to_ms(e.end_ns - e.loop.iter_start_ns);
   // The kernel threshold may be lower than ours (several consumers).
   if (dur_ms < threshold_ms_ && !was_ongoing) {
     evidence_.erase(id);
@@ -214,7 +226,7 @@ void Correlator::on_loop_exit(const ls_stall_event& e) {
 }
 
 void Correlator::on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns) {
-  const auto threshold_ns = static_cast<std::uint64_t>(threshold_ms_ * 1e6);
+  const std::uint64_t threshold_ns = this->threshold_ns();
   longest_ongoing_ns_ = 0;
   last_scan_ns_ = now_ns;
   for (const ls_loop& l : loops) {
@@ -222,7 +234,7 @@ void Correlator::on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns
     account_iterations(l);
     if (l.iter_start_ns && now_ns > l.iter_start_ns)
       longest_ongoing_ns_ = std::max<std::uint64_t>(longest_ongoing_ns_, now_ns - l.iter_start_ns);
-    if (!l.iter_start_ns || now_ns < l.iter_start_ns || now_ns - l.iter_start_ns < threshold_ns) continue;
+    if (!Tuning::iteration_older(l.iter_start_ns, now_ns, threshold_ns)) continue;
     if (exiting(l.tgid)) continue;
     const std::string id = make_stall_id(l.tid, l.iter_start_ns);
     auto [it, fresh] = ongoing_.try_emplace(id);
@@ -257,11 +269,11 @@ void Correlator::on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns
 }
 
 void Correlator::flush_ongoing(const std::vector<ls_loop>& loops, std::uint64_t now_ns) {
-  const auto threshold_ns = static_cast<std::uint64_t>(threshold_ms_ * 1e6);
+  const std::uint64_t threshold_ns = this->threshold_ns();
   for (const ls_loop& l : loops) {
     if (!watches(l.tgid) || exiting(l.tgid)) continue;
     account_iterations(l);
-    if (!l.iter_start_ns || now_ns < l.iter_start_ns || now_ns - l.iter_start_ns < threshold_ns) continue;
+    if (!Tuning::iteration_older(l.iter_start_ns, now_ns, threshold_ns)) continue;
     const StallReport r = make_report(l, now_ns, true, nullptr);
     ProcessTotals& pt = totals_[r.pid];
     if (pt.comm.empty()) pt.comm = r.comm, pt.loop = r.loop;

@@ -84,7 +84,7 @@ void MappedArray::map(bpf_map* m, bool writable) {
 
 void Engine::set_threshold_ns(std::uint64_t ns) {
   impl_->skel->data->threshold_ns = ns;
-  impl_->skel->data->sample_after_ns = ns / 2;
+  impl_->skel->data->sample_after_ns = Tuning::evidence_after_ns_of(ns);
 }
 
 std::uint64_t Engine::threshold_ns() const {

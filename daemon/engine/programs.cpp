@@ -63,8 +63,8 @@ Engine::Engine(const EngineOptions& opt) : impl_(std::make_unique<Impl>()) {
   bpf_map__set_max_entries(s->maps.loops, max_loops);
   bpf_map__set_max_entries(s->maps.free_slots, max_loops);
   bpf_map__set_max_entries(s->maps.events, opt.ringbuf_bytes);
-  s->data->threshold_ns = opt.threshold_ns;
-  s->data->sample_after_ns = opt.threshold_ns / 2;
+  s->data->threshold_ns = opt.tuning.threshold_ns();
+  s->data->sample_after_ns = opt.tuning.evidence_after_ns();
   prepare_gc_probes(*impl_);
   // A tp_btf program for a tracepoint the kernel lacks fails the whole load.
   if (!kernel_has_tracepoint("sock_recv_length")) bpf_program__set_autoload(s->progs.sock_recv_length, false);
@@ -107,7 +107,7 @@ Engine::Engine(const EngineOptions& opt) : impl_(std::make_unique<Impl>()) {
     }
     impl_->attached++;
   }
-  if (opt.sample_period_ns) setup_sampler(*impl_, opt.sample_period_ns);
+  if (const auto period = opt.tuning.sample_period_ns()) setup_sampler(*impl_, period);
   open_ring_buffer(*impl_);
 }
 
@@ -121,6 +121,10 @@ Engine::Impl::~Impl() {
 }
 
 Engine::~Engine() = default;
+
+std::unique_ptr<LoopEngine> make_bpf_engine(const EngineOptions& opt) {
+  return std::make_unique<Engine>(opt);
+}
 
 int Engine::attached_programs() const {
   return impl_->attached;

@@ -1,6 +1,8 @@
 #include "loopstall/capture_file.hpp"
 
 #include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cerrno>
@@ -29,69 +31,93 @@ std::string dump(const json& j) {
 
 }  // namespace
 
-struct CaptureFileSink::Impl {
+CaptureRecordSink::CaptureRecordSink(Writer out) : out_(std::move(out)) {}
+
+void CaptureRecordSink::stall(const StallReport& r) {
+  if (r.ongoing) {
+    in_progress_[r.stall_id] = to_json(r);
+    return;
+  }
+  in_progress_.erase(r.stall_id);
+  out_(dump({{"record", "stall"}, {"event", to_json(r)}}));
+}
+
+void CaptureRecordSink::finish(const Summary& s) {
+  for (auto& [id, ev] : in_progress_) out_(dump({{"record", "stall"}, {"event", ev}}));
+  in_progress_.clear();
+  for (const auto& [pid, t] : s.processes)
+    out_(dump({{"record", "loop"},
+               {"pid", pid},
+               {"comm", t.comm},
+               {"loop", std::string(to_string(t.loop))},
+               {"iterations", t.iterations},
+               {"hist_log2_us", t.hist}}));
+  const std::int64_t end = WallClock{}.to_unix_ns(monotonic_ns());
+  out_(dump({{"record", "end"}, {"end_unix_ns", end}, {"lost_events", s.lost_events}}));
+}
+
+struct CaptureFileWriter::Impl {
   gzFile gz = nullptr;
   std::string path;
-  CaptureMeta meta;
-  std::map<std::string, json> in_progress;  // by stall_id: the latest ongoing report
   bool failed = false;
-
-  void write(const json& j) {
-    const std::string s = dump(j);
-    if (failed) return;
-    if (gzwrite(gz, s.data(), static_cast<unsigned>(s.size())) != static_cast<int>(s.size())) failed = true;
-  }
 };
 
-CaptureFileSink::CaptureFileSink(const std::string& path, CaptureMeta meta) : impl_(std::make_unique<Impl>()) {
+CaptureFileWriter::CaptureFileWriter(const std::string& path, const CaptureMeta& m) : impl_(std::make_unique<Impl>()) {
   impl_->path = path;
-  impl_->meta = std::move(meta);
   // A regular file only: a FIFO would block the capture in open().
   struct stat st {};
   if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
     throw CaptureError("capture file " + path + " is not a regular file");
   impl_->gz = gzopen(path.c_str(), "wb6");
   if (!impl_->gz) throw CaptureError("cannot write capture file " + path + ": " + std::strerror(errno));
-  const CaptureMeta& m = impl_->meta;
-  impl_->write({{"record", "header"},
-                {"format", kMagic},
-                {"version", m.version},
-                {"loopstall_version", m.loopstall_version},
-                {"host", m.host},
-                {"kernel", m.kernel},
-                {"threshold_ms", m.threshold_ms},
-                {"start_unix_ns", m.start_unix_ns},
-                {"command_line", m.command_line}});
+  write(dump({{"record", "header"},
+              {"format", kMagic},
+              {"version", m.version},
+              {"loopstall_version", m.loopstall_version},
+              {"host", m.host},
+              {"kernel", m.kernel},
+              {"threshold_ms", m.threshold_ms},
+              {"start_unix_ns", m.start_unix_ns},
+              {"command_line", m.command_line}}));
 }
 
-CaptureFileSink::~CaptureFileSink() {
+CaptureFileWriter::~CaptureFileWriter() {
   if (impl_->gz) gzclose(impl_->gz);
 }
 
-void CaptureFileSink::stall(const StallReport& r) {
-  if (r.ongoing) {
-    impl_->in_progress[r.stall_id] = to_json(r);
-    return;
-  }
-  impl_->in_progress.erase(r.stall_id);
-  impl_->write({{"record", "stall"}, {"event", to_json(r)}});
+void CaptureFileWriter::write(std::string_view line) {
+  if (impl_->failed || !impl_->gz) return;
+  if (gzwrite(impl_->gz, line.data(), static_cast<unsigned>(line.size())) != static_cast<int>(line.size()))
+    impl_->failed = true;
 }
 
-void CaptureFileSink::finish(const Summary& s) {
-  for (auto& [id, ev] : impl_->in_progress) impl_->write({{"record", "stall"}, {"event", ev}});
-  impl_->in_progress.clear();
-  for (const auto& [pid, t] : s.processes)
-    impl_->write({{"record", "loop"},
-                  {"pid", pid},
-                  {"comm", t.comm},
-                  {"loop", std::string(to_string(t.loop))},
-                  {"iterations", t.iterations},
-                  {"hist_log2_us", t.hist}});
-  const std::int64_t end = WallClock{}.to_unix_ns(monotonic_ns());
-  impl_->write({{"record", "end"}, {"end_unix_ns", end}, {"lost_events", s.lost_events}});
+void CaptureFileWriter::close() {
+  if (!impl_->gz) return;
   const int rc = gzclose(impl_->gz);
   impl_->gz = nullptr;
   if (impl_->failed || rc != Z_OK) throw CaptureError("writing capture file " + impl_->path + " failed");
+}
+
+CaptureFileSink::CaptureFileSink(const std::string& path, const CaptureMeta& meta)
+    : file_(path, meta), records_(file_.writer()) {}
+
+void CaptureFileSink::finish(const Summary& s) {
+  records_.finish(s);
+  file_.close();
+}
+
+CaptureMeta capture_meta(double threshold_ms, std::vector<std::string> command_line) {
+  CaptureMeta m;
+  m.loopstall_version = LOOPSTALL_VERSION;
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  m.host = host;
+  utsname u{};
+  if (uname(&u) == 0) m.kernel = u.release;
+  m.threshold_ms = threshold_ms;
+  m.start_unix_ns = WallClock{}.to_unix_ns(monotonic_ns());
+  m.command_line = std::move(command_line);
+  return m;
 }
 
 namespace {

@@ -258,7 +258,8 @@ Config parse_config(const std::string& text) {
   Config c;
   if (j.contains("threshold_ms"))
     c.threshold_ms = number(j["threshold_ms"], "threshold_ms", kMinThresholdMs, kMaxThresholdMs);
-  if (j.contains("sample_hz")) c.sample_hz = number(j["sample_hz"], "sample_hz", 1, 1000);
+  if (j.contains("sample_hz"))
+    c.sample_hz = number(j["sample_hz"], "sample_hz", Tuning::kMinSampleHz, Tuning::kMaxSampleHz);
   if (j.contains("metrics_listen")) {
     c.metrics_listen = string(j["metrics_listen"], "metrics_listen");
     parse_listen(c.metrics_listen, "metrics_listen");

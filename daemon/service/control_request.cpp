@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "loopstall/control.hpp"
+#include "loopstall/control_protocol.hpp"
 #include "loopstall/limits.hpp"
 
 namespace loopstall {
@@ -15,29 +15,34 @@ using nlohmann::json;
 constexpr std::uint32_t kMaxPid = 1u << 22;  // the kernel's PID_MAX_LIMIT
 
 // Checks a capture request without exceptions; "" when it is fine.
-std::string parse_capture(const json& req, Selection& sel, double& threshold, std::string& format) {
+std::string parse_capture(const json& req, CaptureRequest& c) {
   if (req.contains("pids")) {
     const json& pids = req["pids"];
     if (!pids.is_array()) return "pids must be an array of process ids";
     for (const json& p : pids) {
       if (!p.is_number_unsigned() || p.get<std::uint64_t>() == 0 || p.get<std::uint64_t>() > kMaxPid)
         return "pids must be process ids (1.." + std::to_string(kMaxPid) + ")";
-      sel.pids.insert(static_cast<std::uint32_t>(p.get<std::uint64_t>()));
+      c.pids.push_back(static_cast<std::uint32_t>(p.get<std::uint64_t>()));
     }
   }
   if (req.contains("all_loops")) {
     if (!req["all_loops"].is_boolean()) return "all_loops must be true or false";
-    sel.all_loops = req["all_loops"].get<bool>();
+    c.all_loops = req["all_loops"].get<bool>();
   }
   if (req.contains("threshold_ms")) {
     if (!req["threshold_ms"].is_number()) return "threshold_ms must be a number";
-    threshold = req["threshold_ms"].get<double>();
-    if (auto why = range_error(threshold, kMinThresholdMs, kMaxThresholdMs); !why.empty()) return "threshold_ms " + why;
+    const Tuning t{.threshold_ms = req["threshold_ms"].get<double>()};
+    if (auto why = t.error(); !why.empty()) return why;
+    c.threshold_ms = t.threshold_ms;
   }
   if (req.contains("format")) {
     if (!req["format"].is_string()) return "format must be json or text";
-    format = req["format"].get<std::string>();
-    if (format != "json" && format != "text") return "format must be json or text";
+    c.format = req["format"].get<std::string>();
+    if (c.format != "json" && c.format != "text") return "format must be json or text";
+  }
+  if (req.contains("save")) {
+    if (!req["save"].is_boolean()) return "save must be true or false";
+    c.save = req["save"].get<bool>();
   }
   return "";
 }
@@ -65,9 +70,38 @@ ControlRequest parse_request(std::string_view line) {
     r.error = "unknown cmd '" + req["cmd"].get<std::string>() + "'";
   } else {
     r.cmd = ControlRequest::Cmd::Capture;
-    r.error = parse_capture(req, r.selection, r.threshold_ms, r.format);
+    r.error = parse_capture(req, r.capture);
   }
   return r;
+}
+
+std::string request_line(const ControlRequest& r) {
+  if (r.cmd == ControlRequest::Cmd::Status) return control_line({{"cmd", "status"}});
+  if (r.cmd == ControlRequest::Cmd::Loops) return control_line({{"cmd", "loops"}});
+  const CaptureRequest& c = r.capture;
+  json j = {{"cmd", "capture"},
+            {"pids", c.pids},
+            {"threshold_ms", c.threshold_ms},
+            {"all_loops", c.all_loops},
+            {"format", c.format}};
+  if (c.save) j["save"] = true;  // only when asked: the line stays as it was for the rest
+  return control_line(j);
+}
+
+std::string answer_line(const ControlAnswer& a) {
+  return control_line(a.ok ? json({{"ok", true}}) : json({{"ok", false}, {"error", a.error}}));
+}
+
+ControlAnswer parse_answer(std::string_view line) {
+  const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  ControlAnswer a;
+  if (!j.is_object() || !j.contains("ok") || !j["ok"].is_boolean()) {
+    a.error = std::string(line);
+    return a;
+  }
+  a.ok = j["ok"].get<bool>();
+  if (!a.ok) a.error = j.contains("error") && j["error"].is_string() ? j["error"].get<std::string>() : "?";
+  return a;
 }
 
 }  // namespace loopstall

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "loopstall/sink.hpp"
@@ -54,20 +55,57 @@ struct Capture {
   }
 };
 
-// Writes a capture file as the capture goes: stall events as they come
-// (nothing held in memory but the stalls in progress), loops and the end
-// record at finish(). Throws CaptureError when the file cannot be written.
-class CaptureFileSink : public Sink {
+// A capture file's records after its header, as the capture goes: stall
+// events as they come (nothing held in memory but the stalls in progress),
+// loops and the end record at finish(). One line per record, to `out`: a
+// CaptureFileWriter, or loopstalld's control socket for a client that saves
+// (control_protocol.hpp).
+class CaptureRecordSink : public Sink {
  public:
-  CaptureFileSink(const std::string& path, CaptureMeta meta);
-  ~CaptureFileSink() override;
+  explicit CaptureRecordSink(Writer out);
   void stall(const StallReport& r) override;
   void finish(const Summary& s) override;
+
+ private:
+  Writer out_;
+  std::map<std::string, nlohmann::json> in_progress_;  // by stall_id: the latest ongoing report
+};
+
+// The gzip file itself: the header from `meta` at once, then record lines.
+// Throws CaptureError when the file cannot be opened; close() throws when
+// a write failed (a full disk).
+class CaptureFileWriter {
+ public:
+  CaptureFileWriter(const std::string& path, const CaptureMeta& meta);
+  ~CaptureFileWriter();
+  CaptureFileWriter(const CaptureFileWriter&) = delete;
+  CaptureFileWriter& operator=(const CaptureFileWriter&) = delete;
+  void write(std::string_view record_line);
+  Writer writer() {
+    return [this](std::string_view l) { write(l); };
+  }
+  void close();
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// A standalone capture's file: the records, written to a CaptureFileWriter,
+// closed at finish(). Throws CaptureError when the file cannot be written.
+class CaptureFileSink : public Sink {
+ public:
+  CaptureFileSink(const std::string& path, const CaptureMeta& meta);
+  void stall(const StallReport& r) override { records_.stall(r); }
+  void finish(const Summary& s) override;
+
+ private:
+  CaptureFileWriter file_;
+  CaptureRecordSink records_;
+};
+
+// What a capture file says about the capture that made it, on this host now.
+CaptureMeta capture_meta(double threshold_ms, std::vector<std::string> command_line);
 
 // Reads a capture file. Throws CaptureError for a file that is missing, not
 // a capture, corrupted, truncated or of a newer format version.

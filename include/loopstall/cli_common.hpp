@@ -1,11 +1,7 @@
-// Pieces both binaries need: signal handling and the sink of a format.
+// Signal handling, which both binaries need.
 #pragma once
 
 #include <atomic>
-#include <memory>
-#include <string>
-
-#include "loopstall/sink.hpp"
 
 namespace loopstall {
 
@@ -14,8 +10,5 @@ namespace loopstall {
 const std::atomic<bool>& install_stop_signals();
 // SIGHUP sets the returned flag (the daemon reloads its config).
 std::atomic<bool>& install_reload_signal();
-
-// "json" -> JsonLinesSink, "text" -> TextSink.
-std::unique_ptr<Sink> make_sink(const std::string& format, Writer out);
 
 }  // namespace loopstall

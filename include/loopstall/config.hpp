@@ -13,6 +13,7 @@
 #include "loopstall/alert_rule.hpp"
 #include "loopstall/procinfo.hpp"
 #include "loopstall/service_name.hpp"
+#include "loopstall/tuning.hpp"
 
 namespace re2 {
 class RE2;
@@ -37,8 +38,8 @@ struct ProcessMatch {
 };
 
 struct Config {
-  double threshold_ms = 100;
-  double sample_hz = 99;
+  double threshold_ms = Tuning::kDefaultThresholdMs;
+  double sample_hz = Tuning::kDefaultSampleHz;
   std::string metrics_listen = "127.0.0.1:9750";
   std::string events = "-";  // "" = off, "-" = stdout
   std::string control_socket = "/run/loopstalld/control.sock";
@@ -54,6 +55,8 @@ struct Config {
   std::string alertmanager_url;  // "" = journal/stderr only
   int alertmanager_timeout_ms = 2000;
   std::vector<AlertRule> rules;
+
+  Tuning tuning() const { return {threshold_ms, sample_hz}; }
 
   // Whether the include/exclude rules let this process be watched.
   bool accepts(const ProcInfo& p) const;

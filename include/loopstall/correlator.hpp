@@ -20,6 +20,7 @@
 #include "loopstall/procinfo.hpp"
 #include "loopstall/service_name.hpp"
 #include "loopstall/sink.hpp"
+#include "loopstall/tuning.hpp"
 
 namespace loopstall {
 
@@ -57,6 +58,11 @@ class Correlator {
   // Events of processes this correlator did not decide to watch are ignored
   // (several correlators may share one kernel-side detector).
   ls_proc_state classify(std::uint32_t pid);
+  // The same from what another consumer, naming services by `named_by`,
+  // knows about the process (no /proc reads unless the naming differs).
+  ls_proc_state classify(std::uint32_t pid, const ProcInfo& known, const ServiceNaming& named_by);
+  // How this correlator names services.
+  const ServiceNaming& naming() const { return sel_.naming ? *sel_.naming : ServiceNaming::defaults(); }
   bool watches(std::uint32_t pid) const { return watched_.count(pid) > 0; }
   // What this correlator knows about a process (nullptr if nothing).
   const ProcInfo* known_process(std::uint32_t pid) const {
@@ -80,7 +86,7 @@ class Correlator {
                 std::uint64_t blocked_ns, const StackSample* stacks);
   // Iterations that have gone on for this long get their blocks captured
   // (the same age at which BPF starts sampling).
-  std::uint64_t evidence_after_ns() const { return static_cast<std::uint64_t>(threshold_ms_ * 1e6) / 2; }
+  std::uint64_t evidence_after_ns() const { return Tuning::evidence_after_ns_of(threshold_ns()); }
   void set_sample_period_ms(double ms) { sample_period_ms_ = ms; }
   std::size_t evidence_count() const { return evidence_.size(); }
   // The process's interpreter is shutting down: its loop's last, long
@@ -104,6 +110,7 @@ class Correlator {
   void forget_process(std::uint32_t pid);
 
   double threshold_ms() const { return threshold_ms_; }
+  std::uint64_t threshold_ns() const { return Tuning::ms_to_ns(threshold_ms_); }
   void set_threshold_ms(double ms) { threshold_ms_ = ms; }
   Summary summary(double elapsed_s) const;
   std::size_t ongoing_count() const { return ongoing_.size(); }
@@ -129,6 +136,7 @@ class Correlator {
   };
 
   const ProcInfo* process(std::uint32_t pid);
+  ls_proc_state decide(std::uint32_t pid, const ProcInfo* p);
   StallReport make_report(const ls_loop& l, std::uint64_t end_ns, bool ongoing, const char* comm);
   void account_iterations(const ls_loop& l);
 
@@ -144,7 +152,7 @@ class Correlator {
   std::unordered_map<std::uint32_t, ThreadCounters> threads_;  // by tid
   std::unordered_map<std::string, Ongoing> ongoing_;           // by stall_id
   std::unordered_map<std::string, Evidence> evidence_;         // by stall_id
-  double sample_period_ms_ = 10;
+  double sample_period_ms_ = Tuning{}.sample_period_ms();
   std::uint64_t last_scan_ns_ = 0;                 // evidence is timed in scan time
   std::map<std::uint32_t, ProcessTotals> totals_;  // by pid
   std::uint64_t lost_ = 0;

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "loopstall/correlator.hpp"
-#include "loopstall/engine.hpp"
+#include "loopstall/loop_engine.hpp"
 #include "loopstall/stack_source.hpp"
 
 namespace loopstall {
@@ -22,10 +22,11 @@ class Detector {
   // threshold + kScanIntervalMs (+ scheduling) of the stall's start.
   static constexpr int kScanIntervalMs = 20;
 
-  // Stacks come from `stacks` (default: the live processes).
-  explicit Detector(const EngineOptions& opt, std::unique_ptr<StackSource> stacks = nullptr);
+  // Drives the engine `make` builds for `opt` (BPF in the binaries, a fake
+  // in unit tests); stacks come from `stacks` (default: the live processes).
+  Detector(const EngineOptions& opt, const EngineFactory& make, std::unique_ptr<StackSource> stacks = nullptr);
 
-  Engine& engine() { return engine_; }
+  LoopEngine& engine() { return *engine_; }
 
   // Starts feeding `c` (not owned; remove() before destroying it). Decides
   // for every existing process what `c` wants, so loops sitting in
@@ -76,6 +77,8 @@ class Detector {
   bool framework_unknown(std::uint32_t pid) const;
   void check_exiting(std::uint64_t now_ns);
   bool watched(std::uint32_t pid) const;
+  // A consumer other than c that watches pid (and knows it), if any.
+  const Correlator* watcher_besides(const Correlator& c, std::uint32_t pid) const;
   std::uint64_t evidence_after_ns() const;
   void sweep();
   void account_drops();
@@ -85,7 +88,7 @@ class Detector {
     std::uint64_t iter_start_ns = 0, block_start_ns = 0;
     bool captured = false;
   };
-  Engine engine_;
+  std::unique_ptr<LoopEngine> engine_;
   std::unique_ptr<StackSource> stacks_;
   std::unordered_map<std::uint32_t, BlockSeen> blocks_;  // by tid
   // Loop threads whose py_threads entry is written (true), or when it was
@@ -102,10 +105,10 @@ class Detector {
   std::uint64_t samples_over_budget_ = 0;
   double sample_tokens_ = kSampleBudgetPerSec;
   std::uint64_t sample_refill_ns_ = 0;
-  double sample_period_ms_ = 10;
+  double sample_period_ms_;
   std::vector<Correlator*> consumers_;
   std::vector<ls_loop> loops_;
-  Engine::EventHandler handler_;
+  LoopEngine::EventHandler handler_;
   std::uint64_t next_scan_ = 0, next_sweep_ = 0, drops_seen_ = 0, scans_ = 0;
   bool scanning_ = false;
 };

@@ -1,5 +1,5 @@
 // JSON Lines: one stall-event object per line, flushed per line
-// (contract/stall-event.schema.json).
+// (docs/contract/stall-event.schema.json).
 #pragma once
 
 #include <cstdio>

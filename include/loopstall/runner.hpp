@@ -8,13 +8,13 @@
 #include <optional>
 
 #include "loopstall/correlator.hpp"
-#include "loopstall/engine.hpp"
+#include "loopstall/loop_engine.hpp"
 
 namespace loopstall {
 
 struct RunOptions {
   Selection selection;
-  double threshold_ms = 100;
+  double threshold_ms = Tuning::kDefaultThresholdMs;
   std::optional<double> duration_s;  // until stopped
 };
 
@@ -26,8 +26,9 @@ struct RunStats {
 
 // Runs until `stop` is set or the duration ends, then reports what is
 // pending and calls sink.finish(). Throws EngineError when BPF cannot run.
-// `on_ready` is called once the programs are attached.
-RunStats run_detector(const RunOptions& opt, Sink& sink, const std::atomic<bool>& stop,
-                      const std::function<void(Engine&)>& on_ready = {});
+// `on_ready` is called once the programs are attached. The engine is what
+// `make` builds (make_bpf_engine in the binaries).
+RunStats run_detector(const RunOptions& opt, const EngineFactory& make, Sink& sink, const std::atomic<bool>& stop,
+                      const std::function<void(LoopEngine&)>& on_ready = {});
 
 }  // namespace loopstall

@@ -1,5 +1,5 @@
 // The userspace model of one stall: what every sink (JSON, text, metrics,
-// alerts) consumes. Mirrors contract/stall-event.schema.json.
+// alerts) consumes. Mirrors docs/contract/stall-event.schema.json.
 #pragma once
 
 #include <array>

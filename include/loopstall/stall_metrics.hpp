@@ -1,4 +1,4 @@
-// The daemon's Prometheus series (names fixed by contract/CONTRACT.md, plus
+// The daemon's Prometheus series (names fixed by docs/contract/CONTRACT.md, plus
 // what an SRE needs): a sink fed with stall reports and iteration counts by
 // the correlator and with the health snapshot by the app.
 #pragma once

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "loopstall/correlator.hpp"
+#include "loopstall/loop_engine.hpp"
 #include "loopstall/loop_health.hpp"
 
 namespace loopstall {
@@ -24,7 +25,8 @@ class TopSource {
 };
 
 // A detector of our own with a correlator that keeps live processes only.
-std::unique_ptr<TopSource> standalone_top_source(const Selection& sel, double threshold_ms);
+std::unique_ptr<TopSource> standalone_top_source(const Selection& sel, double threshold_ms,
+                                                 const EngineFactory& make);
 // loopstalld's totals through its control socket ("loops" request).
 std::unique_ptr<TopSource> daemon_top_source(const std::string& socket);
 
@@ -49,6 +51,6 @@ struct TopCommand {
   bool all_loops = false;
   double threshold_ms = 100;
 };
-int top_command(TopCommand cmd);
+int top_command(TopCommand cmd, const EngineFactory& make);
 
 }  // namespace loopstall

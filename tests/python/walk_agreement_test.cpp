@@ -59,8 +59,8 @@ TEST_CASE("BPF and userspace frame walks agree on the same stack, every interpre
   const auto m = markers(kScript);
   REQUIRE(m.count("burn"));
   EngineOptions opt;
-  opt.threshold_ns = 20'000'000;     // samples after 10 ms of an iteration
-  opt.sample_period_ns = 4'000'000;  // 250 Hz per CPU
+  opt.tuning.threshold_ms = 20;  // samples after 10 ms of an iteration
+  opt.tuning.sample_hz = 250;  // per CPU
   Engine engine(opt);
 
   const auto interps = interpreters();

@@ -136,3 +136,69 @@ def test_capture_through_daemon_equals_standalone(bpf, tmp):
     assert [e["stall_id"] for e in ev_log if not e["ongoing"]] == [fa["stall_id"]], \
         show + "\nlog:\n" + "\n".join(map(json.dumps, ev_log))
     assert d.alive()
+
+
+def saved_records(path):
+    import gzip
+    with gzip.open(path, "rt") as f:
+        return [json.loads(l) for l in f]
+
+
+def test_capture_save_through_daemon_writes_the_standalone_file(bpf, tmp):
+    """`loopstall capture --save FILE` through the daemon: the same capture file a standalone capture
+    writes (header, stalls, loops with their counters, end), and `loopstall report FILE` shows the stall."""
+    d = Daemon(tmp)
+    via_file, alone_file = tmp / "via.lsc", tmp / "alone.lsc"
+    via = CaptureProc(["--socket", d.sock, "--save", via_file])
+    assert "through loopstalld" in via.ready_line, via.ready_line
+    alone = CaptureProc(["--standalone", "--socket", d.sock, "--save", alone_file])
+
+    w = Workload("gevent_sleep.py", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
+    d.wait_final_event(w.pid)
+    w.finish()
+    time.sleep(0.5)
+    via.stop()
+    alone.stop()
+
+    recs = {"via": saved_records(via_file), "alone": saved_records(alone_file)}
+    show = "\n".join(f"{k}:\n" + "\n".join(map(json.dumps, v)) for k, v in recs.items())
+    for name, r in recs.items():
+        assert [x["record"] for x in r[:1]] == ["header"] and r[-1]["record"] == "end", show
+        hdr = r[0]
+        assert hdr["format"] == "loopstall-capture" and hdr["version"] == 1 and hdr["threshold_ms"] == 100, show
+        assert "--save" in hdr["command_line"], show
+        assert hdr["start_unix_ns"] <= r[-1]["end_unix_ns"], show
+    # The same records of the workload's loop: its stall (the final report) and its counters.
+    stalls = {k: [x["event"] for x in v if x["record"] == "stall" and x["event"]["pid"] == w.pid]
+              for k, v in recs.items()}
+    loops = {k: [x for x in v if x["record"] == "loop" and x["pid"] == w.pid] for k, v in recs.items()}
+    assert len(stalls["via"]) == len(stalls["alone"]) == 1, show
+    a, b = stalls["via"][0], stalls["alone"][0]
+    assert a["ongoing"] is False and b["ongoing"] is False, show
+    for k in ("pid", "tid", "comm", "service", "loop", "cause"):
+        assert a[k] == b[k], f"{k}: {a[k]!r} vs {b[k]!r}\n{show}"
+    assert abs(a["duration_ms"] - b["duration_ms"]) <= 0.05 * max(a["duration_ms"], b["duration_ms"]), show
+    assert len(loops["via"]) == len(loops["alone"]) == 1, show
+    la, lb = loops["via"][0], loops["alone"][0]
+    assert la["loop"] == lb["loop"] == "gevent" and la["iterations"] > 0, show
+    assert abs(la["iterations"] - lb["iterations"]) <= max(3, 0.1 * lb["iterations"]), show
+    assert sum(la["hist_log2_us"]) > 0, show
+    # Nothing of the capture file leaks into what is shown.
+    assert not any("\x1e" in line for _, line in via.out), via.describe()
+
+    rep = h.run_cli(["report", via_file, "--format", "json"])
+    assert rep.returncode == 0, rep.stderr
+    js = json.loads(rep.stdout)
+    mine = [l for l in js["loops"] if l["pid"] == w.pid]
+    assert mine and mine[0]["stalls"] == 1 and abs(mine[0]["stalled_ms"] - 300) <= 60, js["loops"]
+    text = h.run_cli(["report", via_file])
+    assert text.returncode == 0 and "clock_nanosleep" in text.stdout, text.stdout + text.stderr
+    assert d.alive()
+
+
+def test_capture_save_through_daemon_to_an_unwritable_path_is_an_error(bpf, tmp):
+    d = Daemon(tmp)
+    r = h.run_cli(["capture", "--socket", d.sock, "--duration", "1", "--save", tmp / "no" / "such" / "c.lsc"])
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "cannot write capture file" in r.stderr, r.stderr
+    assert d.status()["control"]["captures"] == 0

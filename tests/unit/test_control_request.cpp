@@ -2,12 +2,12 @@
 // error a client gets back for a bad one (parse_request never throws).
 #include <doctest/doctest.h>
 
-#include <set>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "loopstall/control.hpp"
+#include "loopstall/control_protocol.hpp"
 
 using namespace loopstall;
 
@@ -18,17 +18,18 @@ TEST_CASE("status and capture requests") {
       parse_request(R"({"cmd":"capture","pids":[12,34],"threshold_ms":50,"all_loops":true,"format":"text"})");
   CHECK(r.error.empty());
   CHECK(r.cmd == ControlRequest::Cmd::Capture);
-  CHECK(r.selection.pids == std::set<std::uint32_t>{12, 34});
-  CHECK(r.selection.all_loops);
-  CHECK(r.threshold_ms == 50);
-  CHECK(r.format == "text");
+  CHECK(r.capture.pids == std::vector<std::uint32_t>{12, 34});
+  CHECK(r.capture.all_loops);
+  CHECK(r.capture.threshold_ms == 50);
+  CHECK(r.capture.format == "text");
   // Defaults: every process, 100 ms, JSON Lines.
   const ControlRequest d = parse_request(R"({"cmd":"capture"})");
   CHECK(d.error.empty());
-  CHECK(d.selection.pids.empty());
-  CHECK_FALSE(d.selection.all_loops);
-  CHECK(d.threshold_ms == 100);
-  CHECK(d.format == "json");
+  CHECK(d.capture.pids.empty());
+  CHECK_FALSE(d.capture.all_loops);
+  CHECK_FALSE(d.capture.save);
+  CHECK(d.capture.threshold_ms == 100);
+  CHECK(d.capture.format == "json");
 }
 
 TEST_CASE("bad requests are errors for the client") {
@@ -52,4 +53,39 @@ TEST_CASE("a reply quoting non-UTF-8 request bytes is valid JSON") {
   REQUIRE(line.back() == '\n');
   const auto j = nlohmann::json::parse(line);
   CHECK(j["error"].get<std::string>().find("\xef\xbf\xbd") != std::string::npos);  // U+FFFD
+}
+
+// What the client sends is what the server reads: both ends share
+// control_protocol.hpp, so a field cannot be spelled differently on each.
+TEST_CASE("a capture request round-trips from client to server") {
+  ControlRequest sent;
+  sent.cmd = ControlRequest::Cmd::Capture;
+  sent.capture = {{42, 4194304}, 12.5, true, "text", true};
+  const std::string line = request_line(sent);
+  REQUIRE(line.back() == '\n');
+  const ControlRequest got = parse_request(std::string_view(line).substr(0, line.size() - 1));
+  CHECK(got.error.empty());
+  CHECK(got.cmd == ControlRequest::Cmd::Capture);
+  CHECK(got.capture.pids == sent.capture.pids);
+  CHECK(got.capture.threshold_ms == 12.5);
+  CHECK(got.capture.all_loops);
+  CHECK(got.capture.format == "text");
+  CHECK(got.capture.save);
+
+  const std::string status = request_line({});
+  CHECK(parse_request(std::string_view(status).substr(0, status.size() - 1)).cmd == ControlRequest::Cmd::Status);
+  CHECK(parse_request(R"({"cmd":"capture","save":"yes"})").error == "save must be true or false");
+}
+
+TEST_CASE("the server's answer reads back as the client's verdict") {
+  const std::string ok = answer_line({true, ""});
+  CHECK(parse_answer(std::string_view(ok).substr(0, ok.size() - 1)).ok);
+  const std::string no = answer_line({false, "threshold_ms must be a number"});
+  const ControlAnswer a = parse_answer(std::string_view(no).substr(0, no.size() - 1));
+  CHECK_FALSE(a.ok);
+  CHECK(a.error == "threshold_ms must be a number");
+  // Not an answer at all (a daemon of another program): the line is the error.
+  const ControlAnswer junk = parse_answer("HTTP/1.1 400 Bad Request");
+  CHECK_FALSE(junk.ok);
+  CHECK(junk.error == "HTTP/1.1 400 Bad Request");
 }

@@ -1,50 +1,29 @@
-// The daemon's control socket (AF_UNIX stream, root only). One JSON request
-// line per connection:
-//   {"cmd":"status"}  -> one JSON object, then close
-//   {"cmd":"capture","pids":[..],"threshold_ms":N,"all_loops":b,"format":"json"|"text"}
-//       -> the same lines `loopstall capture` prints standalone; when the
-//          client shuts down its writing side, what is pending and the
-//          summary follow, then close.
-// All sockets are non-blocking and served from the detector's thread; a
-// client that does not read is dropped, never waited for. At most 64
-// clients; a request must arrive within 5 s of connecting; a client whose
-// socket fails (e.g. it closed with unread data) is closed at once and its
-// capture removed.
+// loopstalld's control socket (AF_UNIX stream, root only), the server end of
+// control_protocol.hpp. All sockets are non-blocking and served from the
+// detector's thread; a client that does not read is dropped, never waited
+// for. At most 64 clients; a request must arrive within 5 s of connecting; a
+// client whose socket fails (e.g. it closed with unread data) is closed at
+// once and its capture removed.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "loopstall/correlator.hpp"
 #include "loopstall/detector.hpp"
+#include "loopstall/service_name.hpp"
 
 namespace loopstall {
-
-// One request line, parsed and checked; nothing is started yet.
-struct ControlRequest {
-  enum class Cmd { Status, Capture, Loops };
-  Cmd cmd = Cmd::Status;
-  Selection selection;  // Capture only
-  double threshold_ms = 100;
-  std::string format = "json";  // or "text"
-  std::string error;            // "" when the request is fine; else what the client is told
-};
-ControlRequest parse_request(std::string_view line);
-
-// One line of the protocol: a JSON object and a newline, whatever bytes of
-// outside data its strings hold.
-std::string control_line(const nlohmann::json& j);
 
 class ControlServer {
  public:
   // Creates the socket (and its directory, 0700) with mode 0600; throws
-  // std::runtime_error naming the path on failure.
+  // std::runtime_error naming the path on failure. `status` answers
+  // {"cmd":"status"}.
   ControlServer(const std::string& path, Detector& det, std::function<nlohmann::json()> status);
   ~ControlServer();
   ControlServer(const ControlServer&) = delete;
@@ -53,7 +32,7 @@ class ControlServer {
   // Accepts, reads requests, flushes output; call from the main loop.
   void poll();
   std::size_t clients() const { return clients_.size(); }
-  // Clients with a capture running (each has a correlator in the detector).
+  // Clients with a capture running (each has a session in the detector).
   std::size_t captures() const;
   std::uint64_t dropped_clients() const { return dropped_; }
   std::uint64_t refused_clients() const { return refused_; }

@@ -1,4 +1,4 @@
-#include "loopstall/control.hpp"
+#include "loopstall/control_server.hpp"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -10,9 +10,10 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "loopstall/capture_file.hpp"
+#include "loopstall/capture_session.hpp"
 #include "loopstall/clock.hpp"
-#include "loopstall/json_sink.hpp"
-#include "loopstall/text_sink.hpp"
+#include "loopstall/control_protocol.hpp"
 
 namespace loopstall {
 namespace {
@@ -30,7 +31,7 @@ constexpr std::uint64_t kClientTimeoutNs = 5'000'000'000ULL;
 constexpr int kMaxReadsPerPoll = 16;
 
 std::string error_line(const std::string& why) {
-  return control_line(json({{"ok", false}, {"error", why}}));
+  return answer_line({false, why});
 }
 
 sockaddr_un unix_address(const std::string& path) {
@@ -50,10 +51,11 @@ std::runtime_error sys_error(const std::string& what) {
 struct ControlServer::Client {
   int fd = -1;
   std::string in, out;
-  bool capturing = false, finishing = false, closed = false;
-  std::uint64_t accepted_ns = 0, finishing_ns = 0, started_ns = 0;
-  std::unique_ptr<Sink> sink;
-  std::unique_ptr<Correlator> corr;
+  bool finishing = false, closed = false;
+  std::uint64_t accepted_ns = 0, finishing_ns = 0;
+  std::unique_ptr<CaptureOutput> output;
+  std::unique_ptr<CaptureSession> session;
+  bool capturing() const { return session && session->running(); }
 };
 
 ControlServer::ControlServer(const std::string& path, Detector& det, std::function<nlohmann::json()> status)
@@ -87,10 +89,9 @@ ControlServer::~ControlServer() {
 }
 
 void ControlServer::close_client(Client& c) {
-  // Its correlator leaves the detector first: the kernel threshold goes back
+  // Its session leaves the detector first: the kernel threshold goes back
   // to what the remaining consumers want.
-  if (c.corr) det_.remove(*c.corr);
-  c.capturing = false;
+  c.session.reset();
   if (c.fd >= 0) close(c.fd);
   c.fd = -1;
   c.closed = true;
@@ -98,7 +99,7 @@ void ControlServer::close_client(Client& c) {
 
 std::size_t ControlServer::captures() const {
   std::size_t n = 0;
-  for (const auto& c : clients_) n += c->capturing ? 1 : 0;
+  for (const auto& c : clients_) n += c->capturing() ? 1 : 0;
   return n;
 }
 
@@ -121,18 +122,21 @@ void ControlServer::handle_request(Client& c, const std::string& line) {
     finish(c);
     return;
   }
-  Writer w = [&c](std::string_view s) { c.out.append(s); };
-  if (req.format == "json")
-    c.sink = std::make_unique<JsonLinesSink>(w);
-  else
-    c.sink = std::make_unique<TextSink>(w);
-  req.selection.naming = naming_;  // captures name services as the daemon does
-  c.corr = std::make_unique<Correlator>(std::move(req.selection), req.threshold_ms, *c.sink);
-  det_.add(*c.corr);
-  c.capturing = true;
-  c.started_ns = monotonic_ns();
+  const CaptureRequest& cap = req.capture;
+  c.output = std::make_unique<CaptureOutput>(cap.format, [&c](std::string_view s) { c.out.append(s); });
+  // The capture file's records after the header: the client writes the file.
+  if (cap.save)
+    c.output->save(std::make_unique<CaptureRecordSink>([&c](std::string_view s) {
+      c.out += kSaveRecordMark;
+      c.out.append(s);
+    }));
+  Selection sel;
+  sel.pids = {cap.pids.begin(), cap.pids.end()};
+  sel.all_loops = cap.all_loops;
+  sel.naming = naming_;  // captures name services as the daemon does
   // First line: the client knows the daemon is capturing for it.
-  c.out += control_line(json({{"ok", true}}));
+  c.out += answer_line({true, ""});
+  c.session = std::make_unique<CaptureSession>(det_, std::move(sel), cap.threshold_ms, c.output->sink());
 }
 
 void ControlServer::accept_clients() {
@@ -166,7 +170,7 @@ void ControlServer::read_client(Client& c) {
   for (int i = 0; i < kMaxReadsPerPoll; ++i) {
     const ssize_t n = read(c.fd, buf, sizeof buf);
     if (n > 0) {
-      if (c.capturing || c.finishing) continue;  // nothing more is expected: discarded
+      if (c.capturing() || c.finishing) continue;  // nothing more is expected: discarded
       c.in.append(buf, static_cast<std::size_t>(n));
       const auto nl = c.in.find('\n');
       if (nl != std::string::npos) {
@@ -180,12 +184,7 @@ void ControlServer::read_client(Client& c) {
       continue;
     }
     if (n == 0) {
-      if (c.capturing) {
-        det_.flush(*c.corr);
-        c.sink->finish(c.corr->summary(static_cast<double>(monotonic_ns() - c.started_ns) / 1e9));
-        det_.remove(*c.corr);
-        c.capturing = false;
-      }
+      if (c.capturing()) c.session->finish();
       finish(c);
       return;
     }
@@ -221,7 +220,7 @@ void ControlServer::poll() {
       continue;
     }
     // A request must arrive, and a finished answer be read, in time.
-    const bool waiting_for_request = !c.capturing && !c.finishing;
+    const bool waiting_for_request = !c.capturing() && !c.finishing;
     if ((waiting_for_request && now - c.accepted_ns > kClientTimeoutNs) ||
         (c.finishing && !c.out.empty() && now - c.finishing_ns > kClientTimeoutNs)) {
       ++dropped_;

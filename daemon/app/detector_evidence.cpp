@@ -1,0 +1,78 @@
+// Stall evidence the Detector gathers once for every consumer: on-CPU
+// samples, stacks of blocked loop threads, interpreters shutting down.
+#include <algorithm>
+#include <cstddef>
+
+#include "loopstall/clock.hpp"
+#include "loopstall/detector.hpp"
+
+namespace loopstall {
+
+// A loop in a long iteration whose interpreter began Py_Finalize is tearing
+// down, not stalling: tell the correlators before they report it.
+void Detector::check_exiting(std::uint64_t now_ns) {
+  const std::uint64_t after_ns = evidence_after_ns();
+  for (const ls_loop& l : loops_) {
+    if (!Tuning::iteration_older(l.iter_start_ns, now_ns, after_ns)) continue;
+    bool ask = false;
+    for (const Correlator* c : consumers_) ask |= c->watches(l.tgid) && !c->exiting(l.tgid);
+    if (!ask || !stacks_->interpreter_finalizing(l.tgid)) continue;
+    for (Correlator* c : consumers_) c->interpreter_exiting(l.tgid);
+  }
+}
+
+void Detector::on_sample(const ls_sample_event& e, std::size_t size) {
+  // Variable length: the stack bytes must be inside the record.
+  if (e.stack_len > sizeof e.stack || size < offsetof(ls_sample_event, stack) + e.stack_len) return;
+  if (!watched(e.hdr.tgid)) return;
+  // A budget: unwinding costs ~0.1 ms, and a host where every loop stalls
+  // at once must not turn the daemon into the biggest CPU user.
+  const std::uint64_t now = monotonic_ns();
+  sample_tokens_ = std::min<double>(
+      kSampleBudgetPerSec, sample_tokens_ + static_cast<double>(now - sample_refill_ns_) / 1e9 * kSampleBudgetPerSec);
+  sample_refill_ns_ = now;
+  if (sample_tokens_ < 1) {
+    ++samples_over_budget_;
+    return;
+  }
+  sample_tokens_ -= 1;
+  // Unwinding is the slow part of a poll: a backlog of samples must not
+  // delay the scan that reports hung loops.
+  scan_if_due();
+  auto s = stacks_->on_cpu(e);
+  if (!s) return;
+  name_framework(e.hdr.tgid, s->python);
+  for (Correlator* c : consumers_) c->on_sample(e.hdr.tgid, e.hdr.tid, e.iter_start_ns, *s);
+}
+
+// Loop threads blocked inside a long iteration: their stack is the one
+// that made the blocking call, and it cannot change while they sleep, so
+// reading it from /proc now is exact. Each block episode (the iteration's
+// last run-state change) is captured once; later scans extend it.
+void Detector::capture_blocks(std::uint64_t now_ns) {
+  const std::uint64_t after_ns = evidence_after_ns();
+  for (const ls_loop& l : loops_) {
+    if (l.run_state != LS_BLOCKED || now_ns < l.last_ts_ns ||
+        !Tuning::iteration_older(l.iter_start_ns, now_ns, after_ns) || !watched(l.tgid))
+      continue;
+    BlockSeen& b = blocks_[l.tid];
+    const bool same = b.iter_start_ns == l.iter_start_ns && b.block_start_ns == l.last_ts_ns;
+    std::optional<StackSample> s;
+    if (!same || !b.captured) {
+      s = stacks_->blocked(l.tgid, l.tid);
+      if (s) name_framework(l.tgid, s->python);
+      // Only if the thread slept through all the reads: the same episode
+      // still going on afterwards. (It may have woken and gone back to
+      // sleep elsewhere -- in epoll_wait, say -- since the scan.)
+      const auto after = engine_->find_loop(l.tid);
+      if (!after || after->iter_start_ns != l.iter_start_ns || after->last_ts_ns != l.last_ts_ns ||
+          after->run_state != LS_BLOCKED)
+        s.reset();
+      b = {l.iter_start_ns, l.last_ts_ns, s.has_value()};
+    }
+    for (Correlator* c : consumers_)
+      c->on_block(l.tgid, l.tid, l.iter_start_ns, l.last_ts_ns, now_ns - l.last_ts_ns, s ? &*s : nullptr);
+  }
+}
+
+}  // namespace loopstall
