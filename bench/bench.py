@@ -844,6 +844,14 @@ def json_reports(path, pids):
     return final, stacked, ongoing, ours
 
 
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def thread_cpu(pid):
     """{thread name: CPU ns} of a process (schedstat)."""
     out = {}
@@ -868,7 +876,8 @@ def bench_storm(a, res):
                 "--ms", str(a.storm_ms), "--period", str(a.storm_period), "--depth", str(a.storm_depth)],
                cpu=LOAD_CPU, stdout=subprocess.PIPE, text=True)
     wl.stop_signal = signal.SIGINT
-    runs = res["storm_runs"] = {"plain": [], "timed": []}
+    modes = (["before"] if a.loopstall_before else []) + ["plain", "timed"]
+    runs = res["storm_runs"] = {m: [] for m in modes}
     extra = 0.0
     try:
         line = wl.stdout.readline().split()
@@ -878,10 +887,12 @@ def bench_storm(a, res):
             raise RuntimeError("gevent_storm_deep did not start: " + " ".join(line))
         RESIDENT.add_process(min(pids))
 
-        def window(timed):
+        def window(mode):
+            timed = mode == "timed"
             out_path = os.path.join(tmpdir, "storm.jsonl")
             env = {"LOOPSTALL_PHASE_TIMES": "1"} if timed else {}
-            with Tracer(["--format", "json", "--output", out_path], a.loopstall, env=env) as t:
+            binary = a.loopstall_before if mode == "before" else a.loopstall
+            with Tracer(["--format", "json", "--output", out_path], binary, env=env) as t:
                 foreign = bool(foreign_progs(t.progs))
                 time.sleep(1.0)  # the stacks of every process read once
                 c0, th0, n0 = t.cpu_ns(), thread_cpu(t.p.pid), json_reports(out_path, pids)
@@ -889,10 +900,11 @@ def bench_storm(a, res):
                 time.sleep(a.storm_seconds)
                 c1, th1, n1 = t.cpu_ns(), thread_cpu(t.p.pid), json_reports(out_path, pids)
                 w1 = time.monotonic()
+                rss_kb = rss_kib(t.p.pid)
             whole = json_reports(out_path, pids)
             finals = n1[0] - n0[0]
             run = {"cpu_ns": c1 - c0, "s": w1 - w0, "finals": finals, "stacked": n1[1] - n0[1],
-                   "ongoing": n1[2] - n0[2], "ours": n1[3] - n0[3],
+                   "ongoing": n1[2] - n0[2], "ours": n1[3] - n0[3], "rss_mib": rss_kb / 1024,
                    "us_per_report": (c1 - c0) / 1e3 / finals if finals else float("nan"),
                    "threads": {k: v - th0.get(k, 0) for k, v in th1.items()}}
             if timed:
@@ -901,6 +913,7 @@ def bench_storm(a, res):
                     run["phases_us_per_report"] = {
                         k: int(v.split("/")[1]) / 1e3 / whole[0] for k, v in
                         (kv.split("=") for kv in m[1].split())}
+                    run["whole_finals"] = whole[0]
                     run["phase_calls"] = {k: int(v.split("/")[0]) for k, v in (kv.split("=") for kv in m[1].split())}
                 elif not m:
                     warnings.append("storm: the timed capture printed no phase times (binary without them?)")
@@ -909,8 +922,8 @@ def bench_storm(a, res):
 
         def one_round(r):
             got, foreign = {}, False
-            for mode in (["plain", "timed"] if r % 2 == 0 else ["timed", "plain"]):
-                got[mode], f = window(mode == "timed")
+            for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
+                got[mode], f = window(mode)
                 foreign |= f
             return got, foreign
 
@@ -1183,32 +1196,39 @@ def report(a, res):
         runs = res["storm_runs"]
         plain, timed = runs["plain"], runs["timed"]
         us = median([r["us_per_report"] for r in plain])
+        named = [("capture", plain), ("capture, LOOPSTALL_PHASE_TIMES=1", timed)]
+        if runs.get("before"):
+            named.insert(0, ("before: --loopstall-before", runs["before"]))
         p("")
         p(f"5. Cost per stall report: {a.storm_procs} gevent processes on CPU {LOAD_CPU} stalling {a.storm_ms:g} ms "
           f"every {a.storm_period:g} ms in time.sleep {a.storm_depth} frames deep; `capture --format json` on CPU "
           f"{TOOL_CPU}, {a.storm_seconds:g} s windows; {len(plain)} rounds, medians")
-        for name, rs in (("capture", plain), ("capture, LOOPSTALL_PHASE_TIMES=1", timed)):
+        for name, rs in named:
             fin = median([r["finals"] / r["s"] for r in rs])
             p(f"   {name:<34} {median([r['us_per_report'] for r in rs]):7.0f} us CPU/report "
               f"(spread {spread_pct([r['us_per_report'] for r in rs]):.0f}%), {fin:.0f} final reports/s "
               f"({median([r['ours'] / max(r['finals'], 1) for r in rs]) * 100:.0f}% from the storm), "
               f"{median([r['stacked'] / max(r['finals'], 1) for r in rs]) * 100:.0f}% with Python+native stacks, "
               f"{median([r['ongoing'] / r['s'] for r in rs]):.0f} ongoing reports/s, capture CPU "
-              f"{median([r['cpu_ns'] / 1e9 / r['s'] for r in rs]) * 100:.1f}% of a core")
+              f"{median([r['cpu_ns'] / 1e9 / r['s'] for r in rs]) * 100:.1f}% of a core, "
+              f"RSS {median([r['rss_mib'] for r in rs]):.0f} MiB")
         phases = [r["phases_us_per_report"] for r in timed if "phases_us_per_report" in r]
         if phases:
             tus = median([r["us_per_report"] for r in timed])
             split = {k: median([ph[k] for ph in phases]) for k in phases[0]}
             known = sum(split.values())
-            p("   phase split (timed captures, thread CPU us per final report): " +
-              ", ".join(f"{k} {v:.1f}" for k, v in split.items()) +
+            calls = {k: median([r["phase_calls"][k] / max(r["whole_finals"], 1) for r in timed
+                                if "phase_calls" in r]) for k in split}
+            p("   phase split (timed captures, thread CPU us per final report, calls per report): " +
+              ", ".join(f"{k} {v:.1f} ({calls[k]:.1f})" for k, v in split.items()) +
               f"; rest (BPF sample copy, correlation, JSON, metrics, idle loops) {tus - known:.1f}")
         names = sorted({k for r in plain for k in r["threads"]})
         p("   by thread (CPU us per final report): " + ", ".join(
             f"{k} {median([r['threads'].get(k, 0) / 1e3 / max(r['finals'], 1) for r in plain]):.1f}" for k in names))
         p(f"   other load on the host meanwhile: {res.get('storm_background_pct', float('nan')):.1f}% of all CPUs")
-        rows.append(("capture CPU per stall report", "-", f"{us:.0f} us", "(with stacks)", "<= 150 us",
-                     verdict(us <= 150)))
+        before = median([r["us_per_report"] for r in runs["before"]]) if runs.get("before") else None
+        rows.append(("capture CPU per stall report", f"{before:.0f} us before" if before else "-", f"{us:.0f} us",
+                     f"{us / before:.2f}x" if before else "(with stacks)", "<= 150 us", verdict(us <= 150)))
 
     for kind in ("pywsgi", "gunicorn"):
         runs = res.get(f"latency_{kind}")
@@ -1325,6 +1345,8 @@ def main():
     ap.add_argument("--hook-rounds", type=int, default=3)
     ap.add_argument("--syscall-loop", help="ls_syscall_loop binary (for the hosttax part)")
     ap.add_argument("--storm-procs", type=int, default=50)
+    ap.add_argument("--loopstall-before", help="storm part: another loopstall binary (before a change) "
+                    "measured side by side")
     ap.add_argument("--storm-ms", type=float, default=150)
     ap.add_argument("--storm-period", type=float, default=200)
     ap.add_argument("--storm-depth", type=int, default=200)
@@ -1355,6 +1377,8 @@ def main():
     t0 = time.monotonic()
     # Run one loopstall binary throughout, even if the tree is rebuilt meanwhile.
     a.loopstall = shutil.copy(a.loopstall, os.path.join(tmpdir, "loopstall"))
+    if a.loopstall_before:
+        a.loopstall_before = shutil.copy(a.loopstall_before, os.path.join(tmpdir, "loopstall-before"))
     global RESIDENT
     RESIDENT = ResidentFiles([a.loopstall, a.pingpong, a.hookcost or "", a.python, sys.executable,
                               "bpftool", "wrk"])

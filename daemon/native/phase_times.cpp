@@ -11,8 +11,8 @@ namespace loopstall::native {
 namespace {
 
 constexpr auto kPhases = static_cast<std::size_t>(Phase::kCount);
-constexpr std::array<const char*, kPhases> kNames = {"python_walk", "python_names", "native_setup", "native_unwind",
-                                                     "symbolize"};
+constexpr std::array<const char*, kPhases> kNames = {"snapshot",     "python_walk",   "python_names",
+                                                     "native_setup", "native_unwind", "symbolize"};
 
 // Printed from a static destructor: runs on a normal exit of capture and daemon.
 struct Totals {

@@ -97,13 +97,7 @@ std::vector<PyFrame> PyProcess::stack(std::uint32_t tid) {
 
 std::vector<PyFrame> PyProcess::resolve_frames(const std::vector<RawFrame>& raw) {
   const native::PhaseTimer timer(native::Phase::kPythonNames);
-  std::vector<PyFrame> out;
-  for (const auto& r : raw) {
-    auto frame = resolver_.try_resolve(memory_, r);
-    if (!frame) break;
-    out.push_back(std::move(*frame));
-  }
-  return out;
+  return resolver_.resolve_stack(memory_, raw);
 }
 
 PyFrame PyProcess::resolve(std::uint64_t code, std::uint64_t instr) {

@@ -8,8 +8,9 @@
 
 namespace loopstall::native {
 
+// kSnapshot: copying a blocked thread's registers and stack (/proc, process_vm_readv);
 // kNativeSetup: finding or building the process's Dwfl (maps, ELF files, CFI).
-enum class Phase : unsigned { kPythonWalk, kPythonNames, kNativeSetup, kNativeUnwind, kSymbolize, kCount };
+enum class Phase : unsigned { kSnapshot, kPythonWalk, kPythonNames, kNativeSetup, kNativeUnwind, kSymbolize, kCount };
 
 bool phase_times_enabled();
 std::uint64_t thread_cpu_ns();
