@@ -12,10 +12,14 @@ import signal
 import sys
 import time
 
+import fleet
+
 real_sleep = time.sleep  # bound before monkey-patching: blocks the hub
 
 
 def child(a, ready_w):
+    # The parent blocks SIGTERM/SIGINT for its sigwait: the storm dies of them.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, fleet.STOP)
     from gevent import monkey
 
     monkey.patch_all()
@@ -43,39 +47,7 @@ def main():
     ap.add_argument("--depth", type=int, default=200)
     a = ap.parse_args()
     sys.setrecursionlimit(a.depth + 200)
-
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    pids = []
-    r, w = os.pipe()
-    for _ in range(a.procs):
-        pid = os.fork()
-        if pid == 0:
-            os.close(r)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            child(a, w)
-            os._exit(0)
-        pids.append(pid)
-    os.close(w)
-    got = 0
-    deadline = time.monotonic() + 60
-    while got < a.procs and time.monotonic() < deadline:
-        b = os.read(r, a.procs)
-        if not b:
-            break
-        got += len(b)
-    print("READY" if got == a.procs else "NOT-READY", *pids, flush=True)
-    signal.sigwait({signal.SIGTERM, signal.SIGINT})
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    for pid in pids:
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
+    fleet.run(a.procs, lambda ready_w: child(a, ready_w))
 
 
 if __name__ == "__main__":

@@ -41,8 +41,7 @@ int main(int argc, char **argv) {
         syscall(SYS_getppid);
     }
     n += 1000;
-    if (ns(CLOCK_MONOTONIC) >= end)
-      break;
+    if (ns(CLOCK_MONOTONIC) >= end) break;
   }
   long long w1 = ns(CLOCK_MONOTONIC), c1 = ns(CLOCK_PROCESS_CPUTIME_ID);
   printf("%lld %lld %lld\n", n, w1 - w0, c1 - c0);
