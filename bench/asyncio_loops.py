@@ -13,7 +13,8 @@ import os
 import signal
 import sys
 import threading
-import time
+
+import fleet
 
 
 def child(nthreads, interval, ready_w):
@@ -40,36 +41,7 @@ def main():
     ap.add_argument("--threads", type=int, default=25)
     ap.add_argument("--interval", type=float, default=0.01)
     args = ap.parse_args()
-
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    pids = []
-    r, w = os.pipe()
-    for _ in range(args.procs):
-        pid = os.fork()
-        if pid == 0:
-            os.close(r)
-            child(args.threads, args.interval, w)
-        pids.append(pid)
-    os.close(w)
-    got = 0
-    deadline = time.monotonic() + 60
-    while got < args.procs and time.monotonic() < deadline:
-        b = os.read(r, args.procs)
-        if not b:
-            break
-        got += len(b)
-    print("READY" if got == args.procs else "NOT-READY", *pids, flush=True)
-    signal.sigwait({signal.SIGTERM, signal.SIGINT})
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    for pid in pids:
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
+    fleet.run(args.procs, lambda ready_w: child(args.threads, args.interval, ready_w))
     sys.exit(0)
 
 

@@ -14,6 +14,7 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -315,11 +316,12 @@ class Tracer:
     """`loopstall capture ARGS` on TOOL_CPU, from "ready" to SIGINT. With
     summary=True its text report goes to a file and summary() parses it."""
 
-    def __init__(self, args, binary, summary=False):
+    def __init__(self, args, binary, summary=False, env=None):
         self.out = os.path.join(tmpdir, "capture.out")
         self.err = os.path.join(tmpdir, "capture.err")
         self.args = args + (["--output", self.out] if summary else [])
         self.binary = binary
+        self.env = env or {}
 
     def __enter__(self):
         before = {p["id"] for p in bpftool_json("prog", "show")}
@@ -329,7 +331,8 @@ class Tracer:
             # wait forever on a daemon that does not answer).
             self.p = spawn([self.binary, "capture", *STANDALONE, *self.args], cpu=TOOL_CPU,
                            stdout=subprocess.DEVNULL, stderr=err,
-                           env=dict(os.environ, LOOPSTALL_CONTROL_SOCKET=os.path.join(tmpdir, "no-loopstalld.sock")))
+                           env=dict(os.environ, **self.env,
+                                    LOOPSTALL_CONTROL_SOCKET=os.path.join(tmpdir, "no-loopstalld.sock")))
         self.p.stop_signal = signal.SIGINT  # it detaches and prints its summary
         t0 = time.monotonic()
         while True:
@@ -686,9 +689,12 @@ WRK_RE = re.compile(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b")
 WRK_UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
-def wrk(port, seconds, server_pid):
+LAT_RE = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+
+
+def wrk(port, seconds, server_pid, conns=50):
     c0 = task_cpu_ns(server_pid)
-    p = spawn(["wrk", "-t1", "-c50", f"-d{seconds}s", f"http://127.0.0.1:{port}/"], cpu=TOOL_CPU,
+    p = spawn(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/"], cpu=TOOL_CPU,
               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out, _ = p.communicate(timeout=seconds + 30)
     children.remove(p)
@@ -699,12 +705,17 @@ def wrk(port, seconds, server_pid):
     if "Socket errors" in out or "Non-2xx" in out:
         warnings.append("wrk reported errors: " + " ".join(l.strip() for l in out.splitlines()
                                                             if "errors" in l or "Non-2xx" in l))
-    return {"reqs": int(m[1]), "s": float(m[2]) * WRK_UNIT[m[3]], "cpu_ns": c1 - c0}
+    lat = {f"p{q}_us": float(v) * WRK_UNIT[u] * 1e6 for q, v, u in LAT_RE.findall(out)}
+    return {"reqs": int(m[1]), "s": float(m[2]) * WRK_UNIT[m[3]], "cpu_ns": c1 - c0, **lat}
 
 
 def combine_wrk(runs):
     reqs, secs, cpu = (sum(r[k] for r in runs) for k in ("reqs", "s", "cpu_ns"))
-    return {"rps": reqs / secs, "server_cpu_us_per_req": cpu / 1e3 / reqs, "reqs": reqs}
+    out = {"rps": reqs / secs, "server_cpu_us_per_req": cpu / 1e3 / reqs, "reqs": reqs}
+    for q in ("p50_us", "p99_us"):  # the median of the runs' percentiles
+        if all(q in r for r in runs):
+            out[q] = median([r[q] for r in runs])
+    return out
 
 
 def bench_gevent(a, res):
@@ -804,6 +815,252 @@ def bench_daemon(a, res):
     res["daemon"] = out
 
 
+# ----------------------------------------------------------------- 5. storm: cost per stall report
+
+PHASE_RE = re.compile(r"phase times:(.*)$", re.M)
+
+
+def json_reports(path, pids):
+    """(final reports, final reports with Python and native stacks, ongoing
+    reports, ours among the finals) in a --format json output so far."""
+    final = stacked = ongoing = ours = 0
+    try:
+        with open(path) as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # being written
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                if e.get("ongoing"):
+                    ongoing += 1
+                    continue
+                final += 1
+                ours += e.get("pid") in pids
+                stacked += bool(e.get("python_stacks")) and bool(e.get("native_stack"))
+    except FileNotFoundError:
+        pass
+    return final, stacked, ongoing, ours
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def thread_cpu(pid):
+    """{thread name: CPU ns} of a process (schedstat)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                out[name] = out.get(name, 0) + int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return out
+
+
+def bench_storm(a, res):
+    log(f"[storm] cost per stall report: {a.storm_procs} gevent processes stalling {a.storm_ms:g} ms every "
+        f"{a.storm_period:g} ms, {a.storm_depth} Python frames deep; {a.storm_rounds} rounds of a "
+        f"{a.storm_seconds:g} s capture with and without LOOPSTALL_PHASE_TIMES")
+    bg = BackgroundLoad()
+    bg.start()
+    wl = spawn([a.python, os.path.join(HERE, "gevent_storm_deep.py"), "--procs", str(a.storm_procs),
+                "--ms", str(a.storm_ms), "--period", str(a.storm_period), "--depth", str(a.storm_depth)],
+               cpu=LOAD_CPU, stdout=subprocess.PIPE, text=True)
+    wl.stop_signal = signal.SIGINT
+    modes = (["before"] if a.loopstall_before else []) + ["plain", "timed"]
+    runs = res["storm_runs"] = {m: [] for m in modes}
+    extra = 0.0
+    try:
+        line = wl.stdout.readline().split()
+        pids = {int(x) for x in line[1:]}
+        grandchildren.extend(pids)
+        if not line or line[0] != "READY":
+            raise RuntimeError("gevent_storm_deep did not start: " + " ".join(line))
+        RESIDENT.add_process(min(pids))
+
+        def window(mode):
+            timed = mode == "timed"
+            out_path = os.path.join(tmpdir, "storm.jsonl")
+            env = {"LOOPSTALL_PHASE_TIMES": "1"} if timed else {}
+            binary = a.loopstall_before if mode == "before" else a.loopstall
+            with Tracer(["--format", "json", "--output", out_path], binary, env=env) as t:
+                foreign = bool(foreign_progs(t.progs))
+                time.sleep(1.0)  # the stacks of every process read once
+                c0, th0, n0 = t.cpu_ns(), thread_cpu(t.p.pid), json_reports(out_path, pids)
+                w0 = time.monotonic()
+                time.sleep(a.storm_seconds)
+                c1, th1, n1 = t.cpu_ns(), thread_cpu(t.p.pid), json_reports(out_path, pids)
+                w1 = time.monotonic()
+                rss_kb = rss_kib(t.p.pid)
+            whole = json_reports(out_path, pids)
+            finals = n1[0] - n0[0]
+            run = {"cpu_ns": c1 - c0, "s": w1 - w0, "finals": finals, "stacked": n1[1] - n0[1],
+                   "ongoing": n1[2] - n0[2], "ours": n1[3] - n0[3], "rss_mib": rss_kb / 1024,
+                   "us_per_report": (c1 - c0) / 1e3 / finals if finals else float("nan"),
+                   "threads": {k: v - th0.get(k, 0) for k, v in th1.items()}}
+            if timed:
+                m = PHASE_RE.search(open(t.err).read())
+                if m and whole[0]:
+                    run["phases_us_per_report"] = {
+                        k: int(v.split("/")[1]) / 1e3 / whole[0] for k, v in
+                        (kv.split("=") for kv in m[1].split())}
+                    run["whole_finals"] = whole[0]
+                    run["phase_calls"] = {k: int(v.split("/")[0]) for k, v in (kv.split("=") for kv in m[1].split())}
+                elif not m:
+                    warnings.append("storm: the timed capture printed no phase times (binary without them?)")
+            run["show"] = f"{run['us_per_report']:.0f} us/report ({finals} reports, {run['stacked']} with stacks)"
+            return run, foreign
+
+        def one_round(r):
+            got, foreign = {}, False
+            for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
+                got[mode], f = window(mode)
+                foreign |= f
+            return got, foreign
+
+        run_rounds(a.storm_rounds, one_round, runs, "storm", seconds=120)
+        # The storm's own CPU is not "other load".
+        extra = sum(stat_cpu_s(p) for p in pids if os.path.exists(f"/proc/{p}"))
+    finally:
+        stop(wl, signal.SIGINT, 10.0)
+        kill_grandchildren()
+    res["storm_background_pct"] = bg.stop(extra)
+
+
+# ----------------------------------------------------------------- 6. latency side by side
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, seconds=20):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server not listening on {port} after {seconds} s")
+
+
+def start_server(a, kind, monitor):
+    port = free_port()
+    env = dict(os.environ)
+    if monitor:
+        env["GEVENT_MONITOR_THREAD_ENABLE"] = "1"
+    if kind == "pywsgi":
+        argv = [a.python, os.path.join(HERE, "gevent_hello.py"), "--port", str(port)]
+    else:
+        argv = [a.python, "-m", "gunicorn", "-k", "gevent", "-w", "1", "--chdir", HERE, "-b",
+                f"127.0.0.1:{port}", "--log-level", "warning", "gevent_hello:app"]
+    srv = spawn(argv, cpu=LOAD_CPU, stdout=subprocess.DEVNULL, env=env)
+    wait_port(port, srv)
+    RESIDENT.add_process(srv.pid)
+    return srv, port
+
+
+def bench_latency(a, res):
+    log(f"[latency] p50/p99 with wrk -t1 -c{a.lat_conns} --latency: pywsgi and gunicorn -k gevent, "
+        f"{a.lat_rounds} rounds of base / capture / gevent monitor thread, wrk -d{a.lat_seconds}s each")
+    bg = BackgroundLoad()
+    bg.start()
+    for kind in ("pywsgi", "gunicorn"):
+        runs = res[f"latency_{kind}"] = {"base": [], "traced": [], "monitor": []}
+        srv = mon = None
+        try:
+            srv, port = start_server(a, kind, False)
+            mon, mport = start_server(a, kind, True)
+            wrk(port, 1, srv.pid, a.lat_conns)  # warm-up
+            wrk(mport, 1, mon.pid, a.lat_conns)
+
+            def one_round(r):
+                modes = ["base", "traced", "monitor"]
+                modes = modes[r % 3:] + modes[:r % 3]
+                got, foreign = {}, False
+                for mode in modes:
+                    if mode == "traced":
+                        with Tracer([], a.loopstall) as t:
+                            foreign |= bool(foreign_progs(t.progs))
+                            w = wrk(port, a.lat_seconds, srv.pid, a.lat_conns)
+                    else:
+                        foreign |= bool(foreign_progs())
+                        w = wrk(mport if mode == "monitor" else port, a.lat_seconds,
+                                (mon if mode == "monitor" else srv).pid, a.lat_conns)
+                    got[mode] = combine_wrk([w])
+                    got[mode]["show"] = (f"p50 {got[mode].get('p50_us', 0):.0f} us "
+                                         f"p99 {got[mode].get('p99_us', 0):.0f} us")
+                return got, foreign
+
+            run_rounds(a.lat_rounds, one_round, runs, f"latency {kind}", seconds=90)
+        finally:
+            for p in (srv, mon):
+                if p:
+                    stop(p)
+            kill_grandchildren()
+    res["latency_background_pct"] = bg.stop()
+
+
+# ----------------------------------------------------------------- 7. host tax
+
+def syscall_window(a, kind):
+    p = spawn([a.syscall_loop, str(a.tax_seconds), kind], cpu=LOAD_CPU, stdout=subprocess.PIPE, text=True)
+    out, _ = p.communicate(timeout=a.tax_seconds + 30)
+    children.remove(p)
+    n, wall, cpu = (int(x) for x in out.split())
+    return {"wall_ns": wall / n, "cpu_ns": cpu / n}
+
+
+def bench_hosttax(a, res):
+    if not a.syscall_loop:
+        raise RuntimeError("needs --syscall-loop (bench/ls_syscall_loop)")
+    log(f"[hosttax] a non-loop process making syscalls (getppid, read 1 byte of /dev/zero) on CPU {LOAD_CPU}: "
+        f"{a.tax_rounds} rounds of A B B A, {a.tax_seconds:g} s windows")
+    bg = BackgroundLoad()
+    bg.start()
+    runs = res["tax_runs"] = {"base": [], "traced": []}
+
+    def measure():
+        return {k: syscall_window(a, k) for k in ("getppid", "read")}
+
+    def one_round(r):
+        order = ["base", "traced"] if r % 2 == 0 else ["traced", "base"]
+        got = {"base": [], "traced": []}
+        foreign = False
+        for mode, n in symmetric(order):
+            for _ in range(n):
+                if mode == "base":
+                    foreign |= bool(foreign_progs())
+                    got[mode].append(measure())
+                else:
+                    with Tracer([], a.loopstall) as t:
+                        foreign |= bool(foreign_progs(t.progs))
+                        got[mode].append(measure())
+        out = {}
+        for mode in got:
+            out[mode] = {k: {f: statistics.mean(w[k][f] for w in got[mode]) for f in ("wall_ns", "cpu_ns")}
+                         for k in ("getppid", "read")}
+            out[mode]["show"] = (f"getppid {out[mode]['getppid']['cpu_ns']:.0f} ns, "
+                                 f"read {out[mode]['read']['cpu_ns']:.0f} ns CPU")
+        return out, foreign
+
+    run_rounds(a.tax_rounds, one_round, runs, "hosttax", seconds=90)
+    res["tax_background_pct"] = bg.stop()
+
+
 # ----------------------------------------------------------------- report
 
 def verdict(ok):
@@ -824,7 +1081,8 @@ def report(a, res):
     rows = []
     lines = []
     p = lines.append
-    for key in ("iter_runs", "gevent_runs", "hook_runs"):
+    for key in ("iter_runs", "gevent_runs", "hook_runs", "storm_runs", "latency_pywsgi", "latency_gunicorn",
+                "tax_runs"):
         if key in res and all(res[key].values()):
             res[key], dropped = clean_rounds(res[key])
             if dropped:
@@ -885,6 +1143,10 @@ def report(a, res):
               f"{us[m]:18.2f} {spread_pct([r['server_cpu_us_per_req'] for r in runs[m]]):6.1f}%")
         p(f"   throughput loss {loss:+.2f}% (paired per round: {min(paired):+.1f}..{max(paired):+.1f}%); "
           f"per server CPU-second {cpu_loss:+.2f}%")
+        if all("p99_us" in r for m in runs for r in runs[m]):
+            p("   latency at -c50 (saturated: queueing dominates): " + "; ".join(
+                f"{m} p50 {median([r['p50_us'] for r in runs[m]]):.0f} us p99 "
+                f"{median([r['p99_us'] for r in runs[m]]):.0f} us" for m in ("base", "traced")))
         p(f"   loop iterations per request (loopstall's count): "
           f"{median([r.get('iters_per_req', 0) for r in runs['traced']]):.3f}")
         p(f"   other load on the host meanwhile: {res.get('gevent_background_pct', float('nan')):.1f}% of all CPUs")
@@ -929,6 +1191,91 @@ def report(a, res):
         rows.append((f"BPF CPU, {d['iter_per_s']:.0f} it/s", "-", f"{d['bpf_cpu_pct']:.2f}%", "(kernel side)",
                      "(info)", "-"))
 
+
+    if res.get("storm_runs") and all(res["storm_runs"].values()):
+        runs = res["storm_runs"]
+        plain, timed = runs["plain"], runs["timed"]
+        us = median([r["us_per_report"] for r in plain])
+        named = [("capture", plain), ("capture, LOOPSTALL_PHASE_TIMES=1", timed)]
+        if runs.get("before"):
+            named.insert(0, ("before: --loopstall-before", runs["before"]))
+        p("")
+        p(f"5. Cost per stall report: {a.storm_procs} gevent processes on CPU {LOAD_CPU} stalling {a.storm_ms:g} ms "
+          f"every {a.storm_period:g} ms in time.sleep {a.storm_depth} frames deep; `capture --format json` on CPU "
+          f"{TOOL_CPU}, {a.storm_seconds:g} s windows; {len(plain)} rounds, medians")
+        for name, rs in named:
+            fin = median([r["finals"] / r["s"] for r in rs])
+            p(f"   {name:<34} {median([r['us_per_report'] for r in rs]):7.0f} us CPU/report "
+              f"(spread {spread_pct([r['us_per_report'] for r in rs]):.0f}%), {fin:.0f} final reports/s "
+              f"({median([r['ours'] / max(r['finals'], 1) for r in rs]) * 100:.0f}% from the storm), "
+              f"{median([r['stacked'] / max(r['finals'], 1) for r in rs]) * 100:.0f}% with Python+native stacks, "
+              f"{median([r['ongoing'] / r['s'] for r in rs]):.0f} ongoing reports/s, capture CPU "
+              f"{median([r['cpu_ns'] / 1e9 / r['s'] for r in rs]) * 100:.1f}% of a core, "
+              f"RSS {median([r['rss_mib'] for r in rs]):.0f} MiB")
+        phases = [r["phases_us_per_report"] for r in timed if "phases_us_per_report" in r]
+        if phases:
+            tus = median([r["us_per_report"] for r in timed])
+            split = {k: median([ph[k] for ph in phases]) for k in phases[0]}
+            known = sum(split.values())
+            calls = {k: median([r["phase_calls"][k] / max(r["whole_finals"], 1) for r in timed
+                                if "phase_calls" in r]) for k in split}
+            p("   phase split (timed captures, thread CPU us per final report, calls per report): " +
+              ", ".join(f"{k} {v:.1f} ({calls[k]:.1f})" for k, v in split.items()) +
+              f"; rest (BPF sample copy, correlation, JSON, metrics, idle loops) {tus - known:.1f}")
+        names = sorted({k for r in plain for k in r["threads"]})
+        p("   by thread (CPU us per final report): " + ", ".join(
+            f"{k} {median([r['threads'].get(k, 0) / 1e3 / max(r['finals'], 1) for r in plain]):.1f}" for k in names))
+        p(f"   other load on the host meanwhile: {res.get('storm_background_pct', float('nan')):.1f}% of all CPUs")
+        before = median([r["us_per_report"] for r in runs["before"]]) if runs.get("before") else None
+        rows.append(("capture CPU per stall report", f"{before:.0f} us before" if before else "-", f"{us:.0f} us",
+                     f"{us / before:.2f}x" if before else "(with stacks)", "<= 150 us", verdict(us <= 150)))
+
+    for kind in ("pywsgi", "gunicorn"):
+        runs = res.get(f"latency_{kind}")
+        if not runs or not all(runs.values()) or not all("p99_us" in r for rs in runs.values() for r in rs):
+            continue
+        q = {m: {k: median([r[k] for r in runs[m]]) for k in ("p50_us", "p99_us", "rps")} for m in runs}
+        p("")
+        p(f"6. Latency, {kind if kind == 'pywsgi' else 'gunicorn -k gevent -w 1'} hello world on CPU {LOAD_CPU}, "
+          f"wrk -t1 -c{a.lat_conns} --latency -d{a.lat_seconds}s; {len(runs['base'])} rounds, modes rotated; "
+          f"medians (min..max of the rounds)")
+        names = {"base": "no tracer", "traced": "capture (server watched)",
+                 "monitor": "GEVENT_MONITOR_THREAD_ENABLE=1"}
+        for m in runs:
+            p(f"   {names[m]:<34} p50 {q[m]['p50_us']:7.0f} us ({min(r['p50_us'] for r in runs[m]):.0f}.."
+              f"{max(r['p50_us'] for r in runs[m]):.0f})  p99 {q[m]['p99_us']:7.0f} us "
+              f"({min(r['p99_us'] for r in runs[m]):.0f}..{max(r['p99_us'] for r in runs[m]):.0f})  "
+              f"{q[m]['rps']:.0f} req/s")
+        base_max = max(r["p99_us"] for r in runs["base"])
+        mon_max = max(r["p99_us"] for r in runs["monitor"])
+        ok = q["traced"]["p99_us"] <= base_max and q["traced"]["p99_us"] <= mon_max
+        rows.append((f"p99 latency, {kind}", f"{q['base']['p99_us']:.0f} us", f"{q['traced']['p99_us']:.0f} us",
+                     f"{q['traced']['p99_us'] - q['base']['p99_us']:+.0f} us; monitor {q['monitor']['p99_us']:.0f} us",
+                     "<= base max, <= monitor", verdict(ok)))
+        rows.append((f"p50 latency, {kind}", f"{q['base']['p50_us']:.0f} us", f"{q['traced']['p50_us']:.0f} us",
+                     f"{q['traced']['p50_us'] - q['base']['p50_us']:+.0f} us; monitor {q['monitor']['p50_us']:.0f} us",
+                     "(info)", "-"))
+    if any(f"latency_{k}" in res for k in ("pywsgi", "gunicorn")):
+        p(f"   other load on the host meanwhile: {res.get('latency_background_pct', float('nan')):.1f}% of all CPUs")
+
+    if res.get("tax_runs") and all(res["tax_runs"].values()):
+        runs = res["tax_runs"]
+        p("")
+        p(f"7. Host tax: a process that is no event loop, on CPU {LOAD_CPU}, making syscalls in a tight loop; "
+          f"{len(runs['base'])} rounds of A B B A {a.tax_seconds:g} s windows; ns per syscall, medians "
+          f"(paired per round min..max)")
+        for k in ("getppid", "read"):
+            for f, label in (("cpu_ns", "CPU"), ("wall_ns", "wall")):
+                b = median([r[k][f] for r in runs["base"]])
+                t = median([r[k][f] for r in runs["traced"]])
+                d = [tr[k][f] - br[k][f] for tr, br in zip(runs["traced"], runs["base"])]
+                p(f"   {k:<8} {label:<4} no tracer {b:6.1f} ns, capture attached {t:6.1f} ns: {t - b:+6.1f} ns/syscall "
+                  f"({min(d):+.0f}..{max(d):+.0f})")
+                if f == "cpu_ns":
+                    rows.append((f"host tax per {k}() (CPU)", f"{b:.0f} ns", f"{t:.0f} ns", f"{t - b:+.0f} ns",
+                                 "(info)", "-"))
+        p(f"   other load on the host meanwhile: {res.get('tax_background_pct', float('nan')):.1f}% of all CPUs")
+
     for line in lines:
         print(line)
     print("")
@@ -940,11 +1287,13 @@ def report(a, res):
     print(fmt.format(*("-" * x for x in w)))
     for r in rows:
         print(fmt.format(*r))
-    busy = max(res.get("iter_background_pct", 0), res.get("gevent_background_pct", 0))
+    busy = max(res.get(k, 0) for k in ("iter_background_pct", "gevent_background_pct", "storm_background_pct",
+                                         "latency_background_pct", "tax_background_pct"))
     if busy > 10:
         warnings.append(f"other load on the host reached {busy:.0f}% of all CPUs: expect wide spreads; "
                         "rerun on a quiet host for tight numbers")
-    foreign = sum(r.get("foreign", False) for k in ("iter_runs", "gevent_runs", "hook_runs") if res.get(k)
+    foreign = sum(r.get("foreign", False) for k in ("iter_runs", "gevent_runs", "hook_runs", "storm_runs",
+                                                   "latency_pywsgi", "latency_gunicorn", "tax_runs") if res.get(k)
                   for r in next(iter(res[k].values())))
     if foreign:
         warnings.append(f"{foreign} round(s) used had another loopstall's BPF programs attached: "
@@ -994,7 +1343,22 @@ def main():
     ap.add_argument("--hookcost", help="ls_hookcost binary (for --only hooks)")
     ap.add_argument("--hookcost-obj", help="hookcost.bpf.o (for --only hooks)")
     ap.add_argument("--hook-rounds", type=int, default=3)
-    ap.add_argument("--only", choices=["iteration", "gevent", "daemon", "hooks"], action="append",
+    ap.add_argument("--syscall-loop", help="ls_syscall_loop binary (for the hosttax part)")
+    ap.add_argument("--storm-procs", type=int, default=50)
+    ap.add_argument("--loopstall-before", help="storm part: another loopstall binary (before a change) "
+                    "measured side by side")
+    ap.add_argument("--storm-ms", type=float, default=150)
+    ap.add_argument("--storm-period", type=float, default=200)
+    ap.add_argument("--storm-depth", type=int, default=200)
+    ap.add_argument("--storm-seconds", type=float, default=10.0)
+    ap.add_argument("--storm-rounds", type=int, default=2)
+    ap.add_argument("--lat-rounds", type=int, default=3)
+    ap.add_argument("--lat-seconds", type=int, default=3)
+    ap.add_argument("--lat-conns", type=int, default=10)
+    ap.add_argument("--tax-rounds", type=int, default=4)
+    ap.add_argument("--tax-seconds", type=float, default=1.0)
+    ap.add_argument("--only", choices=["iteration", "gevent", "daemon", "hooks", "storm", "latency", "hosttax"],
+                    action="append",
                     help="run only these parts (repeatable); hooks is never run by default")
     ap.add_argument("--json", help="also write raw results here")
     a = ap.parse_args()
@@ -1013,6 +1377,8 @@ def main():
     t0 = time.monotonic()
     # Run one loopstall binary throughout, even if the tree is rebuilt meanwhile.
     a.loopstall = shutil.copy(a.loopstall, os.path.join(tmpdir, "loopstall"))
+    if a.loopstall_before:
+        a.loopstall_before = shutil.copy(a.loopstall_before, os.path.join(tmpdir, "loopstall-before"))
     global RESIDENT
     RESIDENT = ResidentFiles([a.loopstall, a.pingpong, a.hookcost or "", a.python, sys.executable,
                               "bpftool", "wrk"])
@@ -1022,11 +1388,12 @@ def main():
     helptext = subprocess.run([a.loopstall, "capture", "--help"], capture_output=True, text=True).stdout
     if "--standalone" in helptext:
         STANDALONE.append("--standalone")
-    parts = {"iteration": bench_iteration, "gevent": bench_gevent, "daemon": bench_daemon, "hooks": bench_hooks}
+    parts = {"iteration": bench_iteration, "gevent": bench_gevent, "daemon": bench_daemon, "hooks": bench_hooks,
+             "storm": bench_storm, "latency": bench_latency, "hosttax": bench_hosttax}
     try:
         if foreign_progs():
             warnings.append("another loopstall's BPF programs were attached at start")
-        for name in a.only or ["iteration", "gevent", "daemon"]:
+        for name in a.only or ["iteration", "gevent", "daemon", "storm", "latency", "hosttax"]:
             try:
                 parts[name](a, res)
             except Interrupted:

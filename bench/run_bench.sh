@@ -23,18 +23,19 @@ for tool in wrk bpftool ldd "$python"; do
 done
 "$python" -c 'import gevent' 2>/dev/null || { echo "run_bench.sh: $python has no gevent" >&2; exit 1; }
 
-if [ ! -x "$build/loopstall" ] || [ ! -x "$build/bench/ls_epoll_pingpong" ] || [ ! -x "$build/bench/ls_hookcost" ]; then
+if [ ! -x "$build/loopstall" ] || [ ! -x "$build/bench/ls_epoll_pingpong" ] || [ ! -x "$build/bench/ls_hookcost" ] || [ ! -x "$build/bench/ls_syscall_loop" ]; then
   echo "run_bench.sh: building loopstall and the bench helpers in $build" >&2
   { [ -f "$build/CMakeCache.txt" ] || cmake -S "$repo" -B "$build" >/dev/null; } &&
-    cmake --build "$build" -j2 --target loopstall ls_epoll_pingpong ls_hookcost >/dev/null || {
+    cmake --build "$build" -j2 --target loopstall ls_epoll_pingpong ls_hookcost ls_syscall_loop >/dev/null || {
       echo "run_bench.sh: build failed" >&2; exit 1; }
 fi
 
 # The driver cleans up every child it starts; the timeout bounds the whole run
 # (it gets SIGTERM, stops its children and prints what it has).
 # shellcheck disable=SC2086
-timeout --foreground -k 20 300 "$python" "$here/bench.py" \
+timeout --foreground -k 20 600 "$python" "$here/bench.py" \
   --loopstall "$build/loopstall" --pingpong "$build/bench/ls_epoll_pingpong" \
   --hookcost "$build/bench/ls_hookcost" --hookcost-obj "$build/bench/hookcost.bpf.o" \
+  --syscall-loop "$build/bench/ls_syscall_loop" \
   --python "$python" --json "$build/bench/last_results.json" ${BENCH_ARGS:-}
 exit 0

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "loopstall/native/phase_times.hpp"
+
 namespace loopstall::native {
 namespace {
 
@@ -24,6 +26,7 @@ std::vector<std::uint8_t> read_stack(const Memory& mem, std::uint64_t sp, std::s
 }
 
 std::optional<StackSnapshot> snapshot_blocked_thread(pid_t pid, pid_t tid, std::size_t stack_bytes) {
+  const PhaseTimer timer(Phase::kSnapshot);
   const ProcessMemory mem(pid);
   for (int attempt = 0; attempt < 3; ++attempt) {
     const auto before = read_blocked_state(pid, tid);

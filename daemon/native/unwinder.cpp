@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "dwfl_process.hpp"
+#include "loopstall/native/phase_times.hpp"
 #include "loopstall/procfs.hpp"
 
 namespace loopstall::native {
@@ -111,8 +112,14 @@ DwflProcess* NativeUnwinder::process_for(pid_t pid) {
 }
 
 std::vector<UnwoundFrame> NativeUnwinder::run(DwflProcess& p, const StackSnapshot& snap, std::size_t max_frames) {
+  std::vector<RawFrame> raw;
+  {
+    const PhaseTimer timer(Phase::kNativeUnwind);
+    raw = p.unwind(snap, max_frames);
+  }
+  const PhaseTimer timer(Phase::kSymbolize);
   std::vector<UnwoundFrame> out;
-  for (const RawFrame& f : p.unwind(snap, max_frames)) {
+  for (const RawFrame& f : raw) {
     UnwoundFrame u{f.pc, f.activation, f.recovered, p.describe(f, symbolizer_)};
     u.file_offset = p.file_offset(f).value_or(u.frame.offset);
     out.push_back(std::move(u));
@@ -125,7 +132,11 @@ std::vector<UnwoundFrame> NativeUnwinder::unwind_frames(pid_t pid, const StackSn
   ++stats_.unwinds;
   stats_.last_stack_bytes_used = 0;
   if (pid <= 0) return {};
-  DwflProcess* p = process_for(pid);
+  DwflProcess* p = nullptr;
+  {
+    const PhaseTimer timer(Phase::kNativeSetup);
+    p = process_for(pid);
+  }
   return p != nullptr ? run(*p, snap, max_frames) : std::vector<UnwoundFrame>{};
 }
 

@@ -80,10 +80,10 @@ PyFrame CodeResolver::resolve(const Memory& mem, const RawFrame& frame) {
   return try_resolve(mem, frame).value_or(PyFrame{kUnknown, kUnknown, std::nullopt});
 }
 
-std::optional<PyFrame> CodeResolver::try_resolve(const Memory& mem, const RawFrame& frame) {
-  const auto header = read_header(mem, frame.code);
-  if (!header) return std::nullopt;
-  auto it = cache_.find(frame.code);
+const CodeResolver::Entry* CodeResolver::entry(const Memory& mem, std::uint64_t code) {
+  const auto header = read_header(mem, code);
+  if (!header) return nullptr;
+  auto it = cache_.find(code);
   if (it == cache_.end() || !(it->second.header == *header)) {
     if (it != cache_.end()) {
       cached_bytes_ -= it->second.table.size() + it->second.function.size() + it->second.file.size();
@@ -93,9 +93,35 @@ std::optional<PyFrame> CodeResolver::try_resolve(const Memory& mem, const RawFra
     const std::size_t bytes = e.table.size() + e.function.size() + e.file.size();
     if (cache_.size() >= kMaxEntries || cached_bytes_ + bytes > kMaxCachedBytes) clear();
     cached_bytes_ += bytes;
-    it = cache_.emplace(frame.code, std::move(e)).first;
+    it = cache_.emplace(code, std::move(e)).first;
   }
-  return PyFrame{it->second.function, it->second.file, line(it->second, frame)};
+  return &it->second;
+}
+
+std::optional<PyFrame> CodeResolver::try_resolve(const Memory& mem, const RawFrame& frame) {
+  const Entry* e = entry(mem, frame.code);
+  if (e == nullptr) return std::nullopt;
+  return PyFrame{e->function, e->file, line(*e, frame)};
+}
+
+std::vector<PyFrame> CodeResolver::resolve_stack(const Memory& mem, const std::vector<RawFrame>& frames) {
+  std::vector<PyFrame> out;
+  out.reserve(frames.size());
+  std::unordered_set<std::uint64_t> validated;
+  for (const RawFrame& f : frames) {
+    const Entry* e = nullptr;
+    if (validated.count(f.code) != 0) {
+      // Still cached unless a bound cleared the cache meanwhile.
+      if (const auto it = cache_.find(f.code); it != cache_.end()) e = &it->second;
+    }
+    if (e == nullptr) {
+      e = entry(mem, f.code);
+      if (e == nullptr) break;
+      validated.insert(f.code);
+    }
+    out.push_back(PyFrame{e->function, e->file, line(*e, f)});
+  }
+  return out;
 }
 
 }  // namespace loopstall::python

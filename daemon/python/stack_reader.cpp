@@ -1,5 +1,6 @@
 #include "loopstall/python/stack_reader.hpp"
 
+#include "loopstall/native/phase_times.hpp"
 #include "loopstall/procfs.hpp"
 #include "loopstall/python/debug_offsets.hpp"
 #include "loopstall/python/thread_ids.hpp"
@@ -86,17 +87,17 @@ std::vector<PyFrame> PyProcess::stack(std::uint32_t tid) {
   if (!tstate) return {};
   // The resolver checks each code object's type as it reads it, so the walk
   // need not read it a second time.
-  return resolve_frames(walk_frames(memory_, offsets_, *tstate, kMaxFrames, 0));
+  std::vector<RawFrame> raw;
+  {
+    const native::PhaseTimer timer(native::Phase::kPythonWalk);
+    raw = walk_frames(memory_, offsets_, *tstate, kMaxFrames, 0);
+  }
+  return resolve_frames(raw);
 }
 
 std::vector<PyFrame> PyProcess::resolve_frames(const std::vector<RawFrame>& raw) {
-  std::vector<PyFrame> out;
-  for (const auto& r : raw) {
-    auto frame = resolver_.try_resolve(memory_, r);
-    if (!frame) break;
-    out.push_back(std::move(*frame));
-  }
-  return out;
+  const native::PhaseTimer timer(native::Phase::kPythonNames);
+  return resolver_.resolve_stack(memory_, raw);
 }
 
 PyFrame PyProcess::resolve(std::uint64_t code, std::uint64_t instr) {

@@ -223,3 +223,30 @@ TEST_CASE("offsets_for") {
   CHECK_FALSE(offsets_for(3, 14));
   CHECK_FALSE(offsets_for(2, 7));
 }
+
+TEST_CASE("resolve_stack: a code object shared by many frames is read once, and reuse is still noticed") {
+  const PyOffsets& o = kPy312;
+  SynthImage img = build_image(o, two_threads(o));
+  CodeResolver r(o);
+  const auto raw = walk_frames(img.mem, o, img.tstates[1]);
+  REQUIRE(raw.size() == 1);
+  // Deep recursion: 200 frames of one function.
+  const std::vector<RawFrame> deep(200, raw[0]);
+  REQUIRE(r.resolve_stack(img.mem, deep).size() == 200);
+  const std::size_t cold = img.mem.reads();
+  const auto warm = r.resolve_stack(img.mem, deep);
+  CHECK(img.mem.reads() - cold == 1);  // one header read for the whole stack
+  REQUIRE(warm.size() == 200);
+  CHECK(warm.back().function == "Worker.work");
+  // The next stack sees the address reused by another code object: not the stale name.
+  const std::uint64_t other_name = img.mem.read_as<std::uint64_t>(img.codes[0][0] + o.code_qualname).value();
+  img.mem.put<std::uint64_t>(raw[0].code + o.code_qualname, other_name);
+  const auto after = r.resolve_stack(img.mem, deep);
+  REQUIRE(after.size() == 200);
+  CHECK(after.front().function == "inner_sleep");
+  CHECK(after.back().function == "inner_sleep");
+  // An unreadable frame ends the stack there.
+  std::vector<RawFrame> broken(3, raw[0]);
+  broken[1].code = 0x10;
+  CHECK(r.resolve_stack(img.mem, broken).size() == 1);
+}

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "loopstall/process_memory.hpp"
@@ -29,6 +30,11 @@ class CodeResolver {
   PyFrame resolve(const Memory& mem, const RawFrame& frame);
   // nullopt when frame.code is unreadable or (type known) not a code object.
   std::optional<PyFrame> try_resolve(const Memory& mem, const RawFrame& frame);
+  // One stack, innermost first, up to the first frame that does not resolve.
+  // Each distinct code object is validated once per call: the frames were read
+  // at one moment, and a code object they share is one object for all of them
+  // (deep recursion costs one header read, not one per frame).
+  std::vector<PyFrame> resolve_stack(const Memory& mem, const std::vector<RawFrame>& frames);
 
   std::size_t cache_size() const { return cache_.size(); }
   void clear() {
@@ -59,6 +65,9 @@ class CodeResolver {
   std::optional<Header> read_header(const Memory& mem, std::uint64_t code) const;
   Entry decode(const Memory& mem, const Header& h) const;
   std::optional<int> line(const Entry& e, const RawFrame& frame) const;
+  // The validated (decoded again if changed) entry of a code object; nullptr
+  // when unreadable. Valid until the next call.
+  const Entry* entry(const Memory& mem, std::uint64_t code);
 
   PyOffsets o_;
   PyTypeAddrs types_;
