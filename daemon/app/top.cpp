@@ -170,8 +170,7 @@ class Screen {
 
 }  // namespace
 
-std::unique_ptr<TopSource> standalone_top_source(const Selection& sel, double threshold_ms,
-                                                 const EngineFactory& make) {
+std::unique_ptr<TopSource> standalone_top_source(const Selection& sel, double threshold_ms, const EngineFactory& make) {
   return std::make_unique<StandaloneSource>(sel, threshold_ms, make);
 }
 

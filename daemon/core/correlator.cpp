@@ -161,8 +161,10 @@ void Correlator::account_iterations(const ls_loop& l) {
   // older snapshot -- a stall event queued in the ring buffer before the last
   // scan read the loops map -- and add nothing: taken for a new thread, they
   // counted every iteration since the daemon began watching into a capture.
-  if (tc.pid != l.tgid) tc = ThreadCounters{};
-  else if (l.iterations < tc.iterations || l.reads < tc.reads) return;
+  if (tc.pid != l.tgid)
+    tc = ThreadCounters{};
+  else if (l.iterations < tc.iterations || l.reads < tc.reads)
+    return;
   tc.pid = l.tgid;
   ProcessTotals& pt = totals_[l.tgid];  // an idle loop is listed too (top: 0 % busy)
   if (!tc.counted) pt.loop_threads++, tc.counted = true;

@@ -25,8 +25,7 @@ class TopSource {
 };
 
 // A detector of our own with a correlator that keeps live processes only.
-std::unique_ptr<TopSource> standalone_top_source(const Selection& sel, double threshold_ms,
-                                                 const EngineFactory& make);
+std::unique_ptr<TopSource> standalone_top_source(const Selection& sel, double threshold_ms, const EngineFactory& make);
 // loopstalld's totals through its control socket ("loops" request).
 std::unique_ptr<TopSource> daemon_top_source(const std::string& socket);
 

@@ -60,7 +60,7 @@ TEST_CASE("BPF and userspace frame walks agree on the same stack, every interpre
   REQUIRE(m.count("burn"));
   EngineOptions opt;
   opt.tuning.threshold_ms = 20;  // samples after 10 ms of an iteration
-  opt.tuning.sample_hz = 250;  // per CPU
+  opt.tuning.sample_hz = 250;    // per CPU
   Engine engine(opt);
 
   const auto interps = interpreters();
