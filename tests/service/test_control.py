@@ -153,7 +153,7 @@ def test_capture_save_through_daemon_writes_the_standalone_file(bpf, tmp):
     assert "through loopstalld" in via.ready_line, via.ready_line
     alone = CaptureProc(["--standalone", "--socket", d.sock, "--save", alone_file])
 
-    w = Workload("gevent_sleep.py", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
+    w = Workload("gevent_stall.py", "sleep", "--ms", 300, "--warmup", 0.5, "--after", 0.5)
     d.wait_final_event(w.pid)
     w.finish()
     time.sleep(0.5)
