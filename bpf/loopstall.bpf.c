@@ -180,32 +180,16 @@ static __always_inline void unignore_proc(__u32 tgid)
 static __always_inline __u32 hist_bucket(__u64 ns)
 {
 	__u64 us = ns / 1000;
-	__u32 b = 0;
+	__u32 b = 0, s;
 
-	/* b = number of significant bits of us, i.e. floor(log2(us)) + 1. */
-	if (us >> 32) {
-		b += 32;
-		us >>= 32;
-	}
-	if (us >> 16) {
-		b += 16;
-		us >>= 16;
-	}
-	if (us >> 8) {
-		b += 8;
-		us >>= 8;
-	}
-	if (us >> 4) {
-		b += 4;
-		us >>= 4;
-	}
-	if (us >> 2) {
-		b += 2;
-		us >>= 2;
-	}
-	if (us >> 1) {
-		b += 1;
-		us >>= 1;
+	/* b = number of significant bits of us, i.e. floor(log2(us)) + 1:
+	 * a binary search, unrolled (shifts 32, 16, ..., 1). */
+#pragma unroll
+	for (s = 32; s; s >>= 1) {
+		if (us >> s) {
+			b += s;
+			us >>= s;
+		}
 	}
 	b += us;
 	return b < LS_HIST_BUCKETS ? b : LS_HIST_BUCKETS - 1;
@@ -586,19 +570,27 @@ int BPF_PROG(sock_recv_length, struct sock *sk, int ret, int flags)
 /* CPython's GC, where the interpreter has USDT probes (attached per binary,
  * system-wide). GC time is on-CPU time: it stops counting while the thread
  * is switched out. */
-SEC("usdt")
-int BPF_USDT(gc_start, int generation)
+/* The current thread's loop state with its run state brought up to `now`
+ * (in the thread's context: an iteration begun unseen must exist before its
+ * GC can count), or NULL if it is not a loop thread. */
+static __always_inline struct ls_loop *current_loop_resynced(__u64 *now)
 {
 	struct ls_loop *l = loop_of((__u32)bpf_get_current_pid_tgid());
-	__u64 now;
 
 	if (!l)
 		return 0;
-	now = bpf_ktime_get_ns();
-	/* In the thread's context: an iteration begun unseen must exist
-	 * before its GC can count. */
-	resync_running(l, now);
-	if (!l->iter_start_ns)
+	*now = bpf_ktime_get_ns();
+	resync_running(l, *now);
+	return l;
+}
+
+SEC("usdt")
+int BPF_USDT(gc_start, int generation)
+{
+	__u64 now;
+	struct ls_loop *l = current_loop_resynced(&now);
+
+	if (!l || !l->iter_start_ns)
 		return 0;
 	l->gc_mark_ns = now;
 	l->gc_active = 1;
@@ -608,14 +600,10 @@ int BPF_USDT(gc_start, int generation)
 SEC("usdt")
 int BPF_USDT(gc_done, long collected)
 {
-	struct ls_loop *l = loop_of((__u32)bpf_get_current_pid_tgid());
 	__u64 now;
+	struct ls_loop *l = current_loop_resynced(&now);
 
-	if (!l)
-		return 0;
-	now = bpf_ktime_get_ns();
-	resync_running(l, now);
-	if (!l->iter_start_ns || !l->gc_active)
+	if (!l || !l->iter_start_ns || !l->gc_active)
 		return 0;
 	l->gc_ns += now - l->gc_mark_ns;
 	l->gc_active = 0;
