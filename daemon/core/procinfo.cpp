@@ -47,23 +47,25 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
   // maps and exe need ptrace read access to another user's process, but not
   // the same one: CAP_PERFMON alone opens maps (mm_access), only
   // CAP_SYS_PTRACE resolves exe. comm, cmdline and cgroup are world-readable.
+  // A plain vector and a flag: GCC 12 -O2 warns (maybe-uninitialized, a
+  // false positive) on an optional<vector> here.
   const auto maps_text = read_maps(pid, proc_root);
-  const std::optional<std::vector<native::Mapping>> maps =
-      maps_text ? std::optional(native::parse_maps(*maps_text)) : std::nullopt;
+  const bool have_maps = maps_text.has_value();
+  const std::vector<native::Mapping> maps = have_maps ? native::parse_maps(*maps_text) : std::vector<native::Mapping>{};
   ProcInfo info;
   info.pid = pid;
   info.exe = read_link(dir + "/exe");
-  if (info.exe.empty() && maps) {
+  if (info.exe.empty() && have_maps) {
     // The program is the first file the kernel mapped: the lowest address.
     // Without it a statically linked python3.11 (no libpython in its maps)
     // would not look like Python at all.
-    info.exe = first_mapped_file(*maps);
+    info.exe = first_mapped_file(maps);
     info.limited = true;
   }
   if (auto comm = read_file_prefix(dir + "/comm", 64)) {
     info.comm = *comm;
     while (!info.comm.empty() && info.comm.back() == '\n') info.comm.pop_back();
-  } else if (!maps) {
+  } else if (!have_maps) {
     return std::nullopt;  // gone
   }
   // Bounded: matchers see the first kMaxCmdlineBytes (docs/security.md).
@@ -79,7 +81,7 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
     info.python = true;
     info.python_version = python_version_from_path(info.exe);
   }
-  if (!maps) {
+  if (!have_maps) {
     // Not ours to read: judge by the name and command line only.
     info.limited = true;
     const std::string_view cmd = info.cmdline;
@@ -94,7 +96,7 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
     return info;
   }
   ModuleEvidence modules;
-  for (const native::Mapping& m : *maps) {
+  for (const native::Mapping& m : maps) {
     if (!m.executable || m.path.empty() || m.path.front() != '/') continue;
     std::string_view path = strip_deleted(m.path);
     if (basename(path).rfind("libpython3", 0) == 0) {
