@@ -32,7 +32,6 @@ struct IterationDelta {
   std::uint64_t busy_on_cpu_ns = 0, busy_blocked_ns = 0, busy_runq_ns = 0;
   // Socket receives since the last call, and the bytes they returned (churn).
   std::uint64_t reads = 0, read_bytes = 0;
-  std::uint64_t busy_ns() const { return busy_on_cpu_ns + busy_blocked_ns + busy_runq_ns; }
 };
 
 // Upper bound (seconds) of log2 bucket i: 2^i microseconds.
