@@ -910,11 +910,18 @@ def bench_storm(a, res):
             if timed:
                 m = PHASE_RE.search(open(t.err).read())
                 if m and whole[0]:
-                    run["phases_us_per_report"] = {
-                        k: int(v.split("/")[1]) / 1e3 / whole[0] for k, v in
-                        (kv.split("=") for kv in m[1].split())}
+                    got = {k: tuple(int(x) for x in v.split("/")) for k, v in (kv.split("=") for kv in m[1].split())}
+                    # total: the process's CPU at exit; attach: once per
+                    # capture (BPF load), not per report.
+                    total = got.pop("total", None)
+                    attach = got.pop("attach", (0, 0))
+                    phases = {k: ns / 1e3 / whole[0] for k, (_, ns) in got.items()}
+                    if total:
+                        phases["other"] = (total[1] - attach[1] - sum(ns for _, ns in got.values())) / 1e3 / whole[0]
+                    run["phases_us_per_report"] = phases
+                    run["attach_ms"] = attach[1] / 1e6
                     run["whole_finals"] = whole[0]
-                    run["phase_calls"] = {k: int(v.split("/")[0]) for k, v in (kv.split("=") for kv in m[1].split())}
+                    run["phase_calls"] = {k: c for k, (c, _) in got.items()}
                 elif not m:
                     warnings.append("storm: the timed capture printed no phase times (binary without them?)")
             run["show"] = f"{run['us_per_report']:.0f} us/report ({finals} reports, {run['stacked']} with stacks)"
@@ -1215,13 +1222,21 @@ def report(a, res):
         phases = [r["phases_us_per_report"] for r in timed if "phases_us_per_report" in r]
         if phases:
             tus = median([r["us_per_report"] for r in timed])
-            split = {k: median([ph[k] for ph in phases]) for k in phases[0]}
+            split = {k: median([ph[k] for ph in phases if k in ph]) for k in phases[0]}
             known = sum(split.values())
-            calls = {k: median([r["phase_calls"][k] / max(r["whole_finals"], 1) for r in timed
+            calls = {k: median([r["phase_calls"].get(k, 0) / max(r["whole_finals"], 1) for r in timed
                                 if "phase_calls" in r]) for k in split}
-            p("   phase split (timed captures, thread CPU us per final report, calls per report): " +
-              ", ".join(f"{k} {v:.1f} ({calls[k]:.1f})" for k, v in split.items()) +
-              f"; rest (BPF sample copy, correlation, JSON, metrics, idle loops) {tus - known:.1f}")
+            p("   phase split (timed captures over the whole capture, thread CPU us per final report, calls per "
+              "report): " + ", ".join(f"{k} {v:.1f} ({calls[k]:.1f})" for k, v in split.items() if k != "other"))
+            if "other" in split:
+                # Phases exclude the phases nested in them, so they add up
+                # with "other" (CPU no phase covers) to the capture's CPU.
+                p(f"   + other (no phase: the main loop, the summary) {split['other']:.1f} = {known:.1f} us per "
+                  f"report over the whole capture (its first second, cold caches, included; BPF attach "
+                  f"{median([r['attach_ms'] for r in timed if 'attach_ms' in r]):.0f} ms excluded); "
+                  f"{tus:.1f} in the measured window")
+            else:
+                p(f"   rest (no phase times from this binary) {tus - known:.1f}")
         names = sorted({k for r in plain for k in r["threads"]})
         p("   by thread (CPU us per final report): " + ", ".join(
             f"{k} {median([r['threads'].get(k, 0) / 1e3 / max(r['finals'], 1) for r in plain]):.1f}" for k in names))

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "loopstall/clock.hpp"
+#include "loopstall/phase_times.hpp"
 
 namespace loopstall {
 namespace {
@@ -135,6 +136,7 @@ void Detector::account_drops() {
 void Detector::scan_if_due() {
   const std::uint64_t now = monotonic_ns();
   if (now < next_scan_ || scanning_) return;
+  const PhaseTimer timer(Phase::kScan);
   scanning_ = true;
   const std::uint64_t t = engine_->scan_loops(loops_);
   // Reports first (with the stacks of blocked loops); registering threads
@@ -153,7 +155,10 @@ bool Detector::step(int max_wait_ms) {
   std::uint64_t now = monotonic_ns();
   const std::uint64_t wait_ns = next_scan_ > now ? next_scan_ - now : 0;
   const int timeout_ms = std::min<int>(max_wait_ms, static_cast<int>((wait_ns + 999'999) / 1'000'000));
-  if (engine_->poll(std::max(timeout_ms, 0), handler_) < 0) return false;
+  {
+    const PhaseTimer timer(Phase::kRingBuffer);
+    if (engine_->poll(std::max(timeout_ms, 0), handler_) < 0) return false;
+  }
   scan_if_due();
   now = monotonic_ns();
   if (now >= next_sweep_) {

@@ -1,8 +1,11 @@
 #include "loopstall/runner.hpp"
 
+#include <optional>
+
 #include "loopstall/capture_session.hpp"
 #include "loopstall/clock.hpp"
 #include "loopstall/detector.hpp"
+#include "loopstall/phase_times.hpp"
 
 namespace loopstall {
 
@@ -10,8 +13,10 @@ RunStats run_detector(const RunOptions& opt, const EngineFactory& make, Sink& si
                       const std::function<void(LoopEngine&)>& on_ready) {
   EngineOptions eo;
   eo.tuning.threshold_ms = opt.threshold_ms;
+  std::optional<PhaseTimer> attach(std::in_place, Phase::kAttach);
   Detector det(eo, make);
   CaptureSession session(det, opt.selection, opt.threshold_ms, sink);
+  attach.reset();
   if (on_ready) on_ready(det.engine());
 
   const std::uint64_t t0 = monotonic_ns();

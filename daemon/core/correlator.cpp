@@ -5,6 +5,7 @@
 
 #include "loopstall/decode.hpp"
 #include "loopstall/frameworks.hpp"
+#include "loopstall/phase_times.hpp"
 
 namespace loopstall {
 
@@ -97,6 +98,7 @@ void Correlator::forget_process(std::uint32_t pid) {
 }
 
 StallReport Correlator::make_report(const ls_loop& l, std::uint64_t end_ns, bool ongoing, const char* comm) {
+  const PhaseTimer timer(Phase::kReport);
   StallReport r;
   const IterationTiming t = decode_iteration(l, end_ns, ongoing);
   r.stall_id = make_stall_id(l.tid, l.iter_start_ns);

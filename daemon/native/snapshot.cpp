@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "loopstall/native/phase_times.hpp"
+#include "loopstall/phase_times.hpp"
 
 namespace loopstall::native {
 namespace {

@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "dwfl_process.hpp"
-#include "loopstall/native/phase_times.hpp"
+#include "loopstall/phase_times.hpp"
 #include "loopstall/procfs.hpp"
 
 namespace loopstall::native {

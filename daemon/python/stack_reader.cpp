@@ -1,6 +1,6 @@
 #include "loopstall/python/stack_reader.hpp"
 
-#include "loopstall/native/phase_times.hpp"
+#include "loopstall/phase_times.hpp"
 #include "loopstall/procfs.hpp"
 #include "loopstall/python/debug_offsets.hpp"
 #include "loopstall/python/thread_ids.hpp"
@@ -89,14 +89,14 @@ std::vector<PyFrame> PyProcess::stack(std::uint32_t tid) {
   // need not read it a second time.
   std::vector<RawFrame> raw;
   {
-    const native::PhaseTimer timer(native::Phase::kPythonWalk);
+    const PhaseTimer timer(Phase::kPythonWalk);
     raw = walk_frames(memory_, offsets_, *tstate, kMaxFrames, 0);
   }
   return resolve_frames(raw);
 }
 
 std::vector<PyFrame> PyProcess::resolve_frames(const std::vector<RawFrame>& raw) {
-  const native::PhaseTimer timer(native::Phase::kPythonNames);
+  const PhaseTimer timer(Phase::kPythonNames);
   return resolver_.resolve_stack(memory_, raw);
 }
 

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "loopstall/output.hpp"
+#include "loopstall/phase_times.hpp"
 
 namespace loopstall {
 
@@ -82,7 +83,11 @@ void OutputQueue::run() {
     busy_ = true;
     lock.unlock();
     keep_waiting();  // says so if records were dropped while the last one was written
-    const int err = file_->write(rec, [this] { return keep_waiting(); });
+    int err = 0;
+    {
+      const PhaseTimer timer(Phase::kWrite);
+      err = file_->write(rec, [this] { return keep_waiting(); });
+    }
     if (err == 0) {
       written_.fetch_add(1, std::memory_order_relaxed);
     } else if (err == EAGAIN && abandon_.load()) {

@@ -1,5 +1,6 @@
 #include "loopstall/stall_metrics.hpp"
 
+#include "loopstall/phase_times.hpp"
 #include "loopstall/printable.hpp"
 
 namespace loopstall {
@@ -137,6 +138,7 @@ StallMetrics::PerService& StallMetrics::per_service(const std::string& service) 
 }
 
 void StallMetrics::stall(const StallReport& r) {
+  const PhaseTimer timer(Phase::kMetrics);
   if (r.ongoing) return;  // counted once, when finished
   const std::string svc = services_(r.service);
   stalls_.Add(labels({{"cause", std::string(to_string(r.cause))}, {"service", svc}})).Increment();
@@ -152,6 +154,7 @@ void StallMetrics::stall(const StallReport& r) {
 }
 
 void StallMetrics::iterations(std::uint32_t, const std::string& service, const IterationDelta& d) {
+  const PhaseTimer timer(Phase::kMetrics);
   static const std::array<std::size_t, kHistBuckets> index = iteration_bucket_index();
   PerService& s = per_service(service);
   s.iterations->Increment(static_cast<double>(d.count));
