@@ -2,6 +2,9 @@
 
 #include <cmath>
 
+#include "loopstall/json_writer.hpp"
+#include "loopstall/phase_times.hpp"
+
 namespace loopstall {
 namespace {
 
@@ -12,52 +15,85 @@ double round_us(double ms) {
 
 }  // namespace
 
-nlohmann::ordered_json to_json(const StallReport& r) {
-  using nlohmann::ordered_json;
-  ordered_json j;
-  j["type"] = "stall";
-  j["stall_id"] = r.stall_id;
-  j["pid"] = r.pid;
-  j["tid"] = r.tid;
-  j["comm"] = r.comm;
-  j["exe"] = r.exe;
-  j["service"] = r.service;
-  j["loop"] = std::string(to_string(r.loop));
-  j["python_version"] = r.python_version ? ordered_json(*r.python_version) : ordered_json(nullptr);
-  j["start_unix_ns"] = r.start_unix_ns;
-  if (r.start_estimated) j["start_estimated"] = true;
-  j["duration_ms"] = round_us(r.duration_ms);
-  j["threshold_ms"] = r.threshold_ms;
-  j["ongoing"] = r.ongoing;
-  j["cause"] = std::string(to_string(r.cause));
-  j["breakdown_ms"] = {{"on_cpu", round_us(r.breakdown.on_cpu_ms)},
-                       {"blocked", round_us(r.breakdown.blocked_ms)},
-                       {"runqueue", round_us(r.breakdown.runqueue_ms)},
-                       {"gc", round_us(r.breakdown.gc_ms)}};
-  ordered_json sc = ordered_json::array();
-  for (const auto& s : r.syscalls)
-    sc.push_back({{"name", s.name}, {"nr", s.nr}, {"ms", round_us(s.ms)}, {"count", s.count}});
-  j["syscalls"] = std::move(sc);
-  ordered_json stacks = ordered_json::array();
-  for (const auto& st : r.python_stacks) {
-    ordered_json frames = ordered_json::array();
-    for (const auto& f : st.frames)
-      frames.push_back({{"function", f.function},
-                        {"file", f.file},
-                        {"line", f.line ? ordered_json(*f.line) : ordered_json(nullptr)}});
-    stacks.push_back({{"samples", st.samples}, {"frames", std::move(frames)}});
+void append_stall_json(std::string& out, const StallReport& r) {
+  JsonWriter w(out);
+  w.begin_object();
+  w.key("type"), w.value("stall");
+  w.key("stall_id"), w.value(r.stall_id);
+  w.key("pid"), w.value(r.pid);
+  w.key("tid"), w.value(r.tid);
+  w.key("comm"), w.value(r.comm);
+  w.key("exe"), w.value(r.exe);
+  w.key("service"), w.value(r.service);
+  w.key("loop"), w.value(to_string(r.loop));
+  w.key("python_version"), w.value(r.python_version);
+  w.key("start_unix_ns"), w.value(r.start_unix_ns);
+  if (r.start_estimated) w.key("start_estimated"), w.value(true);
+  w.key("duration_ms"), w.value(round_us(r.duration_ms));
+  w.key("threshold_ms"), w.value(r.threshold_ms);
+  w.key("ongoing"), w.value(r.ongoing);
+  w.key("cause"), w.value(to_string(r.cause));
+  w.key("breakdown_ms"), w.begin_object();
+  w.key("on_cpu"), w.value(round_us(r.breakdown.on_cpu_ms));
+  w.key("blocked"), w.value(round_us(r.breakdown.blocked_ms));
+  w.key("runqueue"), w.value(round_us(r.breakdown.runqueue_ms));
+  w.key("gc"), w.value(round_us(r.breakdown.gc_ms));
+  w.end_object();
+  w.key("syscalls"), w.begin_array();
+  for (const auto& s : r.syscalls) {
+    w.begin_object();
+    w.key("name"), w.value(s.name);
+    w.key("nr"), w.value(s.nr);
+    w.key("ms"), w.value(round_us(s.ms));
+    w.key("count"), w.value(s.count);
+    w.end_object();
   }
-  j["python_stacks"] = std::move(stacks);
-  ordered_json native = ordered_json::array();
-  for (const auto& f : r.native_stack)
-    native.push_back({{"symbol", f.symbol}, {"module", f.module}, {"offset", f.offset}});
-  j["native_stack"] = std::move(native);
-  return j;
+  w.end_array();
+  w.key("python_stacks"), w.begin_array();
+  for (const auto& st : r.python_stacks) {
+    w.begin_object();
+    w.key("samples"), w.value(st.samples);
+    w.key("frames"), w.begin_array();
+    for (const auto& f : st.frames) {
+      w.begin_object();
+      w.key("function"), w.value(f.function);
+      w.key("file"), w.value(f.file);
+      w.key("line"), w.value(f.line);
+      w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+  }
+  w.end_array();
+  w.key("native_stack"), w.begin_array();
+  for (const auto& f : r.native_stack) {
+    w.begin_object();
+    w.key("symbol"), w.value(f.symbol);
+    w.key("module"), w.value(f.module);
+    w.key("offset"), w.value(f.offset);
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+}
+
+std::string stall_json(const StallReport& r) {
+  std::string out;
+  append_stall_json(out, r);
+  return out;
+}
+
+nlohmann::ordered_json to_json(const StallReport& r) {
+  return nlohmann::ordered_json::parse(stall_json(r));
 }
 
 void JsonLinesSink::stall(const StallReport& r) {
-  // Replace invalid UTF-8 (comm and paths come from other processes).
-  out_(to_json(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  const PhaseTimer timer(Phase::kJson);
+  // Invalid UTF-8 is replaced (comm and paths come from other processes).
+  line_.clear();
+  append_stall_json(line_, r);
+  line_ += '\n';
+  out_(line_);
 }
 
 }  // namespace loopstall

@@ -2,7 +2,7 @@
 // (docs/contract/stall-event.schema.json).
 #pragma once
 
-#include <cstdio>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -10,6 +10,11 @@
 
 namespace loopstall {
 
+// The stall-event object, on one line without the newline; invalid UTF-8 in
+// names and paths is replaced by U+FFFD.
+void append_stall_json(std::string& out, const StallReport& r);
+std::string stall_json(const StallReport& r);
+// The same object as a tree (parsed back: the line above is its one writer).
 nlohmann::ordered_json to_json(const StallReport& r);
 
 class JsonLinesSink : public Sink {
@@ -19,6 +24,7 @@ class JsonLinesSink : public Sink {
 
  private:
   Writer out_;
+  std::string line_;  // reused: its capacity fits a deep stack after the first
 };
 
 }  // namespace loopstall

@@ -2,7 +2,9 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <set>
 #include <string>
 
@@ -168,21 +170,98 @@ TEST_CASE("to_json: times rounded to microseconds") {
   CHECK(s.find("2892") == std::string::npos);
 }
 
-TEST_CASE("to_json: invalid UTF-8 from other processes") {
+TEST_CASE("stall_json: invalid UTF-8 from other processes") {
   StallReport r = base_report();
   r.comm = "bad\xff\xfe";
   r.exe = "/usr/bin/\xc3";  // truncated sequence
   r.python_stacks = {{1, {{"f\x80", "x.py", 1}}}};
-  const ordered_json j = to_json(r);
-  // A strict dump refuses it: the error handler in the sink matters.
-  CHECK_THROWS_AS((void)j.dump(), nlohmann::json::type_error);
   std::string s;
-  CHECK_NOTHROW(s = dump_like_sink(j));
+  CHECK_NOTHROW(s = stall_json(r));
   CHECK(s.find("\"comm\":\"bad\xef\xbf\xbd\xef\xbf\xbd\"") != std::string::npos);  // U+FFFD each
-  // The result parses back strictly.
+  // The result parses back strictly, and so does its tree.
   ordered_json back;
   CHECK_NOTHROW(back = ordered_json::parse(s));
   CHECK(back["pid"] == 100);
+  CHECK_NOTHROW((void)to_json(r).dump());
+}
+
+namespace {
+
+// What the sink wrote before it wrote the line directly: an nlohmann tree,
+// dumped. The direct writer must give the same bytes.
+std::string reference_dump(const StallReport& r) {
+  auto us = [](double ms) { return std::round(ms * 1000.0) / 1000.0; };
+  ordered_json j;
+  j["type"] = "stall";
+  j["stall_id"] = r.stall_id;
+  j["pid"] = r.pid;
+  j["tid"] = r.tid;
+  j["comm"] = r.comm;
+  j["exe"] = r.exe;
+  j["service"] = r.service;
+  j["loop"] = std::string(to_string(r.loop));
+  j["python_version"] = r.python_version ? ordered_json(*r.python_version) : ordered_json(nullptr);
+  j["start_unix_ns"] = r.start_unix_ns;
+  if (r.start_estimated) j["start_estimated"] = true;
+  j["duration_ms"] = us(r.duration_ms);
+  j["threshold_ms"] = r.threshold_ms;
+  j["ongoing"] = r.ongoing;
+  j["cause"] = std::string(to_string(r.cause));
+  j["breakdown_ms"] = {{"on_cpu", us(r.breakdown.on_cpu_ms)},
+                       {"blocked", us(r.breakdown.blocked_ms)},
+                       {"runqueue", us(r.breakdown.runqueue_ms)},
+                       {"gc", us(r.breakdown.gc_ms)}};
+  ordered_json sc = ordered_json::array();
+  for (const auto& x : r.syscalls) sc.push_back({{"name", x.name}, {"nr", x.nr}, {"ms", us(x.ms)}, {"count", x.count}});
+  j["syscalls"] = std::move(sc);
+  ordered_json stacks = ordered_json::array();
+  for (const auto& st : r.python_stacks) {
+    ordered_json frames = ordered_json::array();
+    for (const auto& f : st.frames)
+      frames.push_back({{"function", f.function},
+                        {"file", f.file},
+                        {"line", f.line ? ordered_json(*f.line) : ordered_json(nullptr)}});
+    stacks.push_back({{"samples", st.samples}, {"frames", std::move(frames)}});
+  }
+  j["python_stacks"] = std::move(stacks);
+  ordered_json native = ordered_json::array();
+  for (const auto& f : r.native_stack)
+    native.push_back({{"symbol", f.symbol}, {"module", f.module}, {"offset", f.offset}});
+  j["native_stack"] = std::move(native);
+  return dump_like_sink(j);
+}
+
+}  // namespace
+
+TEST_CASE("stall_json: the same bytes as the nlohmann tree it replaced") {
+  std::vector<StallReport> rs = test::sample_reports();
+  StallReport odd = base_report();
+  odd.comm = "tab\there \"q\" back\\slash \x01\x1f\x7f";
+  odd.exe = "/opt/caf\xc3\xa9/\xe2\x82\xac/\xf0\x9f\x98\x80";  // valid UTF-8, 2 to 4 bytes
+  odd.service = "bad\xff\xc3(\xe2\x82";                        // invalid and truncated
+  odd.start_unix_ns = -5;
+  odd.start_estimated = true;
+  odd.duration_ms = 1e-7;
+  odd.threshold_ms = 1e17;
+  odd.breakdown = {0.1 + 0.2, 1.0 / 3.0, 123456789.123456, -0.0};
+  odd.syscalls = {{-1, "", 0.0005, 0}, {0, "read", 2.5e-4, UINT64_MAX}};
+  odd.python_stacks = {{0, {}}, {UINT64_MAX, {{"", "", 0}, {"<module>", "/a b/\n.py", -1}, {"f", "g", std::nullopt}}}};
+  odd.native_stack = {{"", "", 0}, {"_Z3foov+0x10", "[vdso]", UINT64_MAX}};
+  rs.push_back(odd);
+  StallReport nan = base_report();
+  nan.duration_ms = std::numeric_limits<double>::quiet_NaN();
+  nan.threshold_ms = std::numeric_limits<double>::infinity();
+  rs.push_back(nan);
+  for (const auto& r : rs) {
+    CAPTURE(r.stall_id);
+    CHECK(stall_json(r) == reference_dump(r));
+  }
+  // The sink writes that, one line per report.
+  std::size_t writes = 0;
+  std::string want;
+  for (const auto& r : rs) want += reference_dump(r) + "\n";
+  CHECK(sink_output(rs, &writes) == want);
+  CHECK(writes == rs.size());
 }
 
 TEST_CASE("JsonLinesSink: one parseable object per line") {
