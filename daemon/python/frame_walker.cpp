@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 #include <unordered_set>
+#include <vector>
 
 #include "loopstall/python/py_objects.hpp"
 
@@ -36,6 +37,57 @@ std::optional<std::uint64_t> current_frame(const Memory& mem, const PyOffsets& o
   if (o.tstate_frame == kNoField) return std::nullopt;
   return read_ptr(mem, tstate + o.tstate_frame);
 }
+
+// 3.11+ frames live in the thread's data stack, each caller just below its
+// callee: one read of the bytes below the innermost frame serves most of a
+// deep walk, instead of one process_vm_readv per frame (~0.6 us each).
+// Frames elsewhere (generators, 3.10's heap frame objects) miss the window
+// and are read alone; the window is reloaded a bounded number of times.
+class FrameReader {
+ public:
+  FrameReader(const Memory& mem, bool windowed) : mem_(mem), loads_left_(windowed ? kMaxLoads : 0) {}
+
+  bool read(std::uint64_t addr, std::uint8_t* out, std::size_t n) {
+    if (!inside(addr, n) && loads_left_ > 0) load_below(addr, n);
+    if (inside(addr, n)) {
+      std::memcpy(out, window_.data() + (addr - base_), n);
+      return true;
+    }
+    return mem_.read(addr, out, n);
+  }
+
+ private:
+  static constexpr std::uint64_t kPage = 4096;
+  static constexpr std::uint64_t kWindow = 16 * 1024;  // CPython's data stack chunk
+  static constexpr int kMaxLoads = 4;
+
+  bool inside(std::uint64_t addr, std::size_t n) const {
+    return addr >= base_ && addr - base_ <= size_ && n <= size_ - (addr - base_);
+  }
+
+  // The pages from kWindow below [addr, addr + n) to its end; when the lower
+  // pages are not mapped, the pages of the frame alone.
+  void load_below(std::uint64_t addr, std::size_t n) {
+    --loads_left_;
+    size_ = 0;
+    const std::uint64_t end = (addr + n + kPage - 1) & ~(kPage - 1);
+    if (end < addr || end < kWindow + kPage) return;
+    for (const std::uint64_t start : {end - kWindow, addr & ~(kPage - 1)}) {
+      window_.resize(end - start);
+      if (mem_.read(start, window_.data(), window_.size())) {
+        base_ = start;
+        size_ = window_.size();
+        return;
+      }
+    }
+  }
+
+  const Memory& mem_;
+  int loads_left_;
+  std::vector<std::uint8_t> window_;
+  std::uint64_t base_ = 0;
+  std::size_t size_ = 0;
+};
 
 }  // namespace
 
@@ -100,12 +152,14 @@ std::vector<RawFrame> walk_frames(const Memory& mem, const PyOffsets& o, std::ui
   std::array<std::uint8_t, 256> block{};
   if (block_size > block.size() || !plausible_pointer(tstate)) return frames;
 
+  // The owner field exists from 3.11 on, where frames are in the data stack.
+  FrameReader reader(mem, o.frame_owner != kNoField);
   std::unordered_set<std::uint64_t> seen;
   auto frame = current_frame(mem, o, tstate);
   // Skipped shim frames count too, so the loop is bounded even if all are shims.
   for (std::size_t step = 0; frame && frames.size() < max_depth && step < 2 * max_depth + 8; ++step) {
     if (!seen.insert(*frame).second) break;  // cycle
-    if (!mem.read(*frame, block.data(), block_size)) break;
+    if (!reader.read(*frame, block.data(), block_size)) break;
     const auto code = field<std::uint64_t>(block.data(), o.frame_code);
     const bool shim = o.frame_owner != kNoField && o.owner_cstack != kNoField &&
                       block[o.frame_owner] == static_cast<std::uint8_t>(o.owner_cstack);

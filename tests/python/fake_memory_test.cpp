@@ -250,3 +250,76 @@ TEST_CASE("resolve_stack: a code object shared by many frames is read once, and 
   broken[1].code = 0x10;
   CHECK(r.resolve_stack(img.mem, broken).size() == 1);
 }
+
+namespace {
+
+// A 3.11 thread whose frames sit in data stack chunks like CPython's: each
+// caller just below its callee. Returns the tstate; frames[i] is depth i.
+std::uint64_t data_stack(FakeMemory& m, const PyOffsets& o, const std::vector<std::uint64_t>& frames) {
+  constexpr std::uint64_t kTstate = 0x7000'0000;
+  m.map(kTstate, 0x200);
+  const std::uint64_t cframe = kTstate + 0x100;
+  m.put<std::uint64_t>(kTstate + o.tstate_cframe, cframe);
+  m.put<std::uint64_t>(cframe + o.cframe_current_frame, frames.front());
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    m.put<std::uint64_t>(frames[i] + o.frame_code, 0x5000'0000 + i * 0x100);  // a distinct code object each
+    m.put<std::int32_t>(frames[i] + o.frame_instr, static_cast<std::int32_t>(i));
+    m.put<std::uint64_t>(frames[i] + o.frame_previous, i + 1 < frames.size() ? frames[i + 1] : 0);
+  }
+  return kTstate;
+}
+
+void check_chain(const std::vector<RawFrame>& raw, std::size_t depth) {
+  REQUIRE(raw.size() == depth);
+  for (std::size_t i = 0; i < depth; ++i) {
+    CHECK(raw[i].code == 0x5000'0000 + i * 0x100);
+    CHECK(raw[i].instr == i);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a 3.11 walk reads the data stack in a few reads, not one per frame") {
+  const PyOffsets& o = kPy311;
+  constexpr std::uint64_t kChunk = 0x6000'0000, kFrameSize = 0x70;
+  SUBCASE("one chunk: the window below the innermost frame") {
+    FakeMemory m;
+    m.map(kChunk, 0x8000);
+    std::vector<std::uint64_t> frames;
+    for (std::size_t i = 0; i < 200; ++i) frames.push_back(kChunk + 0x7000 - i * kFrameSize);
+    const std::uint64_t ts = data_stack(m, o, frames);
+    const std::size_t before = m.reads();
+    check_chain(walk_frames(m, o, ts), kMaxFrames);
+    // The window covers ~146 frames of 0x70 bytes: the 128 read come from
+    // one or two loads (plus the thread state's reads).
+    CHECK(m.reads() - before <= 6);
+  }
+  SUBCASE("the innermost frame at a chunk's start: the pages below are not mapped") {
+    FakeMemory m;
+    m.map(kChunk, 0x1000);
+    m.map(kChunk - 0x10000, 0x2000);  // an older chunk far below
+    const std::vector<std::uint64_t> frames = {kChunk + 0x10, kChunk - 0x10000 + 0x1f00, kChunk - 0x10000 + 0x100};
+    const std::uint64_t ts = data_stack(m, o, frames);
+    check_chain(walk_frames(m, o, ts), frames.size());
+  }
+  SUBCASE("frames outside any window (heap frames, generators) are read alone") {
+    FakeMemory m;
+    std::vector<std::uint64_t> frames;
+    for (std::size_t i = 0; i < 20; ++i) {
+      frames.push_back(kChunk + i * 0x10000);  // callers above their callees, each its own mapping
+      m.map(frames.back(), kFrameSize);
+    }
+    const std::uint64_t ts = data_stack(m, o, frames);
+    check_chain(walk_frames(m, o, ts), frames.size());
+  }
+  SUBCASE("a window never serves bytes beyond the mapping it was read from") {
+    FakeMemory m;
+    m.map(kChunk, 0x5000);
+    std::vector<std::uint64_t> frames;
+    for (std::size_t i = 0; i < 10; ++i) frames.push_back(kChunk + 0x4f00 - i * kFrameSize);
+    frames.push_back(kChunk + 0x5000 - 0x20);  // its block runs off the mapping's end
+    const std::uint64_t ts = data_stack(m, o, std::vector<std::uint64_t>(frames.begin(), frames.end() - 1));
+    m.put<std::uint64_t>(frames[9] + o.frame_previous, frames[10]);
+    check_chain(walk_frames(m, o, ts), 10);  // the unreadable frame ends the walk
+  }
+}
