@@ -82,9 +82,16 @@ class FrameReader {
     }
   }
 
+  // One buffer per thread for every walk: a fresh 16 KiB allocation per
+  // walk made glibc consolidate its free lists each time.
+  static std::vector<std::uint8_t>& buffer() {
+    thread_local std::vector<std::uint8_t> b;
+    return b;
+  }
+
   const Memory& mem_;
   int loads_left_;
-  std::vector<std::uint8_t> window_;
+  std::vector<std::uint8_t>& window_ = buffer();
   std::uint64_t base_ = 0;
   std::size_t size_ = 0;
 };
