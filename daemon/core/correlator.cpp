@@ -125,7 +125,13 @@ StallReport Correlator::make_report(const ls_loop& l, std::uint64_t end_ns, bool
   r.breakdown = t.breakdown;
   r.cause = classify_cause(t.breakdown);
   r.syscalls = t.syscalls;
-  if (auto it = evidence_.find(r.stall_id); it != evidence_.end()) it->second.seen.fill(r, sample_period_ms_);
+  if (auto it = evidence_.find(r.stall_id); it != evidence_.end()) {
+    // A final report is its evidence's last use: on_stall drops it next.
+    if (ongoing)
+      it->second.seen.fill(r, sample_period_ms_);
+    else
+      std::move(it->second.seen).fill(r, sample_period_ms_);
+  }
   return r;
 }
 

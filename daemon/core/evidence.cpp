@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
+#include <utility>
 
 namespace loopstall {
 namespace {
@@ -37,31 +39,49 @@ void StallEvidence::add_block(std::uint64_t block_start_ns, std::uint64_t blocke
   blocks_.push_back({block_start_ns, blocked_ns, stacks ? *stacks : StackSample{}});
 }
 
-void StallEvidence::fill(StallReport& r, double sample_period_ms) const {
-  std::vector<Counted<PyFrame>> py = cpu_python_;
-  for (const Block& b : blocks_) {
+// Self is const StallEvidence& (copies the frames) or StallEvidence&&
+// (moves them).
+template <typename Self>
+void StallEvidence::fill_from(Self&& self, StallReport& r, double sample_period_ms) {
+  constexpr bool kMove = !std::is_const_v<std::remove_reference_t<Self>>;
+  auto frames = [](auto& v) -> decltype(auto) {
+    if constexpr (kMove)
+      return std::move(v);
+    else
+      return std::as_const(v);
+  };
+  std::vector<Counted<PyFrame>> py = frames(self.cpu_python_);
+  for (auto& b : self.blocks_) {
     if (b.stacks.python.empty()) continue;
     const double periods = sample_period_ms > 0 ? static_cast<double>(b.blocked_ns) / 1e6 / sample_period_ms : 1;
     const auto weight = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::llround(periods)));
-    count_into(py, b.stacks.python, weight, kMaxDistinctStacks + kMaxBlocks);
+    count_into(py, frames(b.stacks.python), weight, kMaxDistinctStacks + kMaxBlocks);
   }
   // Most samples first; equal counts keep the order first seen.
   std::stable_sort(py.begin(), py.end(), [](const auto& a, const auto& b) { return a.count > b.count; });
   r.python_stacks.clear();
   for (auto& c : py) r.python_stacks.push_back({c.count, std::move(c.frames)});
 
-  const Block* longest = nullptr;
-  for (const Block& b : blocks_)
+  decltype(&self.blocks_.front()) longest = nullptr;
+  for (auto& b : self.blocks_)
     if (!b.stacks.native.empty() && (!longest || b.blocked_ns > longest->blocked_ns)) longest = &b;
-  const Counted<NativeFrame>* top = nullptr;
-  for (const auto& c : cpu_native_)
+  decltype(&self.cpu_native_.front()) top = nullptr;
+  for (auto& c : self.cpu_native_)
     if (!top || c.count > top->count) top = &c;
   r.native_stack.clear();
   if (longest && (r.cause == Cause::BlockingSyscall || !top)) {
-    r.native_stack = longest->stacks.native;
+    r.native_stack = frames(longest->stacks.native);
   } else if (top) {
-    r.native_stack = top->frames;
+    r.native_stack = frames(top->frames);
   }
+}
+
+void StallEvidence::fill(StallReport& r, double sample_period_ms) const& {
+  fill_from(*this, r, sample_period_ms);
+}
+
+void StallEvidence::fill(StallReport& r, double sample_period_ms) && {
+  fill_from(std::move(*this), r, sample_period_ms);
 }
 
 }  // namespace loopstall

@@ -35,9 +35,14 @@ class StallEvidence {
   // counts as one sample per sample period it lasted (at least one), so
   // blocked and on-CPU time weigh the same. native_stack: the longest
   // block's for a blocked stall, else the most sampled on-CPU one.
-  void fill(StallReport& r, double sample_period_ms) const;
+  void fill(StallReport& r, double sample_period_ms) const&;
+  // The same, moving the frames out (the final report: the evidence is
+  // dropped after it, and a deep stack is hundreds of strings to copy).
+  void fill(StallReport& r, double sample_period_ms) &&;
 
  private:
+  template <typename Self>
+  static void fill_from(Self&& self, StallReport& r, double sample_period_ms);
   template <typename Frame>
   struct Counted {
     std::vector<Frame> frames;

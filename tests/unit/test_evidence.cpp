@@ -138,6 +138,30 @@ TEST_CASE("evidence: a block first seen without stacks gets them later") {
   CHECK(after.python_stacks[0].samples == 2);
 }
 
+TEST_CASE("evidence: the moving fill (final report) gives what the copying one (ongoing) gives") {
+  for (const Cause cause : {Cause::BlockingSyscall, Cause::Cpu}) {
+    CAPTURE(static_cast<int>(cause));
+    StallEvidence e;
+    e.add_cpu_sample(stack({"a", "main"}, {"parse"}));
+    e.add_cpu_sample(stack({"a", "main"}, {"parse"}));
+    const StackSample blocked = stack({"b", "main"}, {"nanosleep", "main"});
+    e.add_block(7, 40'000'000, &blocked);
+    const StackSample same = stack({"a", "main"});
+    e.add_block(9, 5'000'000, &same);  // merged into the on-CPU stack
+    StallReport ongoing, final;
+    ongoing.cause = final.cause = cause;
+    e.fill(ongoing, 10);
+    std::move(e).fill(final, 10);
+    REQUIRE(final.python_stacks.size() == ongoing.python_stacks.size());
+    for (std::size_t i = 0; i < final.python_stacks.size(); ++i) {
+      CHECK(final.python_stacks[i].samples == ongoing.python_stacks[i].samples);
+      CHECK(final.python_stacks[i].frames == ongoing.python_stacks[i].frames);
+    }
+    CHECK(final.native_stack == ongoing.native_stack);
+    CHECK_FALSE(final.native_stack.empty());
+  }
+}
+
 TEST_CASE("evidence: distinct stacks are bounded") {
   StallEvidence e;
   for (int i = 0; i < 1000; ++i) {
