@@ -5,6 +5,7 @@
 // the same values (tests/unit/test_json.cpp compares them).
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,12 +23,28 @@ class JsonWriter {
   void end_array() { close(']'); }
   // The key of the next value in the current object: printable ASCII
   // without quotes or backslashes (written as is).
-  void key(std::string_view k);
+  void key(std::string_view k) {
+    if (!first_) out_ += ',';
+    first_ = false;
+    out_ += '"';
+    out_ += k;
+    out_ += "\":";
+    after_key_ = true;
+  }
 
-  void value(std::string_view s);
+  void value(std::string_view s) {
+    before_value();
+    if (plain(s)) {
+      out_ += '"';
+      out_ += s;
+      out_ += '"';
+    } else {
+      escaped(s);
+    }
+  }
   void value(const char* s) { value(std::string_view(s)); }
-  void value(std::int64_t v);
-  void value(std::uint64_t v);
+  void value(std::int64_t v) { integer(v); }
+  void value(std::uint64_t v) { integer(v); }
   void value(int v) { value(static_cast<std::int64_t>(v)); }
   void value(std::uint32_t v) { value(static_cast<std::uint64_t>(v)); }
   void value(double v);
@@ -42,10 +59,39 @@ class JsonWriter {
   }
 
  private:
-  void before_value();
-  void open(char c);
-  void close(char c);
-  void string(std::string_view s);
+  // Bytes nlohmann writes unchanged: printable ASCII but the quote and the
+  // backslash. Anything else (control characters, UTF-8, invalid bytes) goes
+  // through nlohmann's own escaping and replacement.
+  static bool plain(std::string_view s) {
+    for (const char ch : s) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') return false;
+    }
+    return true;
+  }
+  void before_value() {
+    if (after_key_)
+      after_key_ = false;
+    else if (!first_)
+      out_ += ',';
+    first_ = false;
+  }
+  void open(char c) {
+    before_value();
+    out_ += c;
+    first_ = true;
+  }
+  void close(char c) {
+    out_ += c;
+    first_ = false;
+  }
+  void escaped(std::string_view s);
+  template <typename Int>
+  void integer(Int v) {
+    before_value();
+    char buf[24];
+    out_.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+  }
 
   std::string& out_;
   bool first_ = true;       // nothing yet in the current object or array
