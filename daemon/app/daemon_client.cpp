@@ -54,10 +54,11 @@ class LineRouter {
       out_.push(line);
     }
   }
-  // Routes every whole line of buf and keeps the rest.
+  // Routes every whole line of buf and keeps the rest. A text status line
+  // ends in '\r' (text_sink.cpp): it is a line too, shown as it comes.
   void route_lines(std::string& buf) {
     std::size_t start = 0;
-    for (std::size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1)
+    for (std::size_t nl; (nl = buf.find_first_of("\n\r", start)) != std::string::npos; start = nl + 1)
       route(std::string_view(buf).substr(start, nl + 1 - start));
     buf.erase(0, start);
   }

@@ -72,6 +72,10 @@ struct ProcessTotals {
   std::uint32_t loop_threads = 0;
   std::optional<OngoingStall> ongoing{};  // the latest ongoing report, until its final one
   std::string service{};                  // as the correlator names it ("" for none)
+  // Stalled time by culprit (culprit_shares()), final and in-progress stalls.
+  std::map<std::string, double> culprit_ms{};
+  // The culprit with the most stalled time, "" when none stalled.
+  std::string top_culprit() const;
 };
 
 struct Summary {
