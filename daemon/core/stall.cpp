@@ -95,7 +95,9 @@ std::vector<CulpritShare> culprit_shares(const StallReport& r) {
     if (!st.frames.empty()) samples += static_cast<double>(st.samples);
   for (const PyStack& st : r.python_stacks) {
     if (st.frames.empty() || samples <= 0) continue;
-    const std::string name = frame_label(st.frames.front());
+    PyFrame fn = st.frames.front();
+    fn.line.reset();
+    const std::string name = frame_label(fn);
     auto it = std::find_if(out.begin(), out.end(), [&](const CulpritShare& c) { return c.name == name; });
     if (it == out.end()) {
       out.push_back({name, 0, &st});

@@ -11,8 +11,8 @@
 namespace loopstall {
 namespace {
 
-constexpr std::size_t kTopFrames = 3;        // of the culprit's stack, as py-spy shows them
-constexpr double kOtherCulpritShare = 0.2;   // another culprit this large gets a line of its own
+constexpr std::size_t kTopFrames = 3;          // of the culprit's stack, as py-spy shows them
+constexpr double kOtherCulpritShare = 0.2;     // another culprit this large gets a line of its own
 constexpr const char* kContinuation = "    ";  // indent of the lines under a stall line
 
 // Characters on screen, not bytes: printable() keeps valid UTF-8.

@@ -97,7 +97,8 @@ std::string frame_label(const NativeFrame& f);
 bool in_interpreter(const NativeFrame& f, const StallReport& r);
 
 // What a stall's time went to, most first: its Python stacks' innermost
-// frames (frame_label) sharing the duration by samples; without a Python
+// functions (`function (file.py)`: the lines of one function are one
+// culprit) sharing the duration by samples; without a Python
 // stack, the innermost native frame outside the interpreter, else
 // "[blocked in SYSCALL]" or "[CAUSE]". The shares add up to duration_ms.
 struct CulpritShare {

@@ -1,6 +1,7 @@
 """`loopstall capture --format text` as a person reads it (issue 12 item 5): one line per finished
 stall with the culprit's top frames, a hung loop never silent off a terminal and one status line
 updated in place on one, and a summary naming each process's service and top culprit."""
+import re
 import time
 
 from conftest import Capture, run_capture, workload
@@ -13,24 +14,27 @@ ONGOING_BOUND_S = 5 + 1.5
 
 
 def test_each_stall_once_with_its_top_frames(bpf_ready):
-    run = run_capture(bpf_ready, lambda: [workload("gevent_stall.py", "cpu", "--ms", "300", "--count", "2",
+    run = run_capture(bpf_ready, lambda: [workload("gevent_stall.py", "cpu", "--ms", "300", "--count", "3",
                                                    "--gap", "0.3")], fmt="text", capture_args=["--standalone"])
     text = "\n".join(l for _, l in run.capture.out)
-    print(text)
     mine = stall_lines(text, run.w.pid)
-    assert len(mine) == 2, f"two stalls, one line each:\n{text}"
+    print("\n".join(s.block for s in mine))
+    assert len(mine) == 3, f"three stalls, one line each:\n{text}"
     assert sum(l.startswith("TIME ") for l in text.splitlines()) == 1, f"one header:\n{text}"
     for s in mine:
-        assert not s.ongoing and 270 <= s.ms <= 400, s
-        assert "cpu " in s.line and "cpu: cpu" not in s.line, s
-        # py-spy style: the culprit and its caller (the lambda that called it), with lines.
-        assert "burn_cpu (gevent_stall.py:" in s.line, s
-        assert "< <lambda> (gevent_stall.py:" in s.block, s
+        assert not s.ongoing and 270 <= s.ms <= 450, s
+        # Its cause once, with its time (on a loaded host the spin waits for the CPU: runq).
+        assert re.match(r"(cpu|runq) \d+(\.\d)? ms\b", s.line.split(None, 6)[6]), s
+        assert "cpu: cpu" not in s.line, s
+    # py-spy style: the culprit and its caller (the lambda that called it), with lines.
+    shown = [s for s in mine if "burn_cpu (gevent_stall.py:" in s.line and "< <lambda> (gevent_stall.py:" in s.block]
+    assert len(shown) >= 2, mine
     rows = summary_rows(text)
     assert run.w.pid in rows, text
     row = rows[run.w.pid]
-    assert int(row["STALLS"]) == 2 and row["SERVICE"] not in ("", "-"), row
-    assert row["CULPRIT"].startswith("burn_cpu (gevent_stall.py:"), row
+    print(row)
+    assert int(row["STALLS"]) == 3 and row["SERVICE"] == "gevent_stall", row
+    assert row["CULPRIT"] == "burn_cpu (gevent_stall.py)", row
 
 
 def test_summary_names_the_culprit_with_most_stalled_time(bpf_ready):
@@ -39,16 +43,17 @@ def test_summary_names_the_culprit_with_most_stalled_time(bpf_ready):
     run = run_capture(bpf_ready, lambda: [workload("gevent_two_culprits.py", "--hog-ms", "450", "--block-ms", "150",
                                                    "--rounds", "3")], fmt="text", capture_args=["--standalone"])
     text = "\n".join(l for _, l in run.capture.out)
-    print(text)
     mine = stall_lines(text, run.w.pid)
+    print("\n".join(s.block for s in mine))
     hog = [s for s in mine if "hog_handler (gevent_two_culprits.py:" in s.line]
     blocked = [s for s in mine if "blocking_handler (gevent_two_culprits.py:" in s.line]
-    assert len(hog) == 3 and len(blocked) == 3, text
+    assert len(mine) == 6 and len(hog) >= 2 and len(blocked) >= 2, text
     for s in blocked:
-        assert "blocked " in s.line and " in clock_nanosleep" in s.line, s
+        assert " in clock_nanosleep" in s.line, s
         assert "in C: clock_nanosleep (libc.so.6)" in s.block, s
     row = summary_rows(text)[run.w.pid]
-    assert row["CULPRIT"].startswith("hog_handler (gevent_two_culprits.py:"), row
+    print(row)
+    assert row["CULPRIT"] == "hog_handler (gevent_two_culprits.py)", row
 
 
 def test_hung_loop_off_a_terminal_is_printed_then_its_end(bpf_ready):
@@ -87,7 +92,7 @@ def test_hung_loop_on_a_terminal_is_one_status_line(bpf_ready, tmp_path):
     go = tmp_path / "go"
     w = workload("gevent_stall.py", "sleep", "--ms", "7000", "--go-file", str(go), "--warmup", "0.3")
     cmd = (f"{bpf_ready} capture --standalone --format text --pid {w.pid}; echo CAPTURE_EXITED $?; sleep 30")
-    with Tmux(cmd, width=160, prefix="lstext") as t:
+    with Tmux(cmd, width=200, prefix="lstext") as t:
         t.wait_pane(lambda p: "loopstall: ready" in p, 30, "the capture ready")
         go.write_text(str(time.time()))
         status = lambda p: [l for l in p.splitlines() if " ONGOING " in l]
@@ -98,7 +103,7 @@ def test_hung_loop_on_a_terminal_is_one_status_line(bpf_ready, tmp_path):
         print(pane)
         assert len(status(pane)) == 1, f"one status line, updated in place:\n{pane}"
         assert "blocking_sleep (gevent_stall.py:" in status(pane)[0], pane
-        assert len(status(pane)[0]) < 160, pane
+        assert len(status(pane)[0]) < 200, pane
         w.mark_wait("STALL_END", 10)
         pane = t.wait_pane(lambda p: any(s.ms >= 6900 and not s.ongoing for s in stall_lines(p, w.pid)), 10,
                            "the final line")
@@ -111,4 +116,4 @@ def test_hung_loop_on_a_terminal_is_one_status_line(bpf_ready, tmp_path):
         print(pane)
         assert "CAPTURE_EXITED 0" in pane, pane
         row = summary_rows(pane)[w.pid]
-        assert row["CULPRIT"].startswith("blocking_sleep (gevent_stall.py:"), pane
+        assert row["CULPRIT"] == "blocking_sleep (gevent_stall.py)", pane

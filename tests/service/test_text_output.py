@@ -33,7 +33,7 @@ def test_hung_loop_into_a_file_through_the_daemon(bpf, tmp):
     assert all(s.ongoing for s in mine[:-1]), text
     assert "blocking_sleep (gevent_stall.py:" in mine[-1].line, text
     row = summary_rows(text)[w.pid]
-    assert row["CULPRIT"].startswith("blocking_sleep (gevent_stall.py:") and row["SERVICE"] != "-", row
+    assert row["CULPRIT"] == "blocking_sleep (gevent_stall.py)" and row["SERVICE"] != "-", row
 
 
 def test_hung_loop_on_a_terminal_through_the_daemon(bpf, tmp):
@@ -42,14 +42,14 @@ def test_hung_loop_on_a_terminal_through_the_daemon(bpf, tmp):
     w = Workload("gevent_stall.py", "sleep", "--ms", 7000, "--go-file", go, "--warmup", 0.3, "--after", 0.5)
     cmd = (f"{h.LOOPSTALL} capture --socket {d.sock} --format text --pid {w.pid}; echo CAPTURE_EXITED $?; "
            "sleep 30")
-    with Tmux(cmd, width=150, prefix="lstextd") as t:
+    with Tmux(cmd, width=200, prefix="lstextd") as t:
         t.wait_pane(lambda p: "through loopstalld" in p, 15, "the capture through the daemon")
         go.write_text(str(time.time()))
         pane = t.wait_pane(lambda p: any(s.ongoing and s.ms >= 5000 for s in stall_lines(p, w.pid)), 15,
                            "the status line updated to 5 s")
         print(pane)
         ongoing = [l for l in pane.splitlines() if " ONGOING " in l]
-        assert len(ongoing) == 1 and len(ongoing[0]) < 150, f"one status line, updated in place:\n{pane}"
+        assert len(ongoing) == 1 and len(ongoing[0]) < 200, f"one status line, updated in place:\n{pane}"
         pane = t.wait_pane(lambda p: any(s.ms >= 6900 and not s.ongoing for s in stall_lines(p, w.pid)), 10,
                            "the final line")
         assert " ONGOING " not in pane and len(stall_lines(pane, w.pid)) == 1, pane
@@ -57,4 +57,4 @@ def test_hung_loop_on_a_terminal_through_the_daemon(bpf, tmp):
         pane = t.wait_pane(lambda p: "CAPTURE_EXITED" in p, 15, "the capture exiting on Ctrl-C")
         print(pane)
         assert "CAPTURE_EXITED 0" in pane, pane
-        assert summary_rows(pane)[w.pid]["CULPRIT"].startswith("blocking_sleep (gevent_stall.py:"), pane
+        assert summary_rows(pane)[w.pid]["CULPRIT"] == "blocking_sleep (gevent_stall.py)", pane
