@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "loopstall/sink.hpp"
+
 namespace loopstall {
 
 std::string_view to_string(LoopKind k) {
@@ -118,6 +120,19 @@ std::vector<CulpritShare> culprit_shares(const StallReport& r) {
   }
   std::stable_sort(out.begin(), out.end(), [](const CulpritShare& a, const CulpritShare& b) { return a.ms > b.ms; });
   return out;
+}
+
+void ProcessTotals::add_culprits(const StallReport& r) {
+  for (const CulpritShare& c : culprit_shares(r)) {
+    const bool known = culprit_ms.contains(c.name) || culprit_ms.size() < kMaxCulprits;
+    culprit_ms[known ? c.name : "[other]"] += c.ms;
+  }
+}
+
+std::string ProcessTotals::top_culprit() const {
+  const auto top = std::max_element(culprit_ms.begin(), culprit_ms.end(),
+                                    [](const auto& a, const auto& b) { return a.second < b.second; });
+  return top == culprit_ms.end() ? "" : top->first;
 }
 
 }  // namespace loopstall

@@ -146,12 +146,6 @@ double hist_quantile_ms(const IterationHist& hist, double q) {
   return hist_bucket_upper_s(hist.size() - 1) * 1e3;
 }
 
-std::string ProcessTotals::top_culprit() const {
-  const auto top = std::max_element(culprit_ms.begin(), culprit_ms.end(),
-                                    [](const auto& a, const auto& b) { return a.second < b.second; });
-  return top == culprit_ms.end() ? "" : top->first;
-}
-
 std::string format_summary(const Summary& s) {
   std::string out;
   char buf[512];

@@ -176,6 +176,26 @@ TEST_CASE("culprit_shares: a stall's time by innermost frame, most first") {
   CHECK(culprit_shares(r).at(0).name == "[runqueue]");
 }
 
+TEST_CASE("ProcessTotals: stalled time by culprit, bounded") {
+  ProcessTotals t;
+  CHECK(t.top_culprit().empty());
+  StallReport r = report();
+  for (int i = 0; i < 100; ++i) {
+    r.python_stacks = {{1, {{"f" + std::to_string(i), "/x/m.py", 1}}}};
+    r.duration_ms = i == 7 ? 900 : 100;
+    t.add_culprits(r);
+  }
+  // A process that names a new function for every stall cannot grow the daemon's totals for ever.
+  CHECK(t.culprit_ms.size() == ProcessTotals::kMaxCulprits + 1);
+  CHECK(t.culprit_ms.at("[other]") == doctest::Approx(100.0 * (100 - ProcessTotals::kMaxCulprits)));
+  CHECK(t.top_culprit() == "[other]");
+  r.python_stacks = {{1, {{"f7", "/x/m.py", 2}}}};
+  r.duration_ms = 3000;
+  t.add_culprits(r);  // a known name still adds up
+  CHECK(t.top_culprit() == "f7 (m.py)");
+  CHECK(t.culprit_ms.at("f7 (m.py)") == doctest::Approx(3900));
+}
+
 TEST_CASE("format_stall: long strings do not overflow") {
   StallReport r = report();
   r.comm = std::string(10000, 'c');
