@@ -2,15 +2,14 @@
 
 #include "loopstall/clock.hpp"
 #include "loopstall/json_sink.hpp"
-#include "loopstall/text_sink.hpp"
 
 namespace loopstall {
 
-CaptureOutput::CaptureOutput(const std::string& format, Writer shown) {
+CaptureOutput::CaptureOutput(const std::string& format, Writer shown, TextOptions text) {
   if (format == "json")
     shown_ = std::make_unique<JsonLinesSink>(std::move(shown));
   else
-    shown_ = std::make_unique<TextSink>(std::move(shown));
+    shown_ = std::make_unique<TextSink>(std::move(shown), text);
   fan_.add(shown_.get());
 }
 

@@ -51,7 +51,7 @@ int capture_standalone(const CaptureArgs& a, const EngineFactory& make, OutputQu
   opt.selection.all_loops = r.all_loops;
   opt.threshold_ms = r.threshold_ms;
   if (a.duration_s > 0) opt.duration_s = a.duration_s;
-  CaptureOutput output(r.format, out.writer());
+  CaptureOutput output(r.format, out.writer(), TextOptions{r.terminal_columns, r.ongoing_lines});
   if (!a.save.empty())
     output.save(std::make_unique<CaptureFileSink>(a.save, capture_meta(r.threshold_ms, a.command_line)));
   const auto& stop = install_stop_signals();
@@ -73,15 +73,18 @@ std::string default_control_socket() {
   return env && *env ? env : kDefaultControlSocket;
 }
 
-int capture_command(const CaptureArgs& a, const EngineFactory& make) {
-  for (auto pid : a.request.pids) {
+int capture_command(const CaptureArgs& asked, const EngineFactory& make) {
+  for (auto pid : asked.request.pids) {
     if (pid == 0 || !process_exists(pid)) {
       std::fprintf(stderr, "loopstall: error: no such process: %u\n", pid);
       return 1;
     }
   }
   // Detection never waits on the output: a bounded queue and a writer thread.
-  OutputQueue out(RecordFile::open(a.output, false));
+  OutputQueue out(RecordFile::open(asked.output, false));
+  // Text is laid out for where it goes: a terminal gets a status line.
+  CaptureArgs a = asked;
+  if (a.request.format == "text") a.request.terminal_columns = out.terminal_columns();
   if (!a.standalone) {
     if (const int fd = connect_control(a.socket); fd >= 0) {
       try {

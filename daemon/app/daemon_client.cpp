@@ -54,10 +54,11 @@ class LineRouter {
       out_.push(line);
     }
   }
-  // Routes every whole line of buf and keeps the rest.
+  // Routes every whole line of buf and keeps the rest. A text status line
+  // ends in '\r' (text_sink.cpp): it is a line too, shown as it comes.
   void route_lines(std::string& buf) {
     std::size_t start = 0;
-    for (std::size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1)
+    for (std::size_t nl; (nl = buf.find_first_of("\n\r", start)) != std::string::npos; start = nl + 1)
       route(std::string_view(buf).substr(start, nl + 1 - start));
     buf.erase(0, start);
   }
@@ -125,26 +126,47 @@ void capture_via_daemon(int fd, const CaptureArgs& a, OutputQueue& out) {
   file->close();
 }
 
-int status_command(const std::string& socket, const std::string& format) {
+nlohmann::json ask_daemon(const std::string& socket, const ControlRequest& request, std::chrono::milliseconds timeout,
+                          std::size_t max_bytes) {
   const int fd = connect_control(socket);
-  if (fd < 0 && (errno == EACCES || errno == EPERM)) {
-    std::fprintf(stderr,
-                 "loopstall: error: permission denied on %s: run as root (loopstalld's control socket is "
-                 "root-only, mode 0600)\n",
-                 socket.c_str());
-    return 1;
+  if (fd < 0 && (errno == EACCES || errno == EPERM))
+    throw std::runtime_error("permission denied on " + socket +
+                             ": run as root (loopstalld's control socket is root-only, mode 0600)");
+  if (fd < 0) throw std::runtime_error("loopstalld is not running (nothing listens on " + socket + ")");
+  const std::string req = request_line(request);
+  bool sent = send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+  std::string reply, why = sent ? "" : "it closed the connection";
+  const std::uint64_t deadline = monotonic_ns() + static_cast<std::uint64_t>(timeout.count()) * 1'000'000ULL;
+  while (why.empty() && reply.find('\n') == std::string::npos) {
+    pollfd p{fd, POLLIN, 0};
+    const std::uint64_t now = monotonic_ns();
+    if (now >= deadline || poll(&p, 1, static_cast<int>((deadline - now) / 1'000'000) + 1) <= 0) {
+      why = "timed out after " + std::to_string(timeout.count()) + " ms";
+      break;
+    }
+    char buf[65536];
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0)
+      why = "it closed the connection";
+    else if (reply.size() + static_cast<std::size_t>(n) > max_bytes)
+      why = "the answer is longer than " + std::to_string(max_bytes) + " bytes";
+    else
+      reply.append(buf, static_cast<std::size_t>(n));
   }
-  if (fd < 0) {
-    std::fprintf(stderr, "loopstall: error: loopstalld is not running (nothing listens on %s)\n", socket.c_str());
-    return 1;
-  }
-  const std::string req = request_line({});
-  std::string line, rest;
-  const bool ok = write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size()) && read_line(fd, line, rest);
   close(fd);
-  const auto j = nlohmann::json::parse(line, nullptr, false);
-  if (!ok || j.is_discarded()) {
-    std::fprintf(stderr, "loopstall: error: no valid answer from loopstalld on %s\n", socket.c_str());
+  if (!why.empty()) throw std::runtime_error("no answer from loopstalld on " + socket + ": " + why);
+  auto j = nlohmann::json::parse(reply.substr(0, reply.find('\n')), nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    throw std::runtime_error("no valid answer from loopstalld on " + socket + ": not a JSON object");
+  return j;
+}
+
+int status_command(const std::string& socket, const std::string& format) {
+  nlohmann::json j;
+  try {
+    j = ask_daemon(socket, {}, std::chrono::seconds(5), 1u << 20);
+  } catch (const std::runtime_error& e) {
+    std::fprintf(stderr, "loopstall: error: %s\n", e.what());
     return 1;
   }
   if (format == "json") {

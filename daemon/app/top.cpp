@@ -4,16 +4,14 @@
 
 #include <curses.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
 #include <stdexcept>
 
+#include "daemon_client.hpp"
 #include "loopstall/cli_common.hpp"
 #include "loopstall/clock.hpp"
 #include "loopstall/control_protocol.hpp"
@@ -59,32 +57,10 @@ class DaemonSource : public TopSource {
   explicit DaemonSource(std::string socket) : socket_(std::move(socket)) {}
   void pump(int max_wait_ms) override { poll(nullptr, 0, max_wait_ms); }
   Summary snapshot() override {
-    const int fd = connect_control(socket_);
-    if (fd < 0) throw std::runtime_error("loopstalld is not answering on " + socket_ + ": " + std::strerror(errno));
-    std::string reply;
     ControlRequest loops;
     loops.cmd = ControlRequest::Cmd::Loops;
-    const std::string req = request_line(loops);
-    bool ok = send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
-    const std::uint64_t deadline = monotonic_ns() + 2'000'000'000ULL;  // a daemon that never answers
-    while (ok && reply.find('\n') == std::string::npos) {
-      pollfd p{fd, POLLIN, 0};
-      const std::uint64_t now = monotonic_ns();
-      if (now >= deadline || poll(&p, 1, static_cast<int>((deadline - now) / 1'000'000) + 1) <= 0) {
-        ok = false;
-        break;
-      }
-      char buf[65536];
-      const ssize_t n = read(fd, buf, sizeof buf);
-      if (n <= 0 || reply.size() > (64u << 20))
-        ok = false;
-      else
-        reply.append(buf, static_cast<std::size_t>(n));
-    }
-    close(fd);
-    if (!ok) throw std::runtime_error("no answer from loopstalld on " + socket_);
-    const auto j = nlohmann::json::parse(reply.substr(0, reply.find('\n')), nullptr, false);
-    if (j.is_discarded() || !j.is_object()) throw std::runtime_error("loopstalld's answer is not JSON");
+    // A daemon that never answers must not freeze the view.
+    const auto j = ask_daemon(socket_, loops, std::chrono::seconds(2), 64u << 20);
     if (!j.value("ok", false) || !j.contains("summary"))
       throw std::runtime_error("loopstalld refused: " + j.value("error", std::string("?")));
     try {

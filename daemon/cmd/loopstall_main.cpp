@@ -41,6 +41,9 @@ int main(int argc, char** argv) {
   a.socket = default_control_socket();
   cap->add_option("--socket", a.socket, "loopstalld's control socket (env LOOPSTALL_CONTROL_SOCKET)")
       ->capture_default_str();
+  cap->add_flag("--ongoing", r.ongoing_lines,
+                "Text: print every report of a stall still going on as a line (default: one status line "
+                "updated in place on a terminal; elsewhere from 1 s on, then every 5 s)");
   cap->add_option("--save", a.save, "Also write a capture file (gzip, versioned; read it with `loopstall report`)");
   a.command_line.assign(argv, argv + argc);
 

@@ -226,6 +226,7 @@ void Correlator::on_stall(const ls_stall_event& e) {
   pt.stalls++;
   pt.max_stall_ms = std::max(pt.max_stall_ms, r.duration_ms);
   pt.stalled_ms += r.duration_ms;
+  pt.add_culprits(r);
   sink_.stall(r);
 }
 
@@ -290,6 +291,7 @@ void Correlator::flush_ongoing(const std::vector<ls_loop>& loops, std::uint64_t 
     pt.in_progress++;
     pt.in_progress_max_ms = std::max(pt.in_progress_max_ms, r.duration_ms);
     pt.in_progress_ms += r.duration_ms;
+    pt.add_culprits(r);
     sink_.stall(r);
   }
 }

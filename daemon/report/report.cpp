@@ -305,6 +305,15 @@ nlohmann::ordered_json report_to_json(const Report& r) {
   j["python_functions"] = rows_json(r.python_functions, r.stalled_ms);
   j["native_symbols"] = rows_json(r.native_symbols, r.stalled_ms);
   j["syscalls"] = rows_json(r.syscalls, r.stalled_ms);
+  // Every culprit stack (text shows the top ones): frames innermost first.
+  nlohmann::ordered_json stacks = nlohmann::ordered_json::array();
+  for (const ReportStack& s : r.stacks)
+    stacks.push_back({{"ms", s.ms},
+                      {"share", r.stalled_ms > 0 ? s.ms / r.stalled_ms : 0.0},
+                      {"stalls", s.stalls},
+                      {"python", s.python},
+                      {"native", s.native}});
+  j["stacks"] = std::move(stacks);
   return j;
 }
 

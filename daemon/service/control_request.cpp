@@ -13,6 +13,7 @@ namespace {
 using nlohmann::json;
 
 constexpr std::uint32_t kMaxPid = 1u << 22;  // the kernel's PID_MAX_LIMIT
+constexpr std::uint64_t kMaxTerminalColumns = 10000;
 
 // Checks a capture request without exceptions; "" when it is fine.
 std::string parse_capture(const json& req, CaptureRequest& c) {
@@ -43,6 +44,16 @@ std::string parse_capture(const json& req, CaptureRequest& c) {
   if (req.contains("save")) {
     if (!req["save"].is_boolean()) return "save must be true or false";
     c.save = req["save"].get<bool>();
+  }
+  if (req.contains("terminal_columns")) {
+    const json& cols = req["terminal_columns"];
+    if (!cols.is_number_unsigned() || cols.get<std::uint64_t>() > kMaxTerminalColumns)
+      return "terminal_columns must be 0.." + std::to_string(kMaxTerminalColumns);
+    c.terminal_columns = static_cast<int>(cols.get<std::uint64_t>());
+  }
+  if (req.contains("ongoing_lines")) {
+    if (!req["ongoing_lines"].is_boolean()) return "ongoing_lines must be true or false";
+    c.ongoing_lines = req["ongoing_lines"].get<bool>();
   }
   return "";
 }
@@ -84,7 +95,10 @@ std::string request_line(const ControlRequest& r) {
             {"threshold_ms", c.threshold_ms},
             {"all_loops", c.all_loops},
             {"format", c.format}};
-  if (c.save) j["save"] = true;  // only when asked: the line stays as it was for the rest
+  // Only when set: the line stays as it was for the rest.
+  if (c.save) j["save"] = true;
+  if (c.terminal_columns > 0) j["terminal_columns"] = c.terminal_columns;
+  if (c.ongoing_lines) j["ongoing_lines"] = true;
   return control_line(j);
 }
 

@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -85,6 +86,12 @@ int RecordFile::write(std::string_view rec, const std::function<bool()>& keep_wa
     return err;
   }
   return 0;
+}
+
+int RecordFile::terminal_columns() const {
+  if (!isatty(fd_)) return 0;
+  winsize ws{};
+  return ioctl(fd_, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
 }
 
 // Disk full in the middle of a record: remove the part that was written, so

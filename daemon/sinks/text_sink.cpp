@@ -1,124 +1,79 @@
+// When text lines are written: each finished stall once; ongoing stalls as a
+// status line redrawn in place on a terminal, as lines of their own once old
+// enough elsewhere (text_sink.hpp).
 #include "loopstall/text_sink.hpp"
 
 #include <algorithm>
-#include <cstdio>
-#include <ctime>
-
-#include "loopstall/printable.hpp"
 
 namespace loopstall {
+namespace {
 
-std::string format_stall_line(const StallReport& r) {
-  char when[32] = "";
-  const std::time_t secs = static_cast<std::time_t>(r.start_unix_ns / 1'000'000'000LL);
-  std::tm tm{};
-  if (localtime_r(&secs, &tm)) std::strftime(when, sizeof when, "%H:%M:%S", &tm);
-  const int millis = static_cast<int>((r.start_unix_ns / 1'000'000LL) % 1000);
+// The status line is drawn from column 0 (where every record leaves the
+// cursor), erasing what was there, and ends with a carriage return: the next
+// record overwrites it. Records end in '\n' or '\r', so a client relaying
+// the daemon's output line by line relays the status line too.
+constexpr const char* kEraseLine = "\x1b[K";
 
-  // Every string from the process (comm, service, code names) goes through
-  // printable(): a comm like "\x1b]0;..." must not drive the reader's terminal.
-  char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "%s.%03d %s pid=%u tid=%u %s [%s%s%s] %.1f ms %s: cpu %.1f, blocked %.1f, runqueue %.1f, gc %.1f ms",
-                when, millis, r.ongoing ? "STALLING" : "STALL   ", r.pid, r.tid, printable(r.comm).c_str(),
-                std::string(to_string(r.loop)).c_str(), r.python_version ? " " : "",
-                r.python_version ? r.python_version->c_str() : "", r.duration_ms,
-                std::string(to_string(r.cause)).c_str(), r.breakdown.on_cpu_ms, r.breakdown.blocked_ms,
-                r.breakdown.runqueue_ms, r.breakdown.gc_ms);
-  std::string line = buf;
-  if (!r.syscalls.empty()) {
-    line += " | in";
-    for (std::size_t i = 0; i < r.syscalls.size() && i < 3; ++i) {
-      std::snprintf(buf, sizeof buf, " %s %.1f ms x%llu", r.syscalls[i].name.c_str(), r.syscalls[i].ms,
-                    static_cast<unsigned long long>(r.syscalls[i].count));
-      line += buf;
-    }
-  }
-  // Appended piece by piece: GCC 12 at -O3 warns (-Wrestrict, a false
-  // positive, PR105651) on "literal" + std::string temporaries.
-  if (!r.service.empty()) {
-    line += " | service ";
-    line += printable(r.service);
-  }
-  if (!r.python_stacks.empty() && !r.python_stacks.front().frames.empty()) {
-    const auto& f = r.python_stacks.front().frames.front();
-    line += " | at ";
-    line += printable(f.function);
-    line += " (";
-    line += printable(f.file);
-    if (f.line) {
-      line += ':';
-      line += std::to_string(*f.line);
-    }
-    line += ')';
-  }
-  return line;
+// The first `cols` characters of a line of printable() text (valid UTF-8).
+std::string cut(const std::string& s, std::size_t cols) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && n++ == cols) return s.substr(0, i);
+  return s;
 }
 
-double hist_quantile_ms(const IterationHist& hist, double q) {
-  std::uint64_t total = 0;
-  for (auto n : hist) total += n;
-  if (!total) return 0;
-  const double want = q * static_cast<double>(total);
-  std::uint64_t seen = 0;
-  for (std::size_t i = 0; i < hist.size(); ++i) {
-    seen += hist[i];
-    if (static_cast<double>(seen) >= want && hist[i]) return hist_bucket_upper_s(i) * 1e3;
-  }
-  return hist_bucket_upper_s(hist.size() - 1) * 1e3;
+}  // namespace
+
+std::size_t TextSink::width() const {
+  return terminal() ? static_cast<std::size_t>(std::max(opt_.terminal_columns, 40)) : kTextWidth;
 }
 
-std::string format_summary(const Summary& s) {
-  std::string out;
-  char buf[256];
-  std::uint64_t stalls = 0, in_progress = 0;
-  for (const auto& [pid, t] : s.processes) stalls += t.stalls + t.in_progress, in_progress += t.in_progress;
-  std::snprintf(buf, sizeof buf, "--- summary: %.1f s, %llu stall(s)", s.elapsed_s,
-                static_cast<unsigned long long>(stalls));
-  out += buf;
-  // A loop hung when the capture ended is the headline, not a footnote.
-  if (in_progress) {
-    std::snprintf(buf, sizeof buf, " (%llu still in progress)", static_cast<unsigned long long>(in_progress));
-    out += buf;
-  }
-  std::snprintf(buf, sizeof buf, " in %zu process(es), %llu event(s) lost\n", s.processes.size(),
-                static_cast<unsigned long long>(s.lost_events));
-  out += buf;
-  if (s.processes.empty()) return out;
-  std::snprintf(buf, sizeof buf, "%8s %-16s %-8s %12s %9s %9s %6s %8s %7s %7s %10s %12s\n", "PID", "COMM", "LOOP",
-                "ITERATIONS", "P50_MS<=", "P99_MS<=", "BUSY%", "READS/IT", "B/READ", "STALLS", "MAX_MS", "STALLED_MS");
-  out += buf;
-  for (const auto& [pid, t] : s.processes) {
-    // Utilisation: time inside iterations over the capture's wall time, per loop thread.
-    const double wall_ns = s.elapsed_s * 1e9 * std::max<std::uint32_t>(t.loop_threads, 1);
-    const double busy =
-        wall_ns > 0
-            ? std::min(1.0, static_cast<double>(t.busy_on_cpu_ns + t.busy_blocked_ns + t.busy_runq_ns) / wall_ns)
-            : 0;
-    char reads_per_it[16] = "-", bytes_per_read[16] = "-";
-    if (t.iterations)
-      std::snprintf(reads_per_it, sizeof reads_per_it, "%.1f",
-                    static_cast<double>(t.reads) / static_cast<double>(t.iterations));
-    if (t.reads)
-      std::snprintf(bytes_per_read, sizeof bytes_per_read, "%.0f",
-                    static_cast<double>(t.read_bytes) / static_cast<double>(t.reads));
-    std::snprintf(buf, sizeof buf, "%8u %-16s %-8s %12llu %9.3f %9.3f %6.1f %8s %7s %7llu %10.1f %12.1f\n", pid,
-                  printable(t.comm).c_str(), std::string(to_string(t.loop)).c_str(),
-                  static_cast<unsigned long long>(t.iterations), hist_quantile_ms(t.hist, 0.5),
-                  hist_quantile_ms(t.hist, 0.99), busy * 100, reads_per_it, bytes_per_read,
-                  static_cast<unsigned long long>(t.stalls + t.in_progress),
-                  std::max(t.max_stall_ms, t.in_progress_max_ms), t.stalled_ms + t.in_progress_ms);
-    out += buf;
-  }
-  return out;
+void TextSink::emit(const std::string& lines) {
+  std::string rec = status_shown_ ? kEraseLine : "";
+  status_shown_ = false;
+  if (!header_done_) rec += stall_header() + "\n";
+  header_done_ = true;
+  out_(rec + lines);
+}
+
+// The longest ongoing stall, and how many more there are.
+void TextSink::draw_status() {
+  if (ongoing_.empty()) return;
+  const auto longest = std::max_element(ongoing_.begin(), ongoing_.end(), [](const auto& a, const auto& b) {
+    return a.second.last.duration_ms < b.second.last.duration_ms;
+  });
+  std::string line = format_stall_line(longest->second.last, width() - 1);
+  if (ongoing_.size() > 1) line += " (+" + std::to_string(ongoing_.size() - 1) + " more)";
+  if (!header_done_) emit("");
+  out_(std::string(kEraseLine) + cut(line, width() - 1) + "\r");
+  status_shown_ = true;
 }
 
 void TextSink::stall(const StallReport& r) {
-  out_(format_stall_line(r) + "\n");
+  if (!r.ongoing) {
+    ongoing_.erase(r.stall_id);
+    emit(format_stall(r, width()));
+    if (terminal() && !opt_.ongoing_lines) draw_status();  // the others still going on
+    return;
+  }
+  Ongoing& o = ongoing_[r.stall_id];
+  o.last = r;
+  o.printed = opt_.ongoing_lines || (!terminal() && r.duration_ms >= kOngoingLineMs);
+  if (o.printed)
+    emit(format_stall(r, width()));
+  else if (terminal())
+    draw_status();
 }
 
 void TextSink::finish(const Summary& s) {
-  out_(format_summary(s));
+  // Stalls still going on when the capture ends stay on screen as lines.
+  std::string lines;
+  for (const auto& [id, o] : ongoing_)
+    if (!o.printed) lines += format_stall(o.last, width());
+  ongoing_.clear();
+  if (!lines.empty()) emit(lines);
+  out_((status_shown_ ? kEraseLine : "") + format_summary(s));
+  status_shown_ = false;
 }
 
 }  // namespace loopstall

@@ -12,6 +12,7 @@
 #include "loopstall/correlator.hpp"
 #include "loopstall/detector.hpp"
 #include "loopstall/sink.hpp"
+#include "loopstall/text_sink.hpp"
 
 namespace loopstall {
 
@@ -20,8 +21,8 @@ namespace loopstall {
 // file's records.
 class CaptureOutput {
  public:
-  // format: "text" or "json".
-  CaptureOutput(const std::string& format, Writer shown);
+  // format: "text" (laid out by `text`) or "json".
+  CaptureOutput(const std::string& format, Writer shown, TextOptions text = {});
   void save(std::unique_ptr<Sink> records);
   Sink& sink() { return fan_; }
 

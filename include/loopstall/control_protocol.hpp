@@ -3,14 +3,16 @@
 // per connection:
 //   {"cmd":"status"}  -> one JSON object (Daemon::status, app/daemon.cpp), then close
 //   {"cmd":"capture","pids":[..],"threshold_ms":N,"all_loops":b,
-//    "format":"json"|"text","save":b}
+//    "format":"json"|"text","save":b,"terminal_columns":N,"ongoing_lines":b}
 //       -> {"ok":true} (or {"ok":false,"error":"..."}), then the same lines
 //          `loopstall capture` prints standalone; when the client shuts down
 //          its writing side, what is pending and the summary follow, then
 //          close. With "save", the capture file's records (everything but its
 //          header, which the client writes) come too, each line prefixed by
 //          kSaveRecordMark (ASCII RS, as in RFC 7464): no text or JSON output
-//          line starts with it.
+//          line starts with it. Text is rendered in the daemon for the
+//          client's output: "terminal_columns" (absent: not a terminal) is
+//          its width, and then a status line may end in '\r', not '\n'.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +36,9 @@ struct CaptureRequest {
   bool all_loops = false;
   std::string format = "json";  // or "text"
   bool save = false;            // also send the capture file's records
+  // Text: the width of the terminal the client writes to, 0 when it is not one.
+  int terminal_columns = 0;
+  bool ongoing_lines = false;  // text: every ongoing report as a line (--ongoing)
 };
 
 // One request line, parsed and checked; nothing is started yet.

@@ -43,6 +43,8 @@ class RecordFile {
   // up (EAGAIN).
   int write(std::string_view rec, const std::function<bool()>& keep_waiting = {});
   const std::string& name() const { return name_; }
+  // The terminal's width when this is a terminal (80 if it does not say), else 0.
+  int terminal_columns() const;
 
  private:
   enum class Kind { File, Socket, Stream };
@@ -81,6 +83,7 @@ class OutputQueue {
   };
   Counts counts() const;
   const std::string& name() const { return file_->name(); }
+  int terminal_columns() const { return file_->terminal_columns(); }
 
  private:
   void run();

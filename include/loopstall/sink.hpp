@@ -72,6 +72,14 @@ struct ProcessTotals {
   std::uint32_t loop_threads = 0;
   std::optional<OngoingStall> ongoing{};  // the latest ongoing report, until its final one
   std::string service{};                  // as the correlator names it ("" for none)
+  // Stalled time by culprit (culprit_shares()), final and in-progress stalls;
+  // at most kMaxCulprits names (a process names its functions: the daemon
+  // keeps these for its life), the rest as "[other]".
+  static constexpr std::size_t kMaxCulprits = 64;
+  std::map<std::string, double> culprit_ms{};
+  void add_culprits(const StallReport& r);
+  // The culprit with the most stalled time, "" when none stalled.
+  std::string top_culprit() const;
 };
 
 struct Summary {

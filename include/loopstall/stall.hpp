@@ -86,4 +86,26 @@ Cause classify_cause(const Breakdown& b);
 // Python function ("cpu at parse", "blocking_syscall in flock at save").
 std::string culprit_summary(const StallReport& r);
 
+// How text output names a frame, py-spy style: `function (file.py:line)`,
+// `symbol (libc.so.6)`, with the file's or module's base name only (the
+// JSON keeps full paths). Raw: escape with printable() before printing.
+std::string frame_label(const PyFrame& f);
+std::string frame_label(const NativeFrame& f);
+
+// Whether a native frame is the interpreter's own code (the Python
+// executable or libpython), not a C library the loop called into.
+bool in_interpreter(const NativeFrame& f, const StallReport& r);
+
+// What a stall's time went to, most first: its Python stacks' innermost
+// functions (`function (file.py)`: the lines of one function are one
+// culprit) sharing the duration by samples; without a Python
+// stack, the innermost native frame outside the interpreter, else
+// "[blocked in SYSCALL]" or "[CAUSE]". The shares add up to duration_ms.
+struct CulpritShare {
+  std::string name;
+  double ms = 0;
+  const PyStack* stack = nullptr;  // the heaviest stack with that innermost frame, if any
+};
+std::vector<CulpritShare> culprit_shares(const StallReport& r);
+
 }  // namespace loopstall

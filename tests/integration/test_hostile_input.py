@@ -4,6 +4,7 @@ import subprocess
 import pytest
 
 from conftest import run_capture, workload
+from harness.text_output import stall_lines
 
 ESC = "\x1b"
 
@@ -16,7 +17,7 @@ def test_escape_sequence_comm_is_printed_escaped(bpf_ready):
     w = run.w
     out = [l for _, l in run.capture.out]
     text = "\n".join(out)
-    mine = [l for l in out if f"pid={w.pid} " in l]
+    mine = [s.line for s in stall_lines(text, w.pid)]
     assert mine, f"no stall line for pid {w.pid}:\n{text}\n{run.capture_tail()}"
     assert ESC not in text and "\x07" not in text, f"raw control bytes in the text output: {text!r}"
     assert any("\\x1b]0;pwn\\x07\\x1b[2J" in l for l in mine), f"comm not shown escaped: {mine!r}"

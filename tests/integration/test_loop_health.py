@@ -3,14 +3,12 @@ reading a chunked response one byte per recv as churning, at a saturated asyncio
 saturated, and shows an idle loop near 0 % — in batch mode (tables) and in its terminal view
 under tmux (keys change the sort, q quits). The capture summary has the same utilisation."""
 import re
-import shutil
 import subprocess
-import time
-import uuid
 
 import pytest
 
 from conftest import PY, Workload
+from harness.tmux import Tmux
 
 COLS = ("PID", "SERVICE", "LOOP", "ITER/S", "UTIL%", "CPU%", "BLK%", "RUNQ%", "P99_MS<=", "STALL/M", "READS/IT",
         "B/READ")
@@ -88,47 +86,27 @@ def test_top_batch_names_the_churning_saturated_and_idle_loops(bpf_ready, loops)
 
 
 def test_top_terminal_view_under_tmux(bpf_ready, loops):
-    tmux = shutil.which("tmux")
-    if not tmux:
-        pytest.fail("tmux is not installed (scripts/install-deps.sh --with-tests installs it)")
-    session = "lstop-" + uuid.uuid4().hex[:8]
     pids = [w.pid for w in loops.values()]
     cmd = f"{bpf_ready} top --standalone --interval 1 " + " ".join(f"--pid {p}" for p in pids) + \
         "; echo TOP_EXITED $?; sleep 30"
-    subprocess.run([tmux, "new-session", "-d", "-s", session, "-x", "200", "-y", "30", cmd], check=True)
-
-    def pane():
-        return subprocess.run([tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
-
-    def wait_pane(pred, timeout, what):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            text = pane()
-            if pred(text):
-                return text
-            time.sleep(0.3)
-        pytest.fail(f"tmux pane never showed {what}:\n{pane()}")
-
-    try:
-        rows = lambda t: [l for l in t.splitlines() if re.match(r"^\s*\d+ ", l)]
-        text = wait_pane(lambda t: "sorted by util" in t and len(rows(t)) == 3 and "SATURATED" in t, 30,
-                         "three rows with the saturated loop")
+    with Tmux(cmd, width=200, height=30, prefix="lstop") as t:
+        rows = lambda text: [l for l in text.splitlines() if re.match(r"^\s*\d+ ", l)]  # noqa: E731
+        text = t.wait_pane(lambda p: "sorted by util" in p and len(rows(p)) == 3 and "SATURATED" in p, 30,
+                           "three rows with the saturated loop")
         print(text)
         assert "loopstall top" in text and "standalone" in text
         assert rows(text)[0].split()[0] == str(loops["busy"].pid), text  # sorted by utilisation
-        subprocess.run([tmux, "send-keys", "-t", session, "c"], check=True)
-        text = wait_pane(lambda t: "sorted by churn" in t, 10, "the churn sort after pressing c")
+        t.send_keys("c")
+        text = t.wait_pane(lambda p: "sorted by churn" in p, 10, "the churn sort after pressing c")
         assert rows(text)[0].split()[0] == str(loops["reader"].pid), text
         assert "CHURN:" in rows(text)[0], text
-        subprocess.run([tmux, "send-keys", "-t", session, "n"], check=True)
-        text = wait_pane(lambda t: "sorted by pid" in t, 10, "the pid sort after pressing n")
+        t.send_keys("n")
+        text = t.wait_pane(lambda p: "sorted by pid" in p, 10, "the pid sort after pressing n")
         shown = [int(r.split()[0]) for r in rows(text)]
         assert shown == sorted(shown), text
-        subprocess.run([tmux, "send-keys", "-t", session, "q"], check=True)
-        text = wait_pane(lambda t: "TOP_EXITED" in t, 10, "top exiting on q")
+        t.send_keys("q")
+        text = t.wait_pane(lambda p: "TOP_EXITED" in p, 10, "top exiting on q")
         assert "TOP_EXITED 0" in text, text
-    finally:
-        subprocess.run([tmux, "kill-session", "-t", session], capture_output=True)
 
 
 def test_capture_summary_shows_utilisation_and_churn(bpf_ready, loops):

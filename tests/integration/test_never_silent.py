@@ -6,6 +6,7 @@ import re
 import time
 
 from conftest import THRESHOLD_MS, Capture, Proc, PY, run_capture, workload
+from harness.text_output import stall_lines
 
 # Reading a report: capture's write -> pipe -> our reader thread (see test_capture.py).
 PIPE_SLACK_MS = 30
@@ -163,3 +164,7 @@ def test_capture_ends_mid_hang_text(bpf_ready):
     head = next(l for l in text.splitlines() if l.split()[:2] == ["PID", "COMM"])
     cols = dict(zip(head.split(), row[0].split()))
     assert int(cols["STALLS"]) >= 1 and float(cols["MAX_MS"]) >= 1900, f"the row does not count the hang:\n{text}"
+    # The hang's culprit, from its last ongoing report (CULPRIT is the last column).
+    assert row[0].rstrip().endswith("blocking_sleep (gevent_stall.py)"), f"the hang's culprit:\n{text}"
+    # Still going on at the end: its line is printed before the summary, marked.
+    assert any(s.ongoing and "blocking_sleep (gevent_stall.py:" in s.line for s in stall_lines(text, w.pid)), text

@@ -47,6 +47,14 @@ def test_save_then_report_ranks_both_culprits(bpf_ready, tmp_path):
     causes = {c["name"]: c for c in rep["causes"]}
     assert "blocking_syscall" in causes, rep["causes"]
     assert "clock_nanosleep" in [s["name"] for s in rep["syscalls"]], rep["syscalls"]
+    # The culprit stacks, as in the text's "Culprit stacks": innermost frame first, with lines.
+    stacks = rep["stacks"]
+    assert [s["ms"] for s in stacks] == sorted((s["ms"] for s in stacks), reverse=True), stacks
+    usleep = [s for s in stacks if s["python"] and s["python"][0].startswith(f"ctypes_usleep ({blocker.argv_script}:")]
+    burn = [s for s in stacks if s["python"] and s["python"][0].startswith(f"burn_cpu ({hog.argv_script}:")]
+    assert usleep and burn, stacks
+    assert any(n.startswith("clock_nanosleep (") for n in usleep[0]["native"]), usleep[0]
+    assert usleep[0]["ms"] >= 500 and 0 < usleep[0]["share"] <= 1 and usleep[0]["stalls"] >= 1, usleep[0]
 
 
 def test_report_refuses_damaged_files(bpf_ready, tmp_path):

@@ -96,4 +96,5 @@ def test_top_says_when_the_daemon_is_gone(binaries, tmp):
     finally:
         p.kill()
     assert p.returncode == 1, err
-    assert "loopstalld is not answering" in err or "no answer from loopstalld" in err, err
+    # The same words as `loopstall status` (one client, daemon_client.cpp's ask_daemon).
+    assert "loopstalld is not running" in err or "no answer from loopstalld" in err, err

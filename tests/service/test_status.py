@@ -1,7 +1,9 @@
 """`loopstall status`: what the daemon watches, in text and json."""
 import os
 import re
+import socket
 import subprocess
+import time
 
 import service_harness as h
 from service_harness import Daemon, Workload, wait_for
@@ -56,6 +58,25 @@ def test_status_without_daemon(binaries, tmp):
         assert r.returncode != 0, r
         assert r.stdout == "", f"nothing on stdout when there is no answer: {r.stdout!r}"
         assert "loopstalld is not running" in r.stderr and str(missing) in r.stderr, r.stderr
+
+
+def test_status_and_top_when_the_daemon_never_answers(binaries, tmp):
+    """A socket that accepts and never answers (a daemon stuck): status and top give up within
+    their timeouts (5 s, 2 s) with the same words, instead of hanging (one client: ask_daemon)."""
+    path = tmp / "stuck.sock"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(8)
+    try:
+        for args, limit in ((["status", "--socket", path], 5), (["top", "--socket", path, "--batch"], 2)):
+            t0 = time.monotonic()
+            r = h.run_cli(args, timeout=15)
+            took = time.monotonic() - t0
+            assert r.returncode == 1, r
+            assert f"no answer from loopstalld on {path}: timed out after {limit * 1000} ms" in r.stderr, r.stderr
+            assert limit <= took <= limit + 3, f"{args[0]} gave up after {took:.1f} s"
+    finally:
+        srv.close()
 
 
 def test_status_on_stale_socket(bpf, tmp):

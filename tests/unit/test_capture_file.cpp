@@ -146,6 +146,17 @@ TEST_CASE("report: ranks loops, causes, culprits and syscalls by stalled time") 
   CHECK(text.find("ctypes_usleep (/app/c.py)") < text.find("burn_cpu (/app/hog.py)"));
   const auto j = report_to_json(r);
   CHECK(j["python_functions"][0]["self_share"].get<double>() == doctest::Approx(1400.0 / 1900));
+  // The culprit stacks the text shows, in the JSON too: most stalled time first, innermost frame first.
+  REQUIRE(j["stacks"].size() == r.stacks.size());
+  REQUIRE(!r.stacks.empty());
+  // 2-d: 900 ms in ctypes_usleep with no native stack; 1-b: 500 ms in it over libc's usleep.
+  CHECK(j["stacks"][0]["python"] == nlohmann::json::array({"ctypes_usleep (/app/c.py:22)"}));
+  CHECK(j["stacks"][0]["native"].empty());
+  CHECK(j["stacks"][0]["ms"].get<double>() == doctest::Approx(900));
+  CHECK(j["stacks"][0]["share"].get<double>() == doctest::Approx(900.0 / 1900));
+  CHECK(j["stacks"][0]["stalls"] == 1);
+  CHECK(j["stacks"][1]["native"][0] == "clock_nanosleep (/lib/libc.so.6)");
+  CHECK(j["stacks"][1]["ms"].get<double>() == doctest::Approx(500));
 }
 
 TEST_CASE("capture file: hostile or damaged files are refused with a clear error") {

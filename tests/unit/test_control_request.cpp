@@ -77,6 +77,32 @@ TEST_CASE("a capture request round-trips from client to server") {
   CHECK(parse_request(R"({"cmd":"capture","save":"yes"})").error == "save must be true or false");
 }
 
+// Text is laid out in the daemon for the client's output: its terminal's
+// width travels with the request; an old client's request (no field) is
+// "not a terminal".
+TEST_CASE("a capture request carries the client's terminal width") {
+  ControlRequest sent;
+  sent.cmd = ControlRequest::Cmd::Capture;
+  sent.capture.format = "text";
+  CHECK(request_line(sent).find("terminal_columns") == std::string::npos);
+  CHECK(request_line(sent).find("ongoing_lines") == std::string::npos);
+  sent.capture.terminal_columns = 132;
+  sent.capture.ongoing_lines = true;
+  const std::string line = request_line(sent);
+  const ControlRequest got = parse_request(std::string_view(line).substr(0, line.size() - 1));
+  CHECK(got.error.empty());
+  CHECK(got.capture.terminal_columns == 132);
+  CHECK(got.capture.ongoing_lines);
+  const ControlRequest old = parse_request(R"({"cmd":"capture","format":"text"})");
+  CHECK(old.error.empty());
+  CHECK(old.capture.terminal_columns == 0);
+  CHECK_FALSE(old.capture.ongoing_lines);
+  CHECK(parse_request(R"({"cmd":"capture","terminal_columns":-1})").error == "terminal_columns must be 0..10000");
+  CHECK(parse_request(R"({"cmd":"capture","terminal_columns":1e9})").error == "terminal_columns must be 0..10000");
+  CHECK(parse_request(R"({"cmd":"capture","terminal_columns":"80"})").error == "terminal_columns must be 0..10000");
+  CHECK(parse_request(R"({"cmd":"capture","ongoing_lines":1})").error == "ongoing_lines must be true or false");
+}
+
 TEST_CASE("the server's answer reads back as the client's verdict") {
   const std::string ok = answer_line({true, ""});
   CHECK(parse_answer(std::string_view(ok).substr(0, ok.size() - 1)).ok);

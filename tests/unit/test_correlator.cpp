@@ -176,6 +176,11 @@ TEST_CASE("correlator: a final report") {
   // Wall clock: CLOCK_MONOTONIC start shifted by the realtime offset.
   const std::int64_t offset = realtime_ns() - static_cast<std::int64_t>(monotonic_ns());
   CHECK(std::llabs(r.start_unix_ns - (offset + static_cast<std::int64_t>(T0))) < static_cast<long long>(kSec));
+  // The summary's culprit: no Python stack here, so the syscall it blocked in.
+  const Summary sum = c.summary(1);
+  const ProcessTotals& t = sum.processes.at(100);
+  CHECK(t.top_culprit() == "[blocked in futex]");
+  CHECK(t.culprit_ms.at("[blocked in futex]") == doctest::Approx(250.0));
 }
 
 TEST_CASE("correlator: report details by process kind") {
@@ -388,6 +393,10 @@ TEST_CASE("correlator: stalls in progress at the end count in the summary") {
   CHECK(t.in_progress_ms == doctest::Approx(3750.0));
   REQUIRE(f.sink.reports.size() == 2);
   CHECK(f.sink.reports[0].ongoing);
+  // A hung loop's time has a culprit too (by the report's cause here: no stack).
+  REQUIRE(t.culprit_ms.size() == 1);
+  CHECK(t.culprit_ms.begin()->second == doctest::Approx(3750.0));
+  CHECK(t.top_culprit() == "[" + std::string(to_string(f.sink.reports[0].cause)) + "]");
 }
 
 TEST_CASE("correlator: an adopted iteration's start is marked estimated, the next one's is not") {

@@ -1,7 +1,11 @@
 // Text output: a line per stall and the end-of-capture summary.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <iterator>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "loopstall/text_sink.hpp"
 
@@ -34,112 +38,250 @@ bool has(const std::string& s, const std::string& what) {
 
 }  // namespace
 
-TEST_CASE("format_stall_line: a final stall") {
+TEST_CASE("format_stall_line: a final stall, its cause without repetition") {
   const std::string line = format_stall_line(report());
   CAPTURE(line);
-  CHECK(has(line, "pid=4242"));
-  CHECK(has(line, "tid=4243"));
+  CHECK(line.rfind(".987 ") == 8);  // HH:MM:SS.mmm of the start
+  CHECK(has(line, " 4242 "));
+  CHECK(has(line, " 4243 "));
   CHECK(has(line, "gunicorn"));
-  CHECK(has(line, "[gevent 3.11]"));
-  CHECK(has(line, "250.0 ms"));
-  CHECK(has(line, "blocking_syscall"));
-  CHECK(has(line, "blocked 225.1"));
-  CHECK(has(line, "futex 200.0 ms x3"));
-  CHECK(has(line, "service gunicorn.service"));
-  CHECK(has(line, ".987 "));  // milliseconds of the start time
-  CHECK(has(line, "STALL "));
-  CHECK_FALSE(has(line, "STALLING"));
-  // At most three syscalls, the top ones.
-  CHECK(has(line, "poll 4.0 ms"));
-  CHECK_FALSE(has(line, "clock_nanosleep"));
-  CHECK(line.find("futex") < line.find("read"));
+  CHECK(has(line, "gevent"));
+  CHECK(has(line, "250.0"));
+  // The dominant part and what it was in; cpu (21.5 ms) is under a tenth of the stall.
+  CHECK(has(line, "blocked 225 ms in futex"));
+  CHECK_FALSE(has(line, "cpu"));
+  CHECK_FALSE(has(line, "ONGOING"));
+  CHECK_FALSE(has(line, "STALL"));
   CHECK(line.find('\n') == std::string::npos);
+  // The header names the same columns.
+  const std::string head = stall_header();
+  CHECK(head.rfind("TIME", 0) == 0);
+  CHECK(head.find("PID") < head.find("CAUSE"));
+  CHECK(head.find("CAUSE") < head.find("CULPRIT"));
 }
 
-TEST_CASE("format_stall_line: ongoing, no Python version, a stack") {
+TEST_CASE("format_stall_line: each part of a mixed stall, the dominant first") {
+  StallReport r = report();
+  r.cause = Cause::Cpu;
+  r.duration_ms = 550;
+  r.breakdown = {300.0, 191.0, 60.0, 12.0};
+  r.syscalls = {{0, "read", 191.0, 4}};
+  const std::string line = format_stall_line(r);
+  CAPTURE(line);
+  CHECK(has(line, "cpu 288 ms, blocked 191 ms in read, runq 60.0 ms "));
+  CHECK_FALSE(has(line, "gc "));  // 12 ms: under a tenth
+  r.cause = Cause::Gc;
+  r.breakdown = {60.0, 0, 0, 55.5};
+  CHECK(has(format_stall_line(r), "gc 55.5 ms "));
+}
+
+TEST_CASE("format_stall_line: ongoing, the culprit's frame py-spy style") {
   StallReport r = report();
   r.ongoing = true;
-  r.loop = LoopKind::Epoll;
-  r.python_version = std::nullopt;
-  r.service = "";
   r.syscalls.clear();
   r.cause = Cause::Cpu;
+  r.breakdown = {250, 0, 0, 0};
   r.python_stacks = {{5, {{"Handler.handle", "/srv/app.py", 120}}}};
   const std::string line = format_stall_line(r);
   CAPTURE(line);
-  CHECK(has(line, "STALLING"));
-  CHECK(has(line, "[epoll]"));
-  CHECK(has(line, " cpu:"));
-  CHECK_FALSE(has(line, "service"));
-  CHECK_FALSE(has(line, " | in"));
-  CHECK(has(line, "at Handler.handle (/srv/app.py:120)"));
-
+  CHECK(has(line, "ONGOING cpu 250 ms"));
+  CHECK(has(line, "Handler.handle (app.py:120)"));
   r.python_stacks[0].frames[0].line = std::nullopt;
-  CHECK(has(format_stall_line(r), "at Handler.handle (/srv/app.py)"));
+  CHECK(has(format_stall_line(r), "Handler.handle (app.py)"));
 }
 
-TEST_CASE("format_stall_line: long strings do not overflow") {
+TEST_CASE("format_stall: the top three frames, wrapped on indented lines") {
+  StallReport r = report();
+  r.python_stacks = {{5,
+                      {{"read_body", "/srv/a.py", 1},
+                       {"parse", "/srv/b.py", 2},
+                       {"handle", "/srv/c.py", 3},
+                       {"run", "/srv/d.py", 4}}}};
+  const std::string wide = format_stall(r, 200);
+  CAPTURE(wide);
+  CHECK(has(wide, "read_body (a.py:1) < parse (b.py:2) < handle (c.py:3) < ...\n"));
+  CHECK_FALSE(has(wide, "run ("));
+  CHECK(std::count(wide.begin(), wide.end(), '\n') == 1);
+  const std::string narrow = format_stall(r, 100);
+  CAPTURE(narrow);
+  CHECK(has(narrow, "read_body (a.py:1)\n    < parse (b.py:2) < handle (c.py:3) < ...\n"));
+  std::size_t start = 0;
+  for (std::size_t nl; (nl = narrow.find('\n', start)) != std::string::npos; start = nl + 1)
+    if (start) CHECK(nl - start <= 100);  // continuation lines keep to the width
+}
+
+TEST_CASE("format_stall: a stall that mixed two functions shows both") {
+  StallReport r = report();
+  r.duration_ms = 550;
+  r.python_stacks = {{191, {{"load_config", "/srv/cfg.py", 10}, {"handle", "/srv/app.py", 5}}},
+                     {300, {{"render", "/srv/view.py", 20}, {"handle", "/srv/app.py", 6}}},
+                     {9, {{"tiny", "/srv/t.py", 1}}}};
+  const std::string out = format_stall(r);
+  CAPTURE(out);
+  const std::string first = out.substr(0, out.find('\n'));
+  CHECK(has(first, " render (view.py:20)"));  // the caller wraps at 120 columns
+  CHECK(has(out, "\n    < handle (app.py:6)\n"));
+  CHECK(format_stall_line(r, 200).find("render (view.py:20) < handle (app.py:6)") != std::string::npos);
+  CHECK(has(out, "\n    + 210 ms in load_config (cfg.py:10) < handle (app.py:5)\n"));
+  CHECK_FALSE(has(out, "tiny"));  // 2 %: not worth a line
+}
+
+TEST_CASE("format_stall: the C code the loop was in") {
+  StallReport r = report();
+  r.python_stacks = {{5, {{"ctypes_usleep", "/srv/app.py", 7}}}};
+  r.native_stack = {{"clock_nanosleep", "/usr/lib/x86_64-linux-gnu/libc.so.6", 1},
+                    {"usleep", "/usr/lib/x86_64-linux-gnu/libc.so.6", 2},
+                    {"", "/usr/bin/python3.11", 0x1234}};
+  const std::string out = format_stall(r);
+  CAPTURE(out);
+  CHECK(has(out, "ctypes_usleep (app.py:7)\n    in C: clock_nanosleep (libc.so.6) < usleep (libc.so.6)\n"));
+  CHECK_FALSE(has(out, "python3.11"));
+  // In the interpreter itself: no C line.
+  r.native_stack = {{"", "/usr/bin/python3.11", 0x1234}};
+  CHECK_FALSE(has(format_stall(r), "in C:"));
+  // No Python stack: the C function is the culprit, else the syscall.
+  r.python_stacks.clear();
+  r.native_stack = {{"epoll_wait", "/lib/libc.so.6", 1}};
+  CHECK(has(format_stall_line(r), "epoll_wait (libc.so.6)"));
+  r.native_stack.clear();
+  CHECK(has(format_stall_line(r), "[blocked in futex]"));
+}
+
+TEST_CASE("culprit_shares: a stall's time by innermost frame, most first") {
+  StallReport r = report();
+  r.duration_ms = 400;
+  r.python_stacks = {{1, {{"a", "/x/m.py", 1}}},
+                     {2, {{"b", "/x/m.py", 2}, {"c", "/x/m.py", 3}}},
+                     {1, {{"a", "/x/m.py", 1}, {"d", "/x/m.py", 4}}}};
+  const auto s = culprit_shares(r);
+  REQUIRE(s.size() == 2);
+  CHECK(s[0].ms == doctest::Approx(200));
+  CHECK(s[1].ms == doctest::Approx(200));
+  CHECK((s[0].name == "b (m.py)" || s[0].name == "a (m.py)"));
+  r.python_stacks[1].samples = 1;
+  const auto t = culprit_shares(r);
+  CHECK(t[0].name == "a (m.py)");
+  CHECK(t[0].ms == doctest::Approx(800.0 / 3));
+  CHECK(t[0].stack == &r.python_stacks[0]);
+  // Lines of one function are one culprit; its heaviest stack is the one shown.
+  r.python_stacks[2].samples = 3;
+  r.python_stacks[2].frames[0].line = 9;
+  const auto u = culprit_shares(r);
+  REQUIRE(u.size() == 2);
+  CHECK(u[0].name == "a (m.py)");
+  CHECK(u[0].ms == doctest::Approx(320));
+  CHECK(u[0].stack == &r.python_stacks[2]);
+  r.python_stacks.clear();
+  r.cause = Cause::Runqueue;
+  CHECK(culprit_shares(r).at(0).name == "[runqueue]");
+}
+
+TEST_CASE("ProcessTotals: stalled time by culprit, bounded") {
+  ProcessTotals t;
+  CHECK(t.top_culprit().empty());
+  StallReport r = report();
+  for (int i = 0; i < 100; ++i) {
+    r.python_stacks = {{1, {{"f" + std::to_string(i), "/x/m.py", 1}}}};
+    r.duration_ms = i == 7 ? 900 : 100;
+    t.add_culprits(r);
+  }
+  // A process that names a new function for every stall cannot grow the daemon's totals for ever.
+  CHECK(t.culprit_ms.size() == ProcessTotals::kMaxCulprits + 1);
+  CHECK(t.culprit_ms.at("[other]") == doctest::Approx(100.0 * (100 - ProcessTotals::kMaxCulprits)));
+  CHECK(t.top_culprit() == "[other]");
+  r.python_stacks = {{1, {{"f7", "/x/m.py", 2}}}};
+  r.duration_ms = 3000;
+  t.add_culprits(r);  // a known name still adds up
+  CHECK(t.top_culprit() == "f7 (m.py)");
+  CHECK(t.culprit_ms.at("f7 (m.py)") == doctest::Approx(3900));
+}
+
+TEST_CASE("format_stall: long strings do not overflow") {
   StallReport r = report();
   r.comm = std::string(10000, 'c');
-  r.python_version = std::string(5000, '3');
   r.syscalls = {{1, std::string(3000, 's'), 1.0, 1}};
   r.python_stacks = {{1, {{std::string(3000, 'f'), std::string(3000, 'p'), 1}}}};
-  const std::string line = format_stall_line(r);
-  CHECK(has(line, "pid=4242"));
-  CHECK(has(line, std::string(3000, 'f')));  // the stack part is not cut
+  const std::string out = format_stall(r);
+  CHECK(has(out, " 4242 "));
+  CHECK(has(out, std::string(3000, 'f')));  // the stack part is not cut
 }
 
-TEST_CASE("format_stall_line and format_summary escape what the process chose") {
+TEST_CASE("format_stall and format_summary escape what the process chose") {
   // comm (prctl/PR_SET_NAME, /proc/self/comm), service, code names: any
   // user's. Raw, "\x1b]0;...\x07" would retitle the reader's terminal.
   StallReport r = report();
   r.comm = "\x1b]0;pwn\x07\x1b[2J";
   r.service = "svc\r\x1b[1A";
+  r.syscalls = {{0, "rd\x1b[1m", 200, 1}};
   r.python_stacks = {{1,
                       {{"f\x1b[31m",
                         "/srv/\x9b"
                         "app.py",
                         3}}}};
-  const std::string line = format_stall_line(r);
-  CAPTURE(line);
-  CHECK(line.find('\x1b') == std::string::npos);
-  CHECK(line.find('\r') == std::string::npos);
-  CHECK(line.find('\x07') == std::string::npos);
-  CHECK(has(line, "\\x1b]0;pwn\\x07\\x1b[2J"));
-  CHECK(has(line, "service svc\\x0d\\x1b[1A"));
-  CHECK(has(line, "at f\\x1b[31m (/srv/\\x9bapp.py:3)"));
+  r.native_stack = {{"sym\x07", "/lib/\x1bx.so", 1}};
+  const std::string out = format_stall(r);
+  CAPTURE(out);
+  CHECK(out.find('\x1b') == std::string::npos);
+  CHECK(out.find('\r') == std::string::npos);
+  CHECK(out.find('\x07') == std::string::npos);
+  CHECK(has(out, "\\x1b]0;pwn\\x07\\x1b[2J"));
+  CHECK(has(out, "in rd\\x1b[1m"));
+  CHECK(has(out, "f\\x1b[31m (\\x9bapp.py:3)"));
+  CHECK(has(out, "sym\\x07 (\\x1bx.so)"));
   Summary s;
   s.processes[7] = {"\x1b[2Jx", LoopKind::Asyncio, 1, 1, 150.0, 150.0};
+  s.processes[7].service = "svc\r\x1b[1A";
+  s.processes[7].culprit_ms["f\x1b[31m (x.py:1)"] = 150;
   const std::string sum = format_summary(s);
+  CAPTURE(sum);
   CHECK(sum.find('\x1b') == std::string::npos);
+  CHECK(sum.find('\r') == std::string::npos);
   CHECK(has(sum, "\\x1b[2Jx"));
+  CHECK(has(sum, "svc\\x0d\\x1b[1A"));
+  CHECK(has(sum, "f\\x1b[31m (x.py:1)"));
 }
 
-TEST_CASE("format_summary lists every process") {
+TEST_CASE("format_summary lists every process with its service and top culprit") {
   Summary s;
   s.elapsed_s = 12.5;
   s.lost_events = 5;
   s.processes[4242] = {"gunicorn", LoopKind::Gevent, 123456, 2, 300.0, 420.0};
+  s.processes[4242].service = "gunicorn.service";
+  s.processes[4242].culprit_ms = {{"render (view.py:20)", 120.0}, {"load_config (cfg.py:10)", 300.0}};
   s.processes[77] = {"nginx", LoopKind::Epoll, 9, 1, 150.0, 150.0};
   const std::string out = format_summary(s);
   CAPTURE(out);
   CHECK(has(out, "12.5 s"));
   CHECK(has(out, "3 stall(s) in 2 process(es)"));
   CHECK(has(out, "5 event(s) lost"));
-  CHECK(has(out, "PID"));
-  CHECK(has(out, "4242"));
-  CHECK(has(out, "gunicorn"));
-  CHECK(has(out, "gevent"));
-  CHECK(has(out, "123456"));
-  CHECK(has(out, "300.0"));
-  CHECK(has(out, "420.0"));
-  CHECK(has(out, "nginx"));
-  CHECK(has(out, "epoll"));
-  // One line per process after the header, in pid order.
-  CHECK(out.find("nginx") < out.find("gunicorn"));
-  std::size_t lines = 0;
-  for (char c : out) lines += c == '\n';
-  CHECK(lines == 4);
+  // Rows read by the header's names (tests/integration do so too).
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    rows.emplace_back(std::istream_iterator<std::string>(words), std::istream_iterator<std::string>());
+  }
+  REQUIRE(rows.size() == 4);
+  const auto& head = rows[1];
+  auto col = [&](const std::vector<std::string>& row, const std::string& name) {
+    const auto i = static_cast<std::size_t>(std::find(head.begin(), head.end(), name) - head.begin());
+    REQUIRE(i < head.size());
+    return row.at(i);
+  };
+  // In pid order; CULPRIT last, free text.
+  CHECK(col(rows[2], "PID") == "77");
+  CHECK(col(rows[2], "COMM") == "nginx");
+  CHECK(col(rows[2], "LOOP") == "epoll");
+  CHECK(col(rows[2], "SERVICE") == "-");
+  CHECK(col(rows[2], "CULPRIT") == "-");
+  CHECK(col(rows[3], "PID") == "4242");
+  CHECK(col(rows[3], "ITERATIONS") == "123456");
+  CHECK(col(rows[3], "STALLS") == "2");
+  CHECK(col(rows[3], "MAX_MS") == "300.0");
+  CHECK(col(rows[3], "STALLED_MS") == "420.0");
+  CHECK(col(rows[3], "SERVICE") == "gunicorn.service");
+  CHECK(head.back() == "CULPRIT");
+  CHECK(out.substr(out.rfind("gunicorn.service")).find("load_config (cfg.py:10)\n") != std::string::npos);
 }
 
 TEST_CASE("format_summary without processes") {
@@ -150,25 +292,105 @@ TEST_CASE("format_summary without processes") {
   CHECK_FALSE(has(out, "PID"));
 }
 
-TEST_CASE("TextSink writes a line per stall and the summary") {
-  std::string out;
-  std::size_t writes = 0;
-  TextSink sink([&](std::string_view s) {
-    out.append(s);
-    ++writes;
-  });
-  sink.stall(report());
+namespace {
+
+struct Recorded {
+  std::vector<std::string> records;
+  Writer writer() {
+    return [this](std::string_view s) { records.emplace_back(s); };
+  }
+  std::string all() const {
+    std::string out;
+    for (const auto& r : records) out += r;
+    return out;
+  }
+};
+
+StallReport ongoing(double ms) {
+  StallReport r = report();
+  r.ongoing = true;
+  r.duration_ms = ms;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("TextSink off a terminal: one line per finished stall, a hung loop's line from 1 s on") {
+  Recorded rec;
+  TextSink sink(rec.writer());
+  sink.stall(ongoing(150));  // a stall crossing the threshold: not worth a line yet
+  CHECK(rec.records.empty());
+  sink.stall(report());  // its end
   StallReport r2 = report();
+  r2.stall_id = "99-x";
   r2.pid = 99;
+  sink.stall(ongoing(5100));  // a fresh id would be another stall; this one is the first again
   sink.stall(r2);
   Summary s;
   s.processes[4242] = {"gunicorn", LoopKind::Gevent, 1, 1, 1, 1};
   sink.finish(s);
-  CHECK(writes == 3);  // whole lines, the summary in one piece
-  CHECK(out.find(format_stall_line(report()) + "\n") == 0);
-  CHECK(has(out, format_stall_line(r2) + "\n"));
-  CHECK(has(out, format_summary(s)));
-  CHECK(out.size() == format_stall_line(report()).size() + format_stall_line(r2).size() + 2 + format_summary(s).size());
+  const std::string out = rec.all();
+  CAPTURE(out);
+  CHECK(out.rfind(stall_header() + "\n" + format_stall(report()), 0) == 0);  // the header once, first
+  CHECK(has(out, format_stall(ongoing(5100))));
+  CHECK(has(out, "ONGOING"));
+  CHECK(has(out, format_stall(r2)));
+  CHECK(out.find(format_stall(r2)) + format_stall(r2).size() == out.find(format_summary(s)));
+  CHECK(out.find('\x1b') == std::string::npos);
+  CHECK(out.find('\r') == std::string::npos);
+  // A stall still going on at the end is printed before the summary, however young.
+  Recorded rec2;
+  TextSink hung(rec2.writer());
+  hung.stall(ongoing(300));
+  hung.finish(s);
+  CHECK(rec2.all() == stall_header() + "\n" + format_stall(ongoing(300)) + format_summary(s));
+}
+
+TEST_CASE("TextSink --ongoing: every ongoing report as a line") {
+  Recorded rec;
+  TextSink sink(rec.writer(), {0, true});
+  sink.stall(ongoing(150));
+  sink.stall(ongoing(5150));
+  sink.stall(report());
+  const std::string out = rec.all();
+  CHECK(out ==
+        stall_header() + "\n" + format_stall(ongoing(150)) + format_stall(ongoing(5150)) + format_stall(report()));
+}
+
+TEST_CASE("TextSink on a terminal: the ongoing stall is one status line updated in place") {
+  Recorded rec;
+  TextSink sink(rec.writer(), {100, false});
+  sink.stall(ongoing(150));
+  sink.stall(ongoing(5150));
+  REQUIRE(rec.records.size() == 3);  // header, status, status
+  CHECK(rec.records[0] == stall_header() + "\n");
+  for (std::size_t i = 1; i < 3; ++i) {
+    const std::string& st = rec.records[i];
+    CAPTURE(st);
+    CHECK(st.rfind("\x1b[K", 0) == 0);  // drawn from column 0, erasing the last one
+    CHECK(st.back() == '\r');           // and leaves the cursor there
+    CHECK(st.find('\n') == std::string::npos);
+    CHECK(st.size() - 4 <= 99);  // never wraps
+    CHECK(has(st, "ONGOING"));
+  }
+  CHECK(has(rec.records[2], "5150.0"));
+  // The final line replaces it.
+  sink.stall(report());
+  CHECK(rec.records.back() == "\x1b[K" + format_stall(report(), 100));
+  // Another loop still hung: its status line comes back under the final line.
+  StallReport other = ongoing(2000);
+  other.stall_id = "5-y";
+  sink.stall(other);
+  StallReport done = report();
+  done.stall_id = "1-z";
+  sink.stall(done);
+  CHECK(rec.records.back().back() == '\r');
+  CHECK(has(rec.records.back(), "2000.0"));
+  // The end: the hung loop's line stays, then the summary.
+  Summary s;
+  sink.finish(s);
+  CHECK(rec.records.back() == format_summary(s));
+  CHECK(rec.records[rec.records.size() - 2] == "\x1b[K" + format_stall(other, 100));
 }
 
 TEST_CASE("iteration-duration quantiles come from the log2 histogram's bucket bounds") {
