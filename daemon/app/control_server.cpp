@@ -123,7 +123,8 @@ void ControlServer::handle_request(Client& c, const std::string& line) {
     return;
   }
   const CaptureRequest& cap = req.capture;
-  c.output = std::make_unique<CaptureOutput>(cap.format, [&c](std::string_view s) { c.out.append(s); });
+  c.output = std::make_unique<CaptureOutput>(
+      cap.format, [&c](std::string_view s) { c.out.append(s); }, CoalesceOptions{.enabled = cap.coalesce});
   // The capture file's records after the header: the client writes the file.
   if (cap.save)
     c.output->save(std::make_unique<CaptureRecordSink>([&c](std::string_view s) {

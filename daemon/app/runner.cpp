@@ -11,6 +11,7 @@ RunStats run_detector(const RunOptions& opt, const EngineFactory& make, Sink& si
   EngineOptions eo;
   eo.tuning.threshold_ms = opt.threshold_ms;
   Detector det(eo, make);
+  if (opt.coalesce.enabled) det.set_stack_policy(stack_policy(opt.coalesce));
   CaptureSession session(det, opt.selection, opt.threshold_ms, sink);
   if (on_ready) on_ready(det.engine());
 

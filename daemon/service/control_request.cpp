@@ -44,6 +44,10 @@ std::string parse_capture(const json& req, CaptureRequest& c) {
     if (!req["save"].is_boolean()) return "save must be true or false";
     c.save = req["save"].get<bool>();
   }
+  if (req.contains("coalesce")) {
+    if (!req["coalesce"].is_boolean()) return "coalesce must be true or false";
+    c.coalesce = req["coalesce"].get<bool>();
+  }
   return "";
 }
 
@@ -84,7 +88,10 @@ std::string request_line(const ControlRequest& r) {
             {"threshold_ms", c.threshold_ms},
             {"all_loops", c.all_loops},
             {"format", c.format}};
-  if (c.save) j["save"] = true;  // only when asked: the line stays as it was for the rest
+  // Only when asked: the line stays as it was for the rest (and for an
+  // older daemon).
+  if (c.save) j["save"] = true;
+  if (c.coalesce) j["coalesce"] = true;
   return control_line(j);
 }
 

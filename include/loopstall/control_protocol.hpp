@@ -3,7 +3,7 @@
 // per connection:
 //   {"cmd":"status"}  -> one JSON object (Daemon::status, app/daemon.cpp), then close
 //   {"cmd":"capture","pids":[..],"threshold_ms":N,"all_loops":b,
-//    "format":"json"|"text","save":b}
+//    "format":"json"|"text","save":b,"coalesce":b}
 //       -> {"ok":true} (or {"ok":false,"error":"..."}), then the same lines
 //          `loopstall capture` prints standalone; when the client shuts down
 //          its writing side, what is pending and the summary follow, then
@@ -34,6 +34,7 @@ struct CaptureRequest {
   bool all_loops = false;
   std::string format = "json";  // or "text"
   bool save = false;            // also send the capture file's records
+  bool coalesce = false;        // repeats folded into summaries (event_coalescer.hpp)
 };
 
 // One request line, parsed and checked; nothing is started yet.
