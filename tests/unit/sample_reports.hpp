@@ -110,6 +110,8 @@ inline std::vector<StallReport> sample_reports() {
   r.stall_id = "555-1a2b3e";
   r.ongoing = false;
   r.duration_ms = 151.25;
+  r.cause = Cause::BlockingSyscall;
+  r.breakdown = {1.25, 150, 0, 0};
   r.coalesced = Coalesced{37, 5555.5, 151.25, 1'700'000'000'000'000'000LL, 1'700'000'009'800'000'000LL, 10};
   out.push_back(r);
   return out;
