@@ -4,8 +4,11 @@
 
 namespace loopstall {
 
+// The stalls a coalescing event log writes one by one, and one more: the
+// first repeat it folds, so that its summary has stacks to show. While the
+// repeats go on, two a window (its windows and the log's are not aligned).
 std::uint32_t StackBudget::allowance(const LoopWindow& w) const {
-  return w.storming ? 1 : std::max<std::uint32_t>(policy_.keep_first, 1);
+  return w.storming ? 2 : policy_.keep_first + 1;
 }
 
 void StackBudget::roll(LoopWindow& w, std::uint64_t now_ns) const {

@@ -144,7 +144,12 @@ void EventCoalescer::on_final(const StallReport& r, std::uint64_t now) {
   f.max_ms = std::max(f.max_ms, r.duration_ms);
   f.first_start_unix_ns = std::min(f.first_start_unix_ns, r.start_unix_ns);
   f.last_start_unix_ns = std::max(f.last_start_unix_ns, r.start_unix_ns);
-  if (!c->longest || r.duration_ms > c->longest->duration_ms) c->longest = r;
+  // The longest, among those with stacks if any has them (repeats' stacks
+  // are not all read: stack_budget.hpp); max_ms says the longest of all.
+  const auto stacks = [](const StallReport& s) { return !s.python_stacks.empty() || !s.native_stack.empty(); };
+  if (!c->longest || (stacks(r) && !stacks(*c->longest)) ||
+      (stacks(r) == stacks(*c->longest) && r.duration_ms > c->longest->duration_ms))
+    c->longest = r;
   ++counts_.coalesced;
 }
 

@@ -43,7 +43,8 @@ struct CoalesceOptions {
 
 // The Detector's stack reading that goes with it: with coalescing on, the
 // stacks of repeats would never be written, so they are not read (only each
-// loop's first `burst` stalls of a window and its longest ones).
+// loop's first `burst` stalls of a window, one repeat for the summary, and
+// its longest ones).
 StackBudget::Policy stack_policy(const CoalesceOptions& o);
 
 class EventCoalescer : public Sink {
@@ -85,7 +86,7 @@ class EventCoalescer : public Sink {
     std::uint32_t written = 0;           // finals written one by one this window
     bool storming = false;               // the last window coalesced: no allowance in this one
     double window_max_ms = 0;            // longest final this window, written or not
-    std::optional<StallReport> longest;  // of the folded ones
+    std::optional<StallReport> longest;  // of the folded ones (with stacks, if any has them)
     Coalesced folded;
   };
   struct Held {

@@ -20,7 +20,9 @@ class StackBudget {
 
   struct Policy {
     std::uint64_t window_ns = 10'000'000'000ULL;
-    std::uint32_t keep_first = 5;  // stalls per loop and window that are never repeats
+    // Stalls per loop and window that are never repeats: keep_first + 1 (in a
+    // window that follows one with repeats, 2).
+    std::uint32_t keep_first = 5;
     // Repeats are not read at all (the event log coalesces them: their
     // stacks would not be written).
     bool skip_repeats = false;
@@ -48,7 +50,7 @@ class StackBudget {
   struct LoopWindow {
     std::uint64_t start_ns = 0, longest_ns = 0;
     std::uint32_t stalls = 0;
-    bool storming = false;  // the last window had repeats: one first stall in this one
+    bool storming = false;  // the last window had repeats: two first stalls in this one
   };
   std::uint32_t allowance(const LoopWindow& w) const;
   void roll(LoopWindow& w, std::uint64_t now_ns) const;

@@ -138,6 +138,21 @@ TEST_CASE("coalescer: a report without stacks joins its loop's culprit of the sa
   CHECK(g.out.reports.back().coalesced->count == 2);
 }
 
+TEST_CASE("coalescer: the summary shows the longest repeat that has stacks; max_ms the longest of all") {
+  Rig g;
+  for (int i = 0; i < 5; ++i) g.stall();
+  g.stall(170, "");  // folded, no stacks (not read)
+  g.stall(155);      // folded, with stacks
+  g.stall(160, "");
+  g.co.flush();
+  const StallReport& s = g.out.reports.back();
+  REQUIRE(s.coalesced);
+  CHECK(s.coalesced->count == 3);
+  CHECK(s.coalesced->max_ms == 170);
+  CHECK(s.duration_ms == 155);
+  CHECK_FALSE(s.python_stacks.empty());
+}
+
 TEST_CASE("coalescer: ongoing reports of repeats are held under 1 s, a hang's is written") {
   Rig g;
   for (int i = 0; i < 6; ++i) g.stall();

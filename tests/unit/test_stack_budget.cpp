@@ -10,7 +10,7 @@ using test::kMs;
 using test::kSec;
 using Skip = StackBudget::Skip;
 
-TEST_CASE("stack budget: with repeats skipped, a loop's first stalls and its longest are read") {
+TEST_CASE("stack budget: with repeats skipped, a loop's first stalls, the first repeat and its longest are read") {
   StackBudget b;
   b.set_policy({10 * kSec, 2, true});
   std::uint64_t now = 100 * kSec;
@@ -18,13 +18,17 @@ TEST_CASE("stack budget: with repeats skipped, a loop's first stalls and its lon
   b.on_stall(7, 150 * kMs, now);
   CHECK(b.judge(7, 60 * kMs, now) == Skip::None);  // the second is still within keep_first
   b.on_stall(7, 150 * kMs, now);
+  CHECK(b.judge(7, 60 * kMs, now) == Skip::None);  // and one more: the first repeat coalesced
+  b.on_stall(7, 150 * kMs, now);
   CHECK(b.judge(7, 60 * kMs, now) == Skip::Repeat);
   CHECK(b.judge(7, 140 * kMs, now) == Skip::Repeat);
   CHECK(b.judge(7, 160 * kMs, now) == Skip::None);  // already longer than the loop's longest
   CHECK(b.judge(8, 60 * kMs, now) == Skip::None);   // another loop
   for (int i = 0; i < 20; ++i) b.on_stall(7, 150 * kMs, now += 200 * kMs);
-  // The next window follows one with repeats: only its first stall is read.
+  // The next window follows one with repeats: only its first two stalls are read.
   now += 10 * kSec;
+  CHECK(b.judge(7, 60 * kMs, now) == Skip::None);
+  b.on_stall(7, 150 * kMs, now);
   CHECK(b.judge(7, 60 * kMs, now) == Skip::None);
   b.on_stall(7, 150 * kMs, now);
   CHECK(b.judge(7, 60 * kMs, now) == Skip::Repeat);

@@ -48,6 +48,9 @@ def child(a, index, ready_w, done_w):
     os.close(ready_w)
     while not os.path.exists(a.go_file):
         gevent.sleep(0.05)
+    # Staggered by --stagger-ms: not every process's first stall at the same moment (the first
+    # read of a process's stacks is the slow one).
+    gevent.sleep(index * a.stagger_ms / 1000.0)
     gap = max(a.period - a.ms, 1) / 1000.0
     start = time.monotonic()
     odd_at = start + a.seconds / 2
@@ -77,6 +80,7 @@ def main():
     ap.add_argument("--depth", type=int, default=30)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--hang-ms", type=float, default=3000)
+    ap.add_argument("--stagger-ms", type=float, default=50)
     ap.add_argument("--go-file", required=True)
     a = ap.parse_args()
     sys.setrecursionlimit(a.depth + 200)
