@@ -44,13 +44,17 @@ void EventCoalescer::stall(const StallReport& r) {
 }
 
 // A report with no stacks (its stack read was skipped or failed) is no
-// evidence of another culprit: it joins the loop's culprit of the same cause.
+// evidence of another culprit: it joins the loop's culprit of the same cause,
+// and a culprit known only by its cause so far is named by the first report
+// of that cause with stacks.
 EventCoalescer::Culprit* EventCoalescer::find(Loop& l, Cause cause, const std::string& where) {
   for (Culprit& c : l.culprits)
     if (c.cause == cause && c.where == where) return &c;
-  if (where.empty())
-    for (Culprit& c : l.culprits)
-      if (c.cause == cause) return &c;
+  for (Culprit& c : l.culprits) {
+    if (c.cause != cause || !(where.empty() || c.where.empty())) continue;
+    if (c.where.empty()) c.where = where;
+    return &c;
+  }
   return nullptr;
 }
 

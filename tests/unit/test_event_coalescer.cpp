@@ -136,6 +136,15 @@ TEST_CASE("coalescer: a report without stacks joins its loop's culprit of the sa
   g.co.flush();
   REQUIRE(g.out.reports.back().coalesced);
   CHECK(g.out.reports.back().coalesced->count == 2);
+
+  Rig first;  // the loop's first report had no stacks: later ones with stacks name the same culprit
+  first.stall(150, "");
+  for (int i = 0; i < 4; ++i) first.stall();
+  first.stall(150, "");
+  first.stall();
+  CHECK(first.finals() == 5);
+  first.stall(150, "other");  // a culprit of its own
+  CHECK(first.finals() == 6);
 }
 
 TEST_CASE("coalescer: the summary shows the longest repeat that has stacks; max_ms the longest of all") {
