@@ -935,12 +935,92 @@ def bench_storm(a, res):
             return got, foreign
 
         run_rounds(a.storm_rounds, one_round, runs, "storm", seconds=120)
+        if a.loopstalld:
+            res["storm_log"] = {mode: storm_event_log(a, mode, pids) for mode in ("off", "on")}
         # The storm's own CPU is not "other load".
         extra = sum(stat_cpu_s(p) for p in pids if os.path.exists(f"/proc/{p}"))
     finally:
         stop(wl, signal.SIGINT, 10.0)
         kill_grandchildren()
     res["storm_background_pct"] = bg.stop(extra)
+
+
+def metric_value(port, name, labels=""):
+    """Sum of the samples of `name` whose labels contain `labels` in loopstalld's /metrics."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(l.rsplit(None, 1)[1]) for l in text.splitlines()
+               if (l.startswith(name + "{") or l.startswith(name + " ")) and labels in l)
+
+
+def storm_event_log(a, mode, pids):
+    """loopstalld --events through the storm with event_coalescing off or on: the log's growth,
+    whether loopstall_stalls_total equals what the log accounts for (1 per event, coalesced.count
+    per summary), stacks, and the daemon's CPU."""
+    log(f"[storm] loopstalld event log, coalescing {mode}, {a.storm_log_seconds:g} s")
+    d = os.path.join(tmpdir, f"daemon-{mode}")
+    os.makedirs(d, exist_ok=True)
+    events = os.path.join(d, "events.jsonl")
+    conf = os.path.join(d, "loopstalld.json")
+    with open(conf, "w") as f:
+        json.dump({"event_coalescing": {"enabled": mode == "on"},
+                   "watch": {"include": [{"cmdline": "gevent_storm_deep"}]}}, f)
+    err_path = os.path.join(d, "err")
+    with open(err_path, "w") as err:
+        p = spawn([a.loopstalld, "--config", conf, "--events", events, "--metrics-listen", "127.0.0.1:0",
+                   "--control-socket", os.path.join(d, "control.sock")], cpu=TOOL_CPU,
+                  stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        t0 = time.monotonic()
+        while "metrics on http://" not in open(err_path).read():
+            if p.poll() is not None or time.monotonic() - t0 > 30:
+                raise RuntimeError("loopstalld did not start: " + open(err_path).read())
+            time.sleep(0.05)
+        port = int(re.search(r"metrics on http://[^:]+:(\d+)/", open(err_path).read())[1])
+        time.sleep(1.0)
+        size0, c0, w0 = os.path.getsize(events), task_cpu_ns(p.pid), time.monotonic()
+        time.sleep(a.storm_log_seconds)
+        size1, c1, w1 = os.path.getsize(events), task_cpu_ns(p.pid), time.monotonic()
+        # Exactness: the storm paused (SIGSTOP), the last finals in, the metric read, then
+        # SIGTERM writes out the windows in progress.
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        time.sleep(0.5)
+        stalls = metric_value(port, "loopstall_stalls_total")
+        folded = metric_value(port, "loopstall_events_coalesced_total")
+        skipped = {r: metric_value(port, "loopstall_stack_evidence_skipped_total", f'reason="{r}"')
+                   for r in ("repeat", "budget")}
+    finally:
+        stop(p)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    finals, accounted, stacked, by_loop = 0, 0, 0, {}
+    with open(events) as f:
+        for line in f:
+            e = json.loads(line)
+            if e["ongoing"]:
+                continue
+            finals += 1
+            accounted += e["coalesced"]["count"] if "coalesced" in e else 1
+            has = bool(e["python_stacks"]) and bool(e["native_stack"])
+            stacked += has
+            by_loop.setdefault(e["pid"], []).append((e["start_unix_ns"], has))
+    # Each loop's first final event, and its first 5 (the burst written one by one).
+    first = [sorted(v)[0][1] for v in by_loop.values()]
+    burst = [any(h for _, h in sorted(v)[:5]) for v in by_loop.values()]
+    dt = w1 - w0
+    out = {"kbps": (size1 - size0) / 1024 / dt, "stalls": stalls, "accounted": accounted, "folded": folded,
+           "finals": finals, "stacked_pct": stacked / max(finals, 1) * 100,
+           "first_stacked": sum(first), "burst_stacked": sum(burst), "loops": len(by_loop),
+           "cpu_pct": (c1 - c0) / 1e9 / dt * 100, "stalls_per_s": stalls / (w1 - t0), "skipped": skipped,
+           "total_mb": os.path.getsize(events) / 2**20}
+    log(f"  coalescing {mode}: {out['kbps']:.1f} KB/s, loopstall_stalls_total {stalls:.0f} vs {accounted} in the "
+        f"log, daemon CPU {out['cpu_pct']:.1f}%")
+    return out
 
 
 # ----------------------------------------------------------------- 6. latency side by side
@@ -1245,6 +1325,33 @@ def report(a, res):
         rows.append(("capture CPU per stall report", f"{before:.0f} us before" if before else "-", f"{us:.0f} us",
                      f"{us / before:.2f}x" if before else "(with stacks)", "<= 150 us", verdict(us <= 150)))
 
+    if res.get("storm_log"):
+        lg = res["storm_log"]
+        p("")
+        p(f"5b. Storm control: loopstalld --events through the same storm ({a.storm_procs} processes), "
+          f"{a.storm_log_seconds:g} s from 1 s after ready, event_coalescing off vs on (defaults: 5 per loop and "
+          f"culprit, 10 s windows)")
+        for mode in ("off", "on"):
+            r = lg[mode]
+            p(f"   coalescing {mode:<3}: log {r['kbps']:8.1f} KB/s ({r['total_mb']:.1f} MiB in all), "
+              f"{r['stalls_per_s']:.0f} stalls/s; loopstall_stalls_total {r['stalls']:.0f}, log accounts for "
+              f"{r['accounted']} ({r['finals']} final events, {r['folded']:.0f} folded); "
+              f"loops whose first final event has stacks {r['first_stacked']}/{r['loops']}, one of its first 5 "
+              f"{r['burst_stacked']}/{r['loops']}, final events with "
+              f"Python+native stacks {r['stacked_pct']:.0f}%; stack reads skipped: repeat "
+              f"{r['skipped']['repeat']:.0f}, budget {r['skipped']['budget']:.0f}; daemon CPU {r['cpu_pct']:.1f}% "
+              f"of a core")
+        on, off = lg["on"], lg["off"]
+        rows.append(("event log growth in a stall storm", f"{off['kbps']:.0f} KB/s off", f"{on['kbps']:.1f} KB/s",
+                     f"{on['kbps'] / max(off['kbps'], 1e-9):.3f}x", "<= 100 KB/s", verdict(on["kbps"] <= 100)))
+        exact = all(r["stalls"] == r["accounted"] for r in lg.values())
+        rows.append(("loopstall_stalls_total = log's count", f"{off['stalls']:.0f} = {off['accounted']}",
+                     f"{on['stalls']:.0f} = {on['accounted']}", "-", "exact", verdict(exact)))
+        rows.append(("loops with stacks in their first 5 events", f"{off['burst_stacked']}/{off['loops']}",
+                     f"{on['burst_stacked']}/{on['loops']}", "-", "all", verdict(on["burst_stacked"] == on["loops"])))
+        rows.append(("daemon CPU in the storm", f"{off['cpu_pct']:.1f}%", f"{on['cpu_pct']:.1f}%",
+                     f"{on['cpu_pct'] / max(off['cpu_pct'], 1e-9):.2f}x", "(info)", "-"))
+
     for kind in ("pywsgi", "gunicorn"):
         runs = res.get(f"latency_{kind}")
         if not runs or not all(runs.values()) or not all("p99_us" in r for rs in runs.values() for r in rs):
@@ -1367,6 +1474,9 @@ def main():
     ap.add_argument("--storm-depth", type=int, default=200)
     ap.add_argument("--storm-seconds", type=float, default=10.0)
     ap.add_argument("--storm-rounds", type=int, default=2)
+    ap.add_argument("--storm-log-seconds", type=float, default=12.0,
+                    help="storm part: seconds of loopstalld's event log measured with coalescing off, then on")
+    ap.add_argument("--loopstalld", help="storm part: loopstalld binary (default: next to --loopstall)")
     ap.add_argument("--lat-rounds", type=int, default=3)
     ap.add_argument("--lat-seconds", type=int, default=3)
     ap.add_argument("--lat-conns", type=int, default=10)
@@ -1391,6 +1501,9 @@ def main():
     Budget.left = a.wait_budget
     t0 = time.monotonic()
     # Run one loopstall binary throughout, even if the tree is rebuilt meanwhile.
+    a.loopstalld = a.loopstalld or os.path.join(os.path.dirname(a.loopstall), "loopstalld")
+    a.loopstalld = shutil.copy(a.loopstalld, os.path.join(tmpdir, "loopstalld")) if os.path.exists(a.loopstalld) \
+        else None
     a.loopstall = shutil.copy(a.loopstall, os.path.join(tmpdir, "loopstall"))
     if a.loopstall_before:
         a.loopstall_before = shutil.copy(a.loopstall_before, os.path.join(tmpdir, "loopstall-before"))

@@ -23,10 +23,10 @@ for tool in wrk bpftool ldd "$python"; do
 done
 "$python" -c 'import gevent' 2>/dev/null || { echo "run_bench.sh: $python has no gevent" >&2; exit 1; }
 
-if [ ! -x "$build/loopstall" ] || [ ! -x "$build/bench/ls_epoll_pingpong" ] || [ ! -x "$build/bench/ls_hookcost" ] || [ ! -x "$build/bench/ls_syscall_loop" ]; then
+if [ ! -x "$build/loopstall" ] || [ ! -x "$build/loopstalld" ] || [ ! -x "$build/bench/ls_epoll_pingpong" ] || [ ! -x "$build/bench/ls_hookcost" ] || [ ! -x "$build/bench/ls_syscall_loop" ]; then
   echo "run_bench.sh: building loopstall and the bench helpers in $build" >&2
   { [ -f "$build/CMakeCache.txt" ] || cmake -S "$repo" -B "$build" >/dev/null; } &&
-    cmake --build "$build" -j2 --target loopstall ls_epoll_pingpong ls_hookcost ls_syscall_loop >/dev/null || {
+    cmake --build "$build" -j2 --target loopstall loopstalld ls_epoll_pingpong ls_hookcost ls_syscall_loop >/dev/null || {
       echo "run_bench.sh: build failed" >&2; exit 1; }
 fi
 

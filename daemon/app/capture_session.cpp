@@ -5,12 +5,18 @@
 
 namespace loopstall {
 
-CaptureOutput::CaptureOutput(const std::string& format, Writer shown, TextOptions text) {
+CaptureOutput::CaptureOutput(const std::string& format, Writer shown, TextOptions text,
+                             const CoalesceOptions& coalesce) {
   if (format == "json")
     shown_ = std::make_unique<JsonLinesSink>(std::move(shown));
   else
     shown_ = std::make_unique<TextSink>(std::move(shown), text);
-  fan_.add(shown_.get());
+  if (coalesce.enabled) {
+    coalescer_ = std::make_unique<EventCoalescer>(*shown_, coalesce);
+    fan_.add(coalescer_.get());
+  } else {
+    fan_.add(shown_.get());
+  }
 }
 
 void CaptureOutput::save(std::unique_ptr<Sink> records) {

@@ -51,7 +51,8 @@ int capture_standalone(const CaptureArgs& a, const EngineFactory& make, OutputQu
   opt.selection.all_loops = r.all_loops;
   opt.threshold_ms = r.threshold_ms;
   if (a.duration_s > 0) opt.duration_s = a.duration_s;
-  CaptureOutput output(r.format, out.writer(), TextOptions{r.terminal_columns, r.ongoing_lines});
+  opt.coalesce.enabled = r.coalesce;
+  CaptureOutput output(r.format, out.writer(), TextOptions{r.terminal_columns, r.ongoing_lines}, opt.coalesce);
   if (!a.save.empty())
     output.save(std::make_unique<CaptureFileSink>(a.save, capture_meta(r.threshold_ms, a.command_line)));
   const auto& stop = install_stop_signals();

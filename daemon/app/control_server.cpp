@@ -125,7 +125,8 @@ void ControlServer::handle_request(Client& c, const std::string& line) {
   const CaptureRequest& cap = req.capture;
   // Text is laid out for the client's output (its terminal, or none).
   c.output = std::make_unique<CaptureOutput>(
-      cap.format, [&c](std::string_view s) { c.out.append(s); }, TextOptions{cap.terminal_columns, cap.ongoing_lines});
+      cap.format, [&c](std::string_view s) { c.out.append(s); }, TextOptions{cap.terminal_columns, cap.ongoing_lines},
+      CoalesceOptions{.enabled = cap.coalesce});
   // The capture file's records after the header: the client writes the file.
   if (cap.save)
     c.output->save(std::make_unique<CaptureRecordSink>([&c](std::string_view s) {

@@ -14,6 +14,7 @@
 #include "loopstall/clock.hpp"
 #include "loopstall/control_server.hpp"
 #include "loopstall/detector.hpp"
+#include "loopstall/event_coalescer.hpp"
 #include "loopstall/health_probe.hpp"
 #include "loopstall/http_server.hpp"
 #include "loopstall/json_sink.hpp"
@@ -68,6 +69,8 @@ class Daemon {
   AlertEngine alerts_;
   StallCounter counter_;
   std::unique_ptr<JsonLinesSink> event_log_;
+  // In front of the event log only: metrics and alerts see every report.
+  std::unique_ptr<EventCoalescer> coalescer_;
   FanoutSink fan_;
   std::pair<std::string, int> listen_at_;
   std::unique_ptr<MetricsServer> http_;
@@ -92,7 +95,9 @@ Daemon::Daemon(const DaemonFlags& flags, const EngineFactory& make)
   if (events_) {
     metrics_.watch_output("events", *events_);
     event_log_ = std::make_unique<JsonLinesSink>(events_->writer());
-    fan_.add(event_log_.get());
+    coalescer_ = std::make_unique<EventCoalescer>(*event_log_, cfg_.event_coalescing);
+    metrics_.watch_coalescer(*coalescer_);
+    fan_.add(coalescer_.get());
   }
   fan_.add(&metrics_);
   fan_.add(&alerts_);
@@ -110,6 +115,7 @@ Daemon::Daemon(const DaemonFlags& flags, const EngineFactory& make)
   EngineOptions eo;
   eo.tuning = cfg_.tuning();
   det_ = std::make_unique<Detector>(eo, make);
+  det_->set_stack_policy(stack_policy(cfg_.event_coalescing));
   // One selection: captures name services with the very rules of the
   // daemon's watch, so they take its names as they are.
   sel_ = selection_of(cfg_);
@@ -177,10 +183,11 @@ void Daemon::reload(std::uint64_t now) {
     if (control_) control_->set_naming(next_sel.naming);
     metrics_.set_max_services(next.max_services);
     if (next.metrics_listen != cfg_.metrics_listen || next.control_socket != cfg_.control_socket ||
-        next.events != cfg_.events || next.alertmanager_url != cfg_.alertmanager_url)
+        next.events != cfg_.events || next.alertmanager_url != cfg_.alertmanager_url ||
+        next.event_coalescing != cfg_.event_coalescing)
       std::fprintf(stderr,
-                   "loopstalld: reload: listen address, control socket, event log and Alertmanager URL "
-                   "changes take effect at restart\n");
+                   "loopstalld: reload: listen address, control socket, event log, event coalescing and "
+                   "Alertmanager URL changes take effect at restart\n");
     cfg_ = std::move(next);
     sel_ = next_sel;
     std::fprintf(stderr, "loopstalld: configuration reloaded (threshold %g ms, %zu alert rules)\n", cfg_.threshold_ms,
@@ -220,6 +227,7 @@ int Daemon::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_asked) 
   std::fprintf(stderr, "loopstalld: stopping\n");
   control_.reset();
   watch_->stop();
+  if (coalescer_) coalescer_->flush();  // the summaries of the windows in progress
   if (events_) events_->close();
   return 0;
 }

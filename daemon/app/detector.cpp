@@ -91,6 +91,7 @@ void Detector::dispatch(const void* data, std::size_t size) {
       if (size >= sizeof(ls_stall_event)) {
         const auto& e = *static_cast<const ls_stall_event*>(data);
         identify_framework_now(e.loop.tgid, e.loop.tid);
+        if (e.end_ns > e.loop.iter_start_ns) budget_.on_stall(e.loop.tid, e.end_ns - e.loop.iter_start_ns, e.end_ns);
         for (Correlator* c : consumers_) c->on_stall(e);
       }
       break;
@@ -120,6 +121,7 @@ void Detector::sweep() {
   std::unordered_set<std::uint32_t> live;
   for (const ls_loop& l : loops_) live.insert(l.tid);
   std::erase_if(blocks_, [&](const auto& kv) { return !live.count(kv.first); });
+  budget_.keep_only(live);
   std::erase_if(py_threads_, [&](const auto& kv) {
     if (live.count(kv.first)) return false;
     if (kv.second.registered) engine_->forget_py_thread(kv.first);

@@ -25,17 +25,16 @@ void Detector::on_sample(const ls_sample_event& e, std::size_t size) {
   // Variable length: the stack bytes must be inside the record.
   if (e.stack_len > sizeof e.stack || size < offsetof(ls_sample_event, stack) + e.stack_len) return;
   if (!watched(e.hdr.tgid)) return;
-  // A budget: unwinding costs ~0.1 ms, and a host where every loop stalls
-  // at once must not turn the daemon into the biggest CPU user.
+  // A budget: a host where every loop stalls at once must not turn the
+  // daemon into the biggest CPU user. First and longest stalls come first.
   const std::uint64_t now = monotonic_ns();
-  sample_tokens_ = std::min<double>(
-      kSampleBudgetPerSec, sample_tokens_ + static_cast<double>(now - sample_refill_ns_) / 1e9 * kSampleBudgetPerSec);
-  sample_refill_ns_ = now;
-  if (sample_tokens_ < 1) {
-    ++samples_over_budget_;
+  const StackBudget::Skip why = budget_.judge(e.hdr.tid, now > e.iter_start_ns ? now - e.iter_start_ns : 0, now);
+  if (why != StackBudget::Skip::None) {
+    budget_.skipped(why);
+    samples_over_budget_ += why == StackBudget::Skip::Budget;
     return;
   }
-  sample_tokens_ -= 1;
+  budget_.read();
   // Unwinding is the slow part of a poll: a backlog of samples must not
   // delay the scan that reports hung loops.
   scan_if_due();
@@ -59,16 +58,24 @@ void Detector::capture_blocks(std::uint64_t now_ns) {
     const bool same = b.iter_start_ns == l.iter_start_ns && b.block_start_ns == l.last_ts_ns;
     std::optional<StackSample> s;
     if (!same || !b.captured) {
-      s = stacks_->blocked(l.tgid, l.tid);
-      if (s) name_framework(l.tgid, s->python);
-      // Only if the thread slept through all the reads: the same episode
-      // still going on afterwards. (It may have woken and gone back to
-      // sleep elsewhere -- in epoll_wait, say -- since the scan.)
-      const auto after = engine_->find_loop(l.tid);
-      if (!after || after->iter_start_ns != l.iter_start_ns || after->last_ts_ns != l.last_ts_ns ||
-          after->run_state != LS_BLOCKED)
-        s.reset();
-      b = {l.iter_start_ns, l.last_ts_ns, s.has_value()};
+      // Judged again at each scan: a repeat that outlasts the loop's longest is read.
+      const StackBudget::Skip why = budget_.judge(l.tid, now_ns - l.iter_start_ns, now_ns);
+      if (why != StackBudget::Skip::None) {
+        if (!same || !b.skip_counted) budget_.skipped(why);
+        b = {l.iter_start_ns, l.last_ts_ns, false, true};
+      } else {
+        budget_.read();
+        s = stacks_->blocked(l.tgid, l.tid);
+        if (s) name_framework(l.tgid, s->python);
+        // Only if the thread slept through all the reads: the same episode
+        // still going on afterwards. (It may have woken and gone back to
+        // sleep elsewhere -- in epoll_wait, say -- since the scan.)
+        const auto after = engine_->find_loop(l.tid);
+        if (!after || after->iter_start_ns != l.iter_start_ns || after->last_ts_ns != l.last_ts_ns ||
+            after->run_state != LS_BLOCKED)
+          s.reset();
+        b = {l.iter_start_ns, l.last_ts_ns, s.has_value()};
+      }
     }
     for (Correlator* c : consumers_)
       c->on_block(l.tgid, l.tid, l.iter_start_ns, l.last_ts_ns, now_ns - l.last_ts_ns, s ? &*s : nullptr);

@@ -90,6 +90,8 @@ const Health& HealthProbe::take(std::uint64_t now_ns, bool fresh) {
   h_.longest_ongoing_ns = corr_.longest_ongoing_ns();
   h_.lost_events = corr_.lost();
   h_.samples_over_budget = det_.samples_over_budget();
+  h_.stack_skipped_repeat = det_.stack_budget().skipped_repeat();
+  h_.stack_skipped_budget = det_.stack_budget().skipped_budget();
   if (fresh || !h_.counters_read_ns || now_ns - h_.counters_read_ns >= kCountersEveryNs) read_counters(now_ns);
   return h_;
 }

@@ -15,6 +15,7 @@ RunStats run_detector(const RunOptions& opt, const EngineFactory& make, Sink& si
   eo.tuning.threshold_ms = opt.threshold_ms;
   std::optional<PhaseTimer> attach(std::in_place, Phase::kAttach);
   Detector det(eo, make);
+  if (opt.coalesce.enabled) det.set_stack_policy(stack_policy(opt.coalesce));
   CaptureSession session(det, opt.selection, opt.threshold_ms, sink);
   attach.reset();
   if (on_ready) on_ready(det.engine());

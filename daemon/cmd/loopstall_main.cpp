@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
   cap->add_option("--output", a.output, "Write reports to FILE instead of stdout");
   cap->add_flag("--all-loops", r.all_loops, "Also report non-Python epoll loops (loop \"epoll\")");
   cap->add_flag("--standalone", a.standalone, "Load own BPF programs even when loopstalld is running");
+  cap->add_flag("--coalesce", r.coalesce,
+                "Fold repeats of one loop's stall with one culprit into a summary event per 10 s window "
+                "(\"coalesced\"), as loopstalld's event log does");
   a.socket = default_control_socket();
   cap->add_option("--socket", a.socket, "loopstalld's control socket (env LOOPSTALL_CONTROL_SOCKET)")
       ->capture_default_str();

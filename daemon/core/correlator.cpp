@@ -267,6 +267,7 @@ void Correlator::on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns
       ++it;
     }
   }
+  sink_.tick(now_ns);
   // Evidence of iterations that ended below the threshold (their samples
   // began at half of it) or whose final event was lost.
   for (auto it = evidence_.begin(); it != evidence_.end();) {

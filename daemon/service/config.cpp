@@ -175,6 +175,19 @@ AlertRule rule(const json& j, const std::string& key) {
   return a;
 }
 
+CoalesceOptions coalescing(const json& j, const std::string& key) {
+  const json& o = object_at(j, key);
+  only_keys(o, key, {"enabled", "window_s", "burst"});
+  CoalesceOptions c{.enabled = true};
+  if (o.contains("enabled")) {
+    if (!o["enabled"].is_boolean()) fail(key + ".enabled", "must be true or false");
+    c.enabled = o["enabled"].get<bool>();
+  }
+  if (o.contains("window_s")) c.window_s = number(o["window_s"], key + ".window_s", 1, 3600);
+  if (o.contains("burst")) c.burst = static_cast<std::uint32_t>(integer(o["burst"], key + ".burst", 0, 1000));
+  return c;
+}
+
 }  // namespace
 
 std::shared_ptr<const re2::RE2> compile_pattern(const std::string& pattern, const std::string& key) {
@@ -253,8 +266,8 @@ Config parse_config(const std::string& text) {
   if (!duplicate.empty()) fail(duplicate, "duplicate key");
   if (!j.is_object()) throw ConfigError("the configuration must be a JSON object");
   only_keys(j, "",
-            {"threshold_ms", "sample_hz", "metrics_listen", "events", "control_socket", "watch", "service_names",
-             "labels", "alerts"});
+            {"threshold_ms", "sample_hz", "metrics_listen", "events", "event_coalescing", "control_socket", "watch",
+             "service_names", "labels", "alerts"});
   Config c;
   if (j.contains("threshold_ms"))
     c.threshold_ms = number(j["threshold_ms"], "threshold_ms", kMinThresholdMs, kMaxThresholdMs);
@@ -265,6 +278,7 @@ Config parse_config(const std::string& text) {
     parse_listen(c.metrics_listen, "metrics_listen");
   }
   if (j.contains("events")) c.events = string(j["events"], "events");
+  if (j.contains("event_coalescing")) c.event_coalescing = coalescing(j["event_coalescing"], "event_coalescing");
   if (j.contains("control_socket")) c.control_socket = string(j["control_socket"], "control_socket");
   if (j.contains("watch")) {
     const json& w = object_at(j["watch"], "watch");

@@ -55,6 +55,10 @@ std::string parse_capture(const json& req, CaptureRequest& c) {
     if (!req["ongoing_lines"].is_boolean()) return "ongoing_lines must be true or false";
     c.ongoing_lines = req["ongoing_lines"].get<bool>();
   }
+  if (req.contains("coalesce")) {
+    if (!req["coalesce"].is_boolean()) return "coalesce must be true or false";
+    c.coalesce = req["coalesce"].get<bool>();
+  }
   return "";
 }
 
@@ -99,6 +103,7 @@ std::string request_line(const ControlRequest& r) {
   if (c.save) j["save"] = true;
   if (c.terminal_columns > 0) j["terminal_columns"] = c.terminal_columns;
   if (c.ongoing_lines) j["ongoing_lines"] = true;
+  if (c.coalesce) j["coalesce"] = true;
   return control_line(j);
 }
 

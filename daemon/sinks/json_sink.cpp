@@ -74,6 +74,16 @@ void append_stall_json(std::string& out, const StallReport& r) {
     w.end_object();
   }
   w.end_array();
+  if (const auto& c = r.coalesced) {
+    w.key("coalesced"), w.begin_object();
+    w.key("count"), w.value(c->count);
+    w.key("total_ms"), w.value(round_us(c->total_ms));
+    w.key("max_ms"), w.value(round_us(c->max_ms));
+    w.key("first_start_unix_ns"), w.value(c->first_start_unix_ns);
+    w.key("last_start_unix_ns"), w.value(c->last_start_unix_ns);
+    w.key("window_s"), w.value(c->window_s);
+    w.end_object();
+  }
   w.end_object();
 }
 

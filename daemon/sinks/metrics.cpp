@@ -43,6 +43,8 @@ std::string Metrics::render() const {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (families.size() < declared_.size()) {
+      // `collected` views the names in `families`: no reallocation below.
+      families.reserve(declared_.size());
       std::set<std::string_view> collected;
       for (const auto& f : families) collected.insert(f.name);
       for (const auto& f : declared_)

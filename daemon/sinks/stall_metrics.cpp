@@ -34,6 +34,7 @@ struct StallMetrics::Fixed {
   Counter *lost, *loops_full, *procs_full;
   Gauge *loops_entries, *procs_entries, *py_threads_entries;
   Counter *bpf_iterations, *bpf_samples, *bpf_samples_skipped, *over_budget, *state_repairs;
+  Counter *skipped_repeat, *skipped_budget;
   Gauge* bpf_stats_enabled;
   Counter* process_cpu;
   Gauge *process_rss, *process_start, *process_fds;
@@ -79,6 +80,19 @@ StallMetrics::StallMetrics(Metrics& m, std::size_t max_services, const std::stri
       over_budget_(m.counter("loopstall_samples_over_budget_total",
                              "On-CPU samples left unread because the daemon's stack-reading budget (300/s) was "
                              "spent")),
+      stack_skipped_(m.counter("loopstall_stack_evidence_skipped_total",
+                               "Stall stack reads skipped (an on-CPU sample, or a blocked loop's stack once per "
+                               "block episode): repeat (a loop's repeated stall, coalesced in the event log; its "
+                               "first and longest stalls are read) or budget (over the 300 reads/s budget)")),
+      coalesced_(m.counter("loopstall_events_coalesced_total",
+                           "Final stall reports not written one by one to the event log but folded into a "
+                           "summary event (\"coalesced\"); loopstall_stalls_total counts them all")),
+      summaries_(m.counter("loopstall_event_summaries_total", "Summary events (with \"coalesced\") written")),
+      ongoing_withheld_(m.counter("loopstall_events_ongoing_withheld_total",
+                                  "Ongoing reports of a repeating stall not written: it ended within 1 s")),
+      coalescer_full_(m.counter("loopstall_event_coalescer_full_total",
+                                "Stall reports written one by one because the coalescer follows too many loops "
+                                "or culprits already")),
       state_repairs_(m.counter("loopstall_bpf_run_state_repairs_total",
                                "Switch-ins of loop threads the tracer did not see, repaired when the thread was "
                                "next seen running")),
@@ -197,6 +211,8 @@ void StallMetrics::health(const Health& h) {
     f.bpf_samples_skipped = &bpf_samples_skipped_.Add({});
     f.over_budget = &over_budget_.Add({});
     f.state_repairs = &state_repairs_.Add({});
+    f.skipped_repeat = &stack_skipped_.Add({{"reason", "repeat"}});
+    f.skipped_budget = &stack_skipped_.Add({{"reason", "budget"}});
     f.bpf_stats_enabled = &bpf_stats_enabled_.Add({});
     f.process_cpu = &process_cpu_.Add({});
     f.process_rss = &process_rss_.Add({});
@@ -211,6 +227,15 @@ void StallMetrics::health(const Health& h) {
   f.watched->Set(static_cast<double>(h.watched_processes));
   advance_to(*f.lost, static_cast<double>(h.lost_events));
   advance_to(*f.over_budget, static_cast<double>(h.samples_over_budget));
+  advance_to(*f.skipped_repeat, static_cast<double>(h.stack_skipped_repeat));
+  advance_to(*f.skipped_budget, static_cast<double>(h.stack_skipped_budget));
+  if (coalescer_) {
+    const EventCoalescer::Counts& c = coalescer_->counts();
+    advance_to(coalesced_.Add({}), static_cast<double>(c.coalesced));
+    advance_to(summaries_.Add({}), static_cast<double>(c.summaries));
+    advance_to(ongoing_withheld_.Add({}), static_cast<double>(c.ongoing_withheld));
+    advance_to(coalescer_full_.Add({}), static_cast<double>(c.table_full));
+  }
   if (h.counters_read_ns == counters_seen_ns_) return;
   counters_seen_ns_ = h.counters_read_ns;  // the rest changes once a second at most
   advance_to(*f.loops_full, static_cast<double>(h.bpf.loops_full));

@@ -18,7 +18,7 @@ _loopstall() {
     esac
     case $sub in
         capture) COMPREPLY=($(compgen -W '--pid --duration --threshold-ms --format --output --all-loops
-                                           --standalone --socket --save --help' -- "$cur")) ;;
+                                           --standalone --socket --save --coalesce --help' -- "$cur")) ;;
         report) COMPREPLY=($(compgen -W '--format --help' -- "$cur")); [[ $cur == -* ]] || _filedir ;;
         flamegraph) COMPREPLY=($(compgen -W '-o --output --format --folded --help' -- "$cur")); [[ $cur == -* ]] || _filedir ;;
         diff) COMPREPLY=($(compgen -W '-o --output --help' -- "$cur")); [[ $cur == -* ]] || _filedir ;;

@@ -11,23 +11,26 @@
 
 #include "loopstall/correlator.hpp"
 #include "loopstall/detector.hpp"
+#include "loopstall/event_coalescer.hpp"
 #include "loopstall/sink.hpp"
 #include "loopstall/text_sink.hpp"
 
 namespace loopstall {
 
 // What a capture reports to: the output a person or a tool reads (text or
-// JSON Lines, chosen here by format) and, when it is saved, the capture
-// file's records.
+// JSON Lines, chosen here by format; repeats coalesced when asked) and, when
+// it is saved, the capture file's records (never coalesced).
 class CaptureOutput {
  public:
   // format: "text" (laid out by `text`) or "json".
-  CaptureOutput(const std::string& format, Writer shown, TextOptions text = {});
+  CaptureOutput(const std::string& format, Writer shown, TextOptions text = {},
+                const CoalesceOptions& coalesce = {});
   void save(std::unique_ptr<Sink> records);
   Sink& sink() { return fan_; }
 
  private:
   std::unique_ptr<Sink> shown_, saved_;
+  std::unique_ptr<EventCoalescer> coalescer_;
   FanoutSink fan_;
 };
 

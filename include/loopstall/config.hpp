@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "loopstall/alert_rule.hpp"
+#include "loopstall/event_coalescer.hpp"
 #include "loopstall/procinfo.hpp"
 #include "loopstall/service_name.hpp"
 #include "loopstall/tuning.hpp"
@@ -42,6 +43,8 @@ struct Config {
   double sample_hz = Tuning::kDefaultSampleHz;
   std::string metrics_listen = "127.0.0.1:9750";
   std::string events = "-";  // "" = off, "-" = stdout
+  // Repeats folded into summaries in the event log (on in the daemon).
+  CoalesceOptions event_coalescing{.enabled = true};
   std::string control_socket = "/run/loopstalld/control.sock";
   bool all_loops = false;
   std::vector<ProcessMatch> include;  // empty: every Python process

@@ -3,7 +3,7 @@
 // per connection:
 //   {"cmd":"status"}  -> one JSON object (Daemon::status, app/daemon.cpp), then close
 //   {"cmd":"capture","pids":[..],"threshold_ms":N,"all_loops":b,
-//    "format":"json"|"text","save":b,"terminal_columns":N,"ongoing_lines":b}
+//    "format":"json"|"text","save":b,"terminal_columns":N,"ongoing_lines":b,"coalesce":b}
 //       -> {"ok":true} (or {"ok":false,"error":"..."}), then the same lines
 //          `loopstall capture` prints standalone; when the client shuts down
 //          its writing side, what is pending and the summary follow, then
@@ -39,6 +39,7 @@ struct CaptureRequest {
   // Text: the width of the terminal the client writes to, 0 when it is not one.
   int terminal_columns = 0;
   bool ongoing_lines = false;  // text: every ongoing report as a line (--ongoing)
+  bool coalesce = false;        // repeats folded into summaries (event_coalescer.hpp)
 };
 
 // One request line, parsed and checked; nothing is started yet.

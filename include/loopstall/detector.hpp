@@ -12,6 +12,7 @@
 
 #include "loopstall/correlator.hpp"
 #include "loopstall/loop_engine.hpp"
+#include "loopstall/stack_budget.hpp"
 #include "loopstall/stack_source.hpp"
 
 namespace loopstall {
@@ -49,9 +50,11 @@ class Detector {
 
   const std::vector<ls_loop>& last_scan() const { return loops_; }
   std::uint64_t scans() const { return scans_; }
-  // Samples not read because kSampleBudgetPerSec was spent.
+  // On-CPU samples not read because the stack budget was spent.
   std::uint64_t samples_over_budget() const { return samples_over_budget_; }
-  static constexpr double kSampleBudgetPerSec = 300;
+  // Which stall stacks are read in a storm (stack_budget.hpp).
+  void set_stack_policy(const StackBudget::Policy& p) { budget_.set_policy(p); }
+  const StackBudget& stack_budget() const { return budget_; }
 
  private:
   void dispatch(const void* data, std::size_t size);
@@ -87,6 +90,7 @@ class Detector {
   struct BlockSeen {
     std::uint64_t iter_start_ns = 0, block_start_ns = 0;
     bool captured = false;
+    bool skip_counted = false;  // its read was skipped (counted once per episode)
   };
   std::unique_ptr<LoopEngine> engine_;
   std::unique_ptr<StackSource> stacks_;
@@ -103,8 +107,7 @@ class Detector {
   };
   std::unordered_map<std::uint32_t, PyThreadSeen> py_threads_;  // by tid
   std::uint64_t samples_over_budget_ = 0;
-  double sample_tokens_ = kSampleBudgetPerSec;
-  std::uint64_t sample_refill_ns_ = 0;
+  StackBudget budget_;
   double sample_period_ms_;
   std::vector<Correlator*> consumers_;
   std::vector<ls_loop> loops_;

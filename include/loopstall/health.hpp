@@ -47,6 +47,9 @@ struct Health {
   std::uint64_t longest_ongoing_ns = 0;
   std::uint64_t lost_events = 0;          // ring buffer drops, cumulative
   std::uint64_t samples_over_budget = 0;  // cumulative
+  // Stall stack reads skipped (StackBudget), cumulative: repeats of a loop
+  // whose events are coalesced, and reads over the budget.
+  std::uint64_t stack_skipped_repeat = 0, stack_skipped_budget = 0;
 
   // Read with syscalls, so at most once a second (counters_read_ns says when).
   std::uint64_t counters_read_ns = 0;

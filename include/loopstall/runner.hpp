@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "loopstall/correlator.hpp"
+#include "loopstall/event_coalescer.hpp"
 #include "loopstall/loop_engine.hpp"
 
 namespace loopstall {
@@ -16,6 +17,8 @@ struct RunOptions {
   Selection selection;
   double threshold_ms = Tuning::kDefaultThresholdMs;
   std::optional<double> duration_s;  // until stopped
+  // Coalescing in the output (its stack policy goes to the Detector).
+  CoalesceOptions coalesce;
 };
 
 // What the tracer itself did in a run: for the closing diagnostic line.

@@ -101,6 +101,9 @@ class Sink {
   virtual void iterations(std::uint32_t /*pid*/, const std::string& /*service*/, const IterationDelta& /*d*/) {}
   // The state of the loops and of the tracer, after each scan.
   virtual void health(const Health& /*h*/) {}
+  // Time passed (CLOCK_MONOTONIC), after each scan of the loops (~20 ms):
+  // for sinks that hold records back and owe them at a deadline.
+  virtual void tick(std::uint64_t /*now_ns*/) {}
   virtual void finish(const Summary&) {}
 };
 
@@ -116,6 +119,9 @@ class FanoutSink : public Sink {
   }
   void health(const Health& h) override {
     for (Sink* s : sinks_) s->health(h);
+  }
+  void tick(std::uint64_t now_ns) override {
+    for (Sink* s : sinks_) s->tick(now_ns);
   }
   void finish(const Summary& sum) override {
     for (Sink* s : sinks_) s->finish(sum);

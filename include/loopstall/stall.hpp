@@ -56,6 +56,16 @@ struct NativeFrame {
   bool operator==(const NativeFrame&) const = default;
 };
 
+// A summary of repeats (daemon/sinks/event_coalescer.cpp): the report it
+// rides on is the longest of `count` final stalls of one loop with one
+// culprit, which were not written one by one.
+struct Coalesced {
+  std::uint64_t count = 0;
+  double total_ms = 0, max_ms = 0;
+  std::int64_t first_start_unix_ns = 0, last_start_unix_ns = 0;
+  double window_s = 0;
+};
+
 struct StallReport {
   std::string stall_id;
   std::uint32_t pid = 0;
@@ -77,6 +87,7 @@ struct StallReport {
   std::vector<SyscallTime> syscalls;  // most blocked time first
   std::vector<PyStack> python_stacks;
   std::vector<NativeFrame> native_stack;
+  std::optional<Coalesced> coalesced;  // only on a coalescer's summary
 };
 
 // The largest of on-CPU outside GC, blocked, runnable-waiting and GC time.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "loopstall/alerts.hpp"
+#include "loopstall/event_coalescer.hpp"
 #include "loopstall/metrics.hpp"
 #include "loopstall/output.hpp"
 #include "loopstall/sink.hpp"
@@ -57,6 +58,7 @@ class StallMetrics : public Sink {
   // owned; they must outlive this sink.
   void watch_alerts(const AlertEngine& alerts, const AlertSender* sender);
   void watch_output(const std::string& name, const OutputQueue& q);
+  void watch_coalescer(const EventCoalescer& c) { coalescer_ = &c; }
 
  private:
   using Counter = prometheus::Counter;
@@ -105,6 +107,11 @@ class StallMetrics : public Sink {
   Family<Counter>& bpf_samples_;
   Family<Counter>& bpf_samples_skipped_;
   Family<Counter>& over_budget_;
+  Family<Counter>& stack_skipped_;
+  Family<Counter>& coalesced_;
+  Family<Counter>& summaries_;
+  Family<Counter>& ongoing_withheld_;
+  Family<Counter>& coalescer_full_;
   Family<Counter>& state_repairs_;
   Family<Gauge>& alerts_firing_;
   Family<Counter>& deliveries_;
@@ -123,6 +130,7 @@ class StallMetrics : public Sink {
   const AlertSender* sender_ = nullptr;
   std::map<std::string, Gauge*> firing_;  // by rule: rules gone on reload lose their series
   std::vector<std::pair<std::string, const OutputQueue*>> outputs_;
+  const EventCoalescer* coalescer_ = nullptr;
 };
 
 }  // namespace loopstall

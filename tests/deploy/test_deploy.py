@@ -227,9 +227,10 @@ def test_unit_syscall_filter():
 # ====================================================================== config
 # The documented configuration keys (the lead's parser implements exactly these).
 CONFIG_KEYS = {
-    "threshold_ms", "sample_hz", "metrics_listen", "events", "control_socket",
+    "threshold_ms", "sample_hz", "metrics_listen", "events", "event_coalescing", "control_socket",
     "watch", "service_names", "labels", "alerts",
 }
+COALESCING_KEYS = {"enabled", "window_s", "burst"}
 WATCH_KEYS = {"all_loops", "include", "exclude"}
 MATCH_KEYS = {"exe", "cmdline", "unit"}
 LABELS_KEYS = {"max_services"}
@@ -261,6 +262,7 @@ def check_config_keys(cfg):
             if key in entry:
                 re.compile(entry[key])  # also valid ECMAScript in these examples
     assert set(cfg.get("labels", {})) <= LABELS_KEYS
+    assert set(cfg.get("event_coalescing", {})) <= COALESCING_KEYS
     alerts = cfg.get("alerts", {})
     assert set(alerts) <= ALERTS_KEYS
     assert set(alerts.get("alertmanager", {})) <= ALERTMANAGER_KEYS

@@ -226,6 +226,13 @@ class Alertmanager(Proc):
 
 # ---------------------------------------------------------------------------------- metrics
 
+def metric(d, name, labels=None):
+    """Sum of the samples of `name` (with these labels, if given) in daemon d's /metrics."""
+    _, samples = parse_exposition(d.metrics_text())
+    return sum(v for n, l, v in samples if n == name and (labels is None or all(l.get(k) == x
+                                                                                for k, x in labels.items())))
+
+
 def parse_exposition(text):
     """Prometheus text format -> (types {family: type}, samples [(name, labels dict, value)])."""
     types, samples = {}, []

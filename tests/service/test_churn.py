@@ -15,11 +15,7 @@ CHURN = h.WORKLOADS / "churn.py"
 NO_QUARANTINE = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0")
 
 
-def metric(d, name, labels=None):
-    """Sum of the samples of `name` (with these labels, if given) in /metrics."""
-    _, samples = h.parse_exposition(d.metrics_text())
-    return sum(v for n, l, v in samples if n == name and (labels is None or all(l.get(k) == x
-                                                                                for k, x in labels.items())))
+metric = h.metric
 
 
 def rss_mb(pid):

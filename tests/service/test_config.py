@@ -31,6 +31,12 @@ BAD_CONFIGS = [
     ("invalid-json", '{"threshold_ms": 100,', "invalid JSON"),
     ("number-overflow", '{"threshold_ms": 1e400}', "invalid JSON"),
     ("not-an-object", "[1, 2]", "must be a JSON object"),
+    ("coalescing-not-object", {"event_coalescing": True}, "event_coalescing: must be an object"),
+    ("coalescing-unknown-key", {"event_coalescing": {"window": 10}}, "event_coalescing.window: unknown key"),
+    ("coalescing-bad-enabled", {"event_coalescing": {"enabled": "yes"}}, "event_coalescing.enabled: must be true"),
+    ("coalescing-window-range", {"event_coalescing": {"window_s": 0.5}}, "event_coalescing.window_s: must be between"),
+    ("coalescing-fractional-burst", {"event_coalescing": {"burst": 2.5}}, "event_coalescing.burst: must be a whole"),
+    ("coalescing-negative-burst", {"event_coalescing": {"burst": -1}}, "event_coalescing.burst: must be between"),
     ("missing-file", None, "cannot be read"),
 ]
 

@@ -57,6 +57,8 @@ GOOD = [
     ("whole-number-floats", {"labels": {"max_services": 10.0}}),
     ("ipv6-listen", {"metrics_listen": "[::1]:9750"}),
     ("empty-host", {"metrics_listen": ":9750"}),
+    ("coalescing", {"event_coalescing": {"enabled": False, "window_s": 30, "burst": 0}}),
+    ("coalescing-defaults", {"event_coalescing": {}}),
 ]
 
 CASES = [(cid, cfg, False) for cid, cfg, _ in BAD_CONFIGS] + [(cid, cfg, False) for cid, cfg in MORE_BAD] + \

@@ -107,7 +107,8 @@ def test_services_named_by_rule_are_the_same_in_events_metrics_and_alerts(bpf, t
 def test_a_storm_of_stalls_in_one_service_is_one_alert(bpf, alertmanager_bin, tmp):
     """N stalls of one service = 1 alert in a real Alertmanager running the shipped example routing."""
     am = Alertmanager(tmp, config=SHIPPED_AM.read_text())
-    d = Daemon(tmp, config={"watch": OURS, "alerts": {
+    # Every stall written one by one (no event_coalescing): the test finds the latest in the log.
+    d = Daemon(tmp, config={"watch": OURS, "event_coalescing": {"enabled": False}, "alerts": {
         "alertmanager": {"url": am.url, "timeout_ms": 2000},
         "labels": {"instance": "web-1:9750"},
         "rules": [{"name": "LoopStalled", "severity": "warning", "stall_ms": 150}]}})

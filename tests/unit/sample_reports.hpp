@@ -105,6 +105,15 @@ inline std::vector<StallReport> sample_reports() {
   r.comm = std::string("a\0b", 3);  // control characters must be escaped
   r.python_stacks = {{3, {{"f\"quoted\"", "C:\\odd\\path.py", -1}}}};
   out.push_back(r);
+
+  // A coalescer's summary of repeats (daemon/sinks/event_coalescer.cpp).
+  r.stall_id = "555-1a2b3e";
+  r.ongoing = false;
+  r.duration_ms = 151.25;
+  r.cause = Cause::BlockingSyscall;
+  r.breakdown = {1.25, 150, 0, 0};
+  r.coalesced = Coalesced{37, 5555.5, 151.25, 1'700'000'000'000'000'000LL, 1'700'000'009'800'000'000LL, 10};
+  out.push_back(r);
   return out;
 }
 

@@ -32,6 +32,22 @@ TEST_CASE("an empty object gives the built-in defaults") {
   CHECK(c.events == "-");
   CHECK(c.rules.empty());
   CHECK(c.max_services == 200);
+  CHECK(c.event_coalescing.enabled);  // on in the daemon
+  CHECK(c.event_coalescing.window_s == 10);
+  CHECK(c.event_coalescing.burst == 5);
+}
+
+TEST_CASE("event_coalescing is read and checked") {
+  const Config c = parse_config(R"({"event_coalescing": {"enabled": false, "window_s": 30, "burst": 0}})");
+  CHECK_FALSE(c.event_coalescing.enabled);
+  CHECK(c.event_coalescing.window_s == 30);
+  CHECK(c.event_coalescing.burst == 0);
+  CHECK(parse_config(R"({"event_coalescing": {}})").event_coalescing.enabled);
+  CHECK(error_of(R"({"event_coalescing": 1})").find("event_coalescing: must be an object") == 0);
+  CHECK(error_of(R"({"event_coalescing": {"window_s": 0}})").find("event_coalescing.window_s: must be between") == 0);
+  CHECK(error_of(R"({"event_coalescing": {"burst": 1.5}})").find("event_coalescing.burst: must be a whole") == 0);
+  CHECK(error_of(R"({"event_coalescing": {"enabled": 1}})").find("event_coalescing.enabled") == 0);
+  CHECK(error_of(R"({"event_coalescing": {"x": 1}})").find("event_coalescing.x: unknown key") == 0);
 }
 
 TEST_CASE("every documented key is read") {

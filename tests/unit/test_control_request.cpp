@@ -28,6 +28,7 @@ TEST_CASE("status and capture requests") {
   CHECK(d.capture.pids.empty());
   CHECK_FALSE(d.capture.all_loops);
   CHECK_FALSE(d.capture.save);
+  CHECK_FALSE(d.capture.coalesce);
   CHECK(d.capture.threshold_ms == 100);
   CHECK(d.capture.format == "json");
 }
@@ -60,7 +61,7 @@ TEST_CASE("a reply quoting non-UTF-8 request bytes is valid JSON") {
 TEST_CASE("a capture request round-trips from client to server") {
   ControlRequest sent;
   sent.cmd = ControlRequest::Cmd::Capture;
-  sent.capture = {{42, 4194304}, 12.5, true, "text", true};
+  sent.capture = {{42, 4194304}, 12.5, true, "text", true, true};
   const std::string line = request_line(sent);
   REQUIRE(line.back() == '\n');
   const ControlRequest got = parse_request(std::string_view(line).substr(0, line.size() - 1));
@@ -71,10 +72,15 @@ TEST_CASE("a capture request round-trips from client to server") {
   CHECK(got.capture.all_loops);
   CHECK(got.capture.format == "text");
   CHECK(got.capture.save);
+  CHECK(got.capture.coalesce);
+  ControlRequest plain;
+  plain.cmd = ControlRequest::Cmd::Capture;
+  CHECK(request_line(plain).find("coalesce") == std::string::npos);  // only when asked
 
   const std::string status = request_line({});
   CHECK(parse_request(std::string_view(status).substr(0, status.size() - 1)).cmd == ControlRequest::Cmd::Status);
   CHECK(parse_request(R"({"cmd":"capture","save":"yes"})").error == "save must be true or false");
+  CHECK(parse_request(R"({"cmd":"capture","coalesce":1})").error == "coalesce must be true or false");
 }
 
 // Text is laid out in the daemon for the client's output: its terminal's
