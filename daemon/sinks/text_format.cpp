@@ -125,6 +125,14 @@ std::string format_stall(const StallReport& r, std::size_t width) {
   }
   if (const auto native = native_labels(r); top.stack && !native.empty())
     out += wrap(std::string(kContinuation) + "in C: ", native, width);
+  // A summary of coalesced repeats (--coalesce): the line above is the longest.
+  if (const auto& c = r.coalesced) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%s= %llu stalls like this in %.0f s: %s in all, longest %s\n", kContinuation,
+                  static_cast<unsigned long long>(c->count), c->window_s, ms_text(c->total_ms).c_str(),
+                  ms_text(c->max_ms).c_str());
+    out += buf;
+  }
   return out;
 }
 

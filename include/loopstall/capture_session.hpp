@@ -23,8 +23,7 @@ namespace loopstall {
 class CaptureOutput {
  public:
   // format: "text" (laid out by `text`) or "json".
-  CaptureOutput(const std::string& format, Writer shown, TextOptions text = {},
-                const CoalesceOptions& coalesce = {});
+  CaptureOutput(const std::string& format, Writer shown, TextOptions text = {}, const CoalesceOptions& coalesce = {});
   void save(std::unique_ptr<Sink> records);
   Sink& sink() { return fan_; }
 

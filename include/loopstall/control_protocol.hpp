@@ -39,7 +39,7 @@ struct CaptureRequest {
   // Text: the width of the terminal the client writes to, 0 when it is not one.
   int terminal_columns = 0;
   bool ongoing_lines = false;  // text: every ongoing report as a line (--ongoing)
-  bool coalesce = false;        // repeats folded into summaries (event_coalescer.hpp)
+  bool coalesce = false;       // repeats folded into summaries (event_coalescer.hpp)
 };
 
 // One request line, parsed and checked; nothing is started yet.

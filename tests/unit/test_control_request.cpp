@@ -61,7 +61,12 @@ TEST_CASE("a reply quoting non-UTF-8 request bytes is valid JSON") {
 TEST_CASE("a capture request round-trips from client to server") {
   ControlRequest sent;
   sent.cmd = ControlRequest::Cmd::Capture;
-  sent.capture = {{42, 4194304}, 12.5, true, "text", true, true};
+  sent.capture.pids = {42, 4194304};
+  sent.capture.threshold_ms = 12.5;
+  sent.capture.all_loops = true;
+  sent.capture.format = "text";
+  sent.capture.save = true;
+  sent.capture.coalesce = true;
   const std::string line = request_line(sent);
   REQUIRE(line.back() == '\n');
   const ControlRequest got = parse_request(std::string_view(line).substr(0, line.size() - 1));

@@ -228,6 +228,13 @@ std::string reference_dump(const StallReport& r) {
   for (const auto& f : r.native_stack)
     native.push_back({{"symbol", f.symbol}, {"module", f.module}, {"offset", f.offset}});
   j["native_stack"] = std::move(native);
+  if (const auto& c = r.coalesced)
+    j["coalesced"] = {{"count", c->count},
+                      {"total_ms", us(c->total_ms)},
+                      {"max_ms", us(c->max_ms)},
+                      {"first_start_unix_ns", c->first_start_unix_ns},
+                      {"last_start_unix_ns", c->last_start_unix_ns},
+                      {"window_s", c->window_s}};
   return dump_like_sink(j);
 }
 

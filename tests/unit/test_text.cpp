@@ -402,3 +402,15 @@ TEST_CASE("iteration-duration quantiles come from the log2 histogram's bucket bo
   CHECK(loopstall::hist_quantile_ms(h, 0.98) == doctest::Approx(1.024));
   CHECK(loopstall::hist_quantile_ms(h, 0.99) == doctest::Approx(131.072));
 }
+
+TEST_CASE("format_stall: a coalesced summary says how many stalls it stands for") {
+  StallReport r = report();
+  const std::string plain = format_stall(r, kTextWidth);
+  CHECK_FALSE(has(plain, "stalls like this"));
+  r.coalesced = Coalesced{37, 5555.5, 251.25, 1'700'000'000'000'000'000LL, 1'700'000'009'800'000'000LL, 10};
+  const std::string lines = format_stall(r, kTextWidth);
+  CAPTURE(lines);
+  CHECK(has(lines, "= 37 stalls like this in 10 s: 5556 ms in all, longest 251 ms\n"));
+  // The stall line itself is unchanged: the summary is a line below it.
+  CHECK(lines.rfind(plain.substr(0, plain.find('\n')), 0) == 0);
+}
