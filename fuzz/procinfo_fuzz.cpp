@@ -81,6 +81,7 @@ void check_readers_agree(const loopstall::ProcTexts& t, std::string_view raw_cmd
   write(dir / "cmdline", raw_cmdline);
   write(dir / "cgroup", *t.cgroup);
   write(dir / "maps", *t.maps);
+  write(dir / "environ", raw_cmdline);  // NUL-separated bytes too, for the naming rules
   std::error_code ec;
   fs::remove(dir / "exe", ec);
   loopstall::ProcTexts cut = t;
@@ -101,6 +102,11 @@ void check_readers_agree(const loopstall::ProcTexts& t, std::string_view raw_cmd
       read->limited != parsed->limited)
     std::abort();
   (void)loopstall::thread_comm(4242, 4242, fake_proc().string());
+  // The service name with the process's environ (runtime files looked up under the fake tree).
+  loopstall::ServiceNaming naming = loopstall::ServiceNaming::defaults();
+  naming.host_root = fake_proc().string();
+  if (loopstall::service_name(*read, naming, fake_proc().string()).size() > loopstall::kMaxServiceNameBytes)
+    std::abort();
 }
 
 // Files the service naming rules would read (a parent's stat and cmdline,
