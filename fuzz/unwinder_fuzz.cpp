@@ -1,5 +1,5 @@
 // The native unwinder over a corrupted or made-up stack: a real snapshot of
-// this process (getcontext, taken once) is overwritten by the input, or the
+// this process (self_snapshot.hpp, taken once) is overwritten by the input, or the
 // registers come from the input. Tagged words become addresses the unwinder
 // cares about, so mutations reach real CFI: 0xC0DE<<48 | i<<32 | off -> an
 // address in the i-th code mapping; 0x57AC<<48 | off -> stack_base + off.
@@ -7,7 +7,6 @@
 //   [0] known register mask  [1] max_frames  [2..3] patch offset (8-byte
 //   words) [4] flags (1: registers from the input, 2: cut the stack at the
 //   patch end)  [registers: 8 x u64 when flags&1]  patch bytes...
-#include <ucontext.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,8 +18,8 @@
 
 #include "loopstall/native/proc_maps.hpp"
 #include "loopstall/native/unwinder.hpp"
-#include "loopstall/process_memory.hpp"
 #include "loopstall/procfs.hpp"
+#include "self_snapshot.hpp"
 
 using namespace loopstall::native;
 
@@ -31,28 +30,11 @@ struct Base {
   std::vector<Mapping> code;
 };
 
-__attribute__((noinline)) StackSnapshot capture_myself() {
-  ucontext_t uc;
-  if (getcontext(&uc) != 0) std::abort();
-  const auto* g = uc.uc_mcontext.gregs;
-  StackSnapshot s;
-  s.regs = {static_cast<std::uint64_t>(g[REG_RIP]),
-            static_cast<std::uint64_t>(g[REG_RSP]),
-            static_cast<std::uint64_t>(g[REG_RBP]),
-            static_cast<std::uint64_t>(g[REG_RBX]),
-            static_cast<std::uint64_t>(g[REG_R12]),
-            static_cast<std::uint64_t>(g[REG_R13]),
-            static_cast<std::uint64_t>(g[REG_R14]),
-            static_cast<std::uint64_t>(g[REG_R15]),
-            UserRegs::kAll};
-  s.stack_base = s.regs.sp;
-  s.stack = read_stack(loopstall::ProcessMemory(::getpid()), s.regs.sp, 16 * 1024);
-  return s;
-}
-
 const Base& base() {
   static const Base b = [] {
-    Base out{capture_myself(), {}};
+    auto snap = loopstall::native::test::capture_myself(16 * 1024);
+    if (!snap) std::abort();
+    Base out{std::move(*snap), {}};
     for (auto& m : parse_maps(loopstall::read_maps(static_cast<std::uint32_t>(::getpid())).value_or(""))) {
       if (m.executable) out.code.push_back(m);
     }

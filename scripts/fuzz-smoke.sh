@@ -17,22 +17,7 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo 
   -DLOOPSTALL_TESTS=OFF >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
 
-# The largest input worth trying per target (libFuzzer's default is 4 KiB).
-max_len() {
-  case $1 in
-    elf | python_frames) echo 65536 ;;
-    unwinder | proc_maps | procinfo | capture_file) echo 16384 ;;
-    *) echo 8192 ;;
-  esac
-}
-
-# Tokens for the JSON readers.
-dict_args() {
-  case $1 in
-    config | control_request) echo "-dict=fuzz/dict/json.dict" ;;
-    capture_file) echo "-dict=fuzz/dict/capture_file.dict" ;;
-  esac
-}
+source scripts/fuzz-settings.sh
 
 rc=0
 for t in "${targets[@]}"; do
@@ -49,8 +34,8 @@ for t in "${targets[@]}"; do
     rc=1
     continue
   fi
-  if ! "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$(max_len "$t")" \
-    $(dict_args "$t") -artifact_prefix="$art" -print_final_stats=1 "$work" "fuzz/corpus/$t" >"$art/fuzz.log" 2>&1; then
+  if ! "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$(fuzz_max_len "$t")" \
+    $(fuzz_dict_args "$t") -artifact_prefix="$art" -print_final_stats=1 "$work" "fuzz/corpus/$t" >"$art/fuzz.log" 2>&1; then
     echo "fuzz $t: FAILED (input in $art):" >&2
     tail -40 "$art/fuzz.log" >&2
     rc=1

@@ -78,9 +78,13 @@ std::optional<std::string> read_maps(std::uint32_t pid, const std::string& proc_
 std::optional<std::string> read_cmdline(std::uint32_t pid, const std::string& proc_root) {
   auto c = read_file_prefix(pid_dir(pid, proc_root) + "/cmdline", kMaxCmdlineBytes);
   if (!c) return std::nullopt;
-  while (!c->empty() && c->back() == '\0') c->pop_back();
-  std::replace(c->begin(), c->end(), '\0', ' ');
-  return c;
+  return join_cmdline(std::move(*c));
+}
+
+std::string join_cmdline(std::string raw) {
+  while (!raw.empty() && raw.back() == '\0') raw.pop_back();
+  std::replace(raw.begin(), raw.end(), '\0', ' ');
+  return raw;
 }
 
 std::optional<std::uint32_t> parent_pid(std::uint32_t pid, const std::string& proc_root) {

@@ -30,16 +30,6 @@ bool same_file(const std::string& a, const std::string& b) {
   return stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-// loopstall maps interpreters and extension modules to read their symbols
-// and unwind tables: it must never watch itself (nor a capture CLI, nor a
-// second daemon).
-bool is_loopstall(std::uint32_t pid, const std::string& dir, std::string_view exe, const std::string& proc_root) {
-  if (proc_root == "/proc" && pid == static_cast<std::uint32_t>(getpid())) return true;
-  const std::string_view name = basename(strip_deleted(exe));
-  if (name == "loopstall" || name == "loopstalld") return true;
-  return same_file(dir + "/exe", "/proc/self/exe");
-}
-
 }  // namespace
 
 std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& proc_root) {
@@ -47,14 +37,30 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
   // maps and exe need ptrace read access to another user's process, but not
   // the same one: CAP_PERFMON alone opens maps (mm_access), only
   // CAP_SYS_PTRACE resolves exe. comm, cmdline and cgroup are world-readable.
+  ProcTexts t;
+  t.maps = read_maps(pid, proc_root);
+  t.exe = read_link(dir + "/exe");
+  t.comm = read_file_prefix(dir + "/comm", 64);
+  // Bounded: matchers see the first kMaxCmdlineBytes (docs/security.md).
+  t.cmdline = read_cmdline(pid, proc_root);
+  t.cgroup = read_file_prefix(dir + "/cgroup", kMaxCgroupBytes);
+  // loopstall maps interpreters and extension modules to read their symbols
+  // and unwind tables: it must never watch itself (nor a capture CLI, nor a
+  // second daemon; classify_process also goes by the file's name).
+  t.runs_this_binary = (proc_root == "/proc" && pid == static_cast<std::uint32_t>(getpid())) ||
+                       same_file(dir + "/exe", "/proc/self/exe");
+  return classify_process(pid, t);
+}
+
+std::optional<ProcInfo> classify_process(std::uint32_t pid, const ProcTexts& t) {
+  if (!t.comm && !t.maps) return std::nullopt;  // gone
   // A plain vector and a flag: GCC 12 -O2 warns (maybe-uninitialized, a
   // false positive) on an optional<vector> here.
-  const auto maps_text = read_maps(pid, proc_root);
-  const bool have_maps = maps_text.has_value();
-  const std::vector<native::Mapping> maps = have_maps ? native::parse_maps(*maps_text) : std::vector<native::Mapping>{};
+  const bool have_maps = t.maps.has_value();
+  const std::vector<native::Mapping> maps = have_maps ? native::parse_maps(*t.maps) : std::vector<native::Mapping>{};
   ProcInfo info;
   info.pid = pid;
-  info.exe = read_link(dir + "/exe");
+  info.exe = t.exe;
   if (info.exe.empty() && have_maps) {
     // The program is the first file the kernel mapped: the lowest address.
     // Without it a statically linked python3.11 (no libpython in its maps)
@@ -62,21 +68,18 @@ std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& pr
     info.exe = first_mapped_file(maps);
     info.limited = true;
   }
-  if (auto comm = read_file_prefix(dir + "/comm", 64)) {
-    info.comm = *comm;
+  if (t.comm) {
+    info.comm = *t.comm;
     while (!info.comm.empty() && info.comm.back() == '\n') info.comm.pop_back();
-  } else if (!have_maps) {
-    return std::nullopt;  // gone
   }
-  // Bounded: matchers see the first kMaxCmdlineBytes (docs/security.md).
-  if (auto cmd = read_cmdline(pid, proc_root)) info.cmdline = std::move(*cmd);
-  if (auto cg = read_file_prefix(dir + "/cgroup", kMaxCgroupBytes)) {
-    info.cgroup = std::move(*cg);
+  if (t.cmdline) info.cmdline = *t.cmdline;
+  if (t.cgroup) {
+    info.cgroup = *t.cgroup;
     info.unit = systemd_unit_from_cgroup(info.cgroup);
   }
 
-  info.loopstall = is_loopstall(pid, dir, info.exe, proc_root);
   std::string_view exe_name = basename(strip_deleted(info.exe));
+  info.loopstall = t.runs_this_binary || exe_name == "loopstall" || exe_name == "loopstalld";
   if (exe_name.rfind("python", 0) == 0) {
     info.python = true;
     info.python_version = python_version_from_path(info.exe);

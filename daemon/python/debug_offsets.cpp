@@ -9,8 +9,10 @@ namespace {
 // Offsets beyond this are garbage (the largest real one, _is.threads, is ~7 KiB).
 constexpr std::uint64_t kMaxOffset = 1 << 20;
 
+// limit: the size of the struct the field is in, as the target says; never
+// above kMaxOffset, so that offset + 8 cannot wrap in 32 bits.
 bool set(std::uint32_t& field, std::uint64_t value, std::uint64_t limit = kMaxOffset) {
-  if (value >= limit) return false;
+  if (value >= limit || value >= kMaxOffset) return false;
   field = static_cast<std::uint32_t>(value);
   return true;
 }
@@ -47,11 +49,11 @@ std::optional<PyOffsets> apply_debug_offsets(const DebugOffsets313& d, const PyO
   if (!ok) return std::nullopt;
   // Not published: the cframe indirection is gone for good, the compact unicode
   // header is the ASCII one plus utf8_length and utf8, and code_size must cover
-  // everything read from a code object.
+  // everything read from a code object, its type pointer too.
   o.tstate_cframe = kNoField;
   o.unicode_compact_data = o.unicode_ascii_data + 16;
   o.code_size = std::max({o.code_adaptive, o.code_filename + 8, o.code_name + 8, o.code_qualname + 8,
-                          o.code_linetable + 8, o.code_firstlineno + 4});
+                          o.code_linetable + 8, o.code_firstlineno + 4, o.object_type + 8});
   return o;
 }
 

@@ -10,7 +10,10 @@ namespace loopstall::python {
 
 std::optional<ElfSymbols> read_elf_symbols(const std::string& path, const std::vector<std::string_view>& wanted) {
   const native::ElfFile file(path);
-  Elf* elf = file.get();
+  return read_elf_symbols(file.get(), wanted);
+}
+
+std::optional<ElfSymbols> read_elf_symbols(Elf* elf, const std::vector<std::string_view>& wanted) {
   std::optional<ElfSymbols> result;
   GElf_Ehdr ehdr;
   if (elf && gelf_getehdr(elf, &ehdr)) {

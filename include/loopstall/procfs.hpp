@@ -36,6 +36,8 @@ std::optional<std::string> read_maps(std::uint32_t pid, const std::string& proc_
 
 // The arguments joined by spaces, the first kMaxCmdlineBytes (limits.hpp).
 std::optional<std::string> read_cmdline(std::uint32_t pid, const std::string& proc_root = "/proc");
+// Its parser: /proc/PID/cmdline's NUL-terminated arguments joined by spaces.
+std::string join_cmdline(std::string raw);
 
 // The parent's pid from /proc/PID/stat; nullopt for init's children (ppid <= 1) and the gone.
 std::optional<std::uint32_t> parent_pid(std::uint32_t pid, const std::string& proc_root = "/proc");

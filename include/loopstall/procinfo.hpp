@@ -48,8 +48,25 @@ struct ProcInfo {
 
 // nullopt when the process is gone (or never was). Only executable mappings
 // count: files a process maps to read (as loopstall does) say nothing about
-// what it runs.
+// what it runs. Reads ProcTexts, then classify_process.
 std::optional<ProcInfo> inspect_process(std::uint32_t pid, const std::string& proc_root = "/proc");
+
+// What inspect_process reads of /proc/PID, each read bounded (procfs.hpp);
+// all but cgroup are chosen by the process's owner. nullopt: not readable.
+struct ProcTexts {
+  std::string exe;                     // the exe link's target ("" when unreadable)
+  std::optional<std::string> maps;     // another user's process without CAP_PERFMON
+  std::optional<std::string> comm;     // raw, with its newline
+  std::optional<std::string> cmdline;  // arguments joined by spaces (join_cmdline)
+  std::optional<std::string> cgroup;
+  // The pid is this process, or its exe is this program's file.
+  bool runs_this_binary = false;
+};
+
+// The judgement half of inspect_process, from the texts alone: no file is
+// read (fuzz/procinfo_fuzz.cpp feeds it any bytes). nullopt when neither comm
+// nor maps could be read: the process is gone.
+std::optional<ProcInfo> classify_process(std::uint32_t pid, const ProcTexts& t);
 
 // Python, Gevent, Uvloop, Eventlet, Twisted or Asyncio for a Python process
 // (frameworks.hpp), Epoll for another.

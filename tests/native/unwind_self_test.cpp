@@ -2,45 +2,29 @@
 // one doctored to stop inside a PLT stub, whose CFA rule is an expression
 // over rip.
 #include <doctest/doctest.h>
-#include <ucontext.h>
-#include <unistd.h>
 
 #include <cstring>
 
 #include "doctest_helpers.hpp"
 #include "loopstall/native/unwinder.hpp"
+#include "self_snapshot.hpp"
 
 using namespace loopstall::native;
 using namespace loopstall::native::test;
 
 namespace {
 
-// Registers and stack of this thread as getcontext returns; ip is the
-// return address of the call to getcontext, in capture_myself.
-__attribute__((noinline)) StackSnapshot capture_myself() {
-  ucontext_t uc;
-  REQUIRE(getcontext(&uc) == 0);
-  StackSnapshot s;
-  const auto* g = uc.uc_mcontext.gregs;
-  s.regs = {static_cast<std::uint64_t>(g[REG_RIP]),
-            static_cast<std::uint64_t>(g[REG_RSP]),
-            static_cast<std::uint64_t>(g[REG_RBP]),
-            static_cast<std::uint64_t>(g[REG_RBX]),
-            static_cast<std::uint64_t>(g[REG_R12]),
-            static_cast<std::uint64_t>(g[REG_R13]),
-            static_cast<std::uint64_t>(g[REG_R14]),
-            static_cast<std::uint64_t>(g[REG_R15]),
-            UserRegs::kAll};
-  s.stack_base = s.regs.sp;
-  s.stack = read_stack(loopstall::ProcessMemory(::getpid()), s.regs.sp, 64 * 1024);
-  return s;
+StackSnapshot snapshot_of_myself() {
+  auto s = capture_myself(64 * 1024);
+  REQUIRE(s);
+  return std::move(*s);
 }
 
 }  // namespace
 
 TEST_CASE("unwinding this very process from getcontext") {
   NativeUnwinder u;
-  const auto frames = u.unwind_frames(::getpid(), capture_myself());
+  const auto frames = u.unwind_frames(::getpid(), snapshot_of_myself());
   show_frames("self", frames);
   INFO(format_frames(frames));
   REQUIRE(frames.size() >= 3);
@@ -53,7 +37,7 @@ TEST_CASE("unwinding from the first instruction of a PLT stub") {
   // capture_myself's ip returns from `call getcontext@plt`: the call's
   // target is the stub. Pretend the thread was caught on its first
   // instruction: the return address is pushed, nothing else changed.
-  StackSnapshot s = capture_myself();
+  StackSnapshot s = snapshot_of_myself();
   std::int32_t rel = 0;
   std::memcpy(&rel, reinterpret_cast<const void*>(s.regs.ip - 4), 4);
   REQUIRE(*reinterpret_cast<const std::uint8_t*>(s.regs.ip - 5) == 0xe8);

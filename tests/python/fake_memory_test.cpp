@@ -201,6 +201,13 @@ TEST_CASE("3.13 _Py_DebugOffsets") {
   bad.interpreter_frame.previous = 1000;  // past the frame
   CHECK_FALSE(apply_debug_offsets(bad, kPy313));
   bad = d;
+  // A struct size the target makes huge must not let an offset wrap the
+  // 32-bit code_size (the code object's type at 2^32 - 4 read the daemon's
+  // stack: fuzz_python_frames, regressions/python_frames/debug-offsets-wrap).
+  bad.pyobject.size = ~0ull;
+  bad.pyobject.ob_type = 0xfffffffc;
+  CHECK_FALSE(apply_debug_offsets(bad, kPy313));
+  bad = d;
   bad.thread_state.current_frame = 80;  // a moved field is followed
   const auto moved = apply_debug_offsets(bad, kPy313);
   REQUIRE(moved);

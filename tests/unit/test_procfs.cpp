@@ -119,4 +119,6 @@ TEST_CASE("read_cmdline: arguments joined by spaces, bounded") {
   root.write("3/cmdline", "gunicorn\0app:wsgi\0-w\0004\0"s);
   CHECK(read_cmdline(3, root.path().string()) == "gunicorn app:wsgi -w 4");
   CHECK_FALSE(read_cmdline(8, root.path().string()).has_value());
+  CHECK(join_cmdline("a\0\0b\0\0"s) == "a  b");  // empty arguments stay; the trailing NULs go
+  CHECK(join_cmdline("") == "");
 }

@@ -468,3 +468,31 @@ TEST_CASE("target_file_paths") {
   CHECK(target_file_paths(7, "relative/lib.so").empty());
   CHECK(target_file_paths(7, "/x", 0x2000, 0x1000) == V{"/proc/7/root/x"});  // an empty range is no mapping
 }
+
+TEST_CASE("classify_process: judges the texts alone, as inspect_process does after reading them") {
+  ProcTexts t;
+  t.exe = "/usr/bin/python3.11";
+  t.maps = kGeventMaps;
+  t.comm = "python3.11\n";
+  t.cmdline = "python3.11 -m gunicorn -k gevent app:app";
+  t.cgroup = "0::/system.slice/web.service\n";
+  const auto p = classify_process(2200, t);
+  REQUIRE(p.has_value());
+  CHECK(p->pid == 2200);
+  CHECK(p->comm == "python3.11");
+  CHECK(p->python);
+  CHECK(p->native_loop == LoopKind::Gevent);
+  CHECK(p->unit == "web.service");
+  CHECK_FALSE(p->limited);
+  CHECK_FALSE(p->loopstall);
+
+  t.runs_this_binary = true;  // the reader found the exe is this program's file
+  CHECK(classify_process(2200, t)->loopstall);
+  t.runs_this_binary = false;
+  t.exe = "/opt/loopstall/bin/loopstalld (deleted)";
+  CHECK(classify_process(2200, t)->loopstall);
+
+  t.comm.reset();
+  t.maps.reset();
+  CHECK_FALSE(classify_process(2200, t).has_value());  // gone
+}

@@ -4,6 +4,7 @@
 // version it is.
 #pragma once
 
+#include <libelf.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -42,6 +43,8 @@ struct ElfSymbols {
 // The PT_LOAD headers and the wanted symbols from .dynsym and .symtab (libelf),
 // of the file at path (opened with native::ElfFile: regular files only).
 std::optional<ElfSymbols> read_elf_symbols(const std::string& path, const std::vector<std::string_view>& wanted);
+// The same from an ELF libelf has open (nullptr: nullopt), e.g. from memory.
+std::optional<ElfSymbols> read_elf_symbols(Elf* elf, const std::vector<std::string_view>& wanted);
 
 struct PyRuntimeInfo {
   std::uint64_t runtime = 0;  // &_PyRuntime in the target
