@@ -14,7 +14,8 @@ import signal
 import sys
 import threading
 
-import fleet
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "workloads"))
+import fleet  # noqa: E402  (tests/workloads/fleet.py)
 
 
 def child(nthreads, interval, ready_w):

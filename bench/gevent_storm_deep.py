@@ -12,7 +12,8 @@ import signal
 import sys
 import time
 
-import fleet
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "workloads"))
+import fleet  # noqa: E402  (tests/workloads/fleet.py)
 
 real_sleep = time.sleep  # bound before monkey-patching: blocks the hub
 

@@ -30,8 +30,7 @@ void Detector::on_sample(const ls_sample_event& e, std::size_t size) {
   const std::uint64_t now = monotonic_ns();
   const StackBudget::Skip why = budget_.judge(e.hdr.tid, now > e.iter_start_ns ? now - e.iter_start_ns : 0, now);
   if (why != StackBudget::Skip::None) {
-    budget_.skipped(why);
-    samples_over_budget_ += why == StackBudget::Skip::Budget;
+    budget_.skipped(why, StackBudget::Evidence::Sample);
     return;
   }
   budget_.read();
@@ -61,7 +60,7 @@ void Detector::capture_blocks(std::uint64_t now_ns) {
       // Judged again at each scan: a repeat that outlasts the loop's longest is read.
       const StackBudget::Skip why = budget_.judge(l.tid, now_ns - l.iter_start_ns, now_ns);
       if (why != StackBudget::Skip::None) {
-        if (!same || !b.skip_counted) budget_.skipped(why);
+        if (!same || !b.skip_counted) budget_.skipped(why, StackBudget::Evidence::Blocked);
         b = {l.iter_start_ns, l.last_ts_ns, false, true};
       } else {
         budget_.read();

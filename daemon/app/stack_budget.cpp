@@ -45,9 +45,12 @@ StackBudget::Skip StackBudget::judge(std::uint32_t tid, std::uint64_t age_ns, st
   return tokens_ >= (first_or_longest ? 1 : kRepeatReserve) ? Skip::None : Skip::Budget;
 }
 
-void StackBudget::skipped(Skip why) {
+void StackBudget::skipped(Skip why, Evidence what) {
   if (why == Skip::Repeat) ++skipped_repeat_;
-  if (why == Skip::Budget) ++skipped_budget_;
+  if (why == Skip::Budget) {
+    ++skipped_budget_;
+    samples_skipped_budget_ += what == Evidence::Sample;
+  }
 }
 
 void StackBudget::keep_only(const std::unordered_set<std::uint32_t>& live_tids) {

@@ -51,7 +51,7 @@ class Detector {
   const std::vector<ls_loop>& last_scan() const { return loops_; }
   std::uint64_t scans() const { return scans_; }
   // On-CPU samples not read because the stack budget was spent.
-  std::uint64_t samples_over_budget() const { return samples_over_budget_; }
+  std::uint64_t samples_over_budget() const { return budget_.samples_skipped_budget(); }
   // Which stall stacks are read in a storm (stack_budget.hpp).
   void set_stack_policy(const StackBudget::Policy& p) { budget_.set_policy(p); }
   const StackBudget& stack_budget() const { return budget_; }
@@ -106,7 +106,6 @@ class Detector {
     std::uint64_t framework_retry_ns = 0;  // not read again before
   };
   std::unordered_map<std::uint32_t, PyThreadSeen> py_threads_;  // by tid
-  std::uint64_t samples_over_budget_ = 0;
   StackBudget budget_;
   double sample_period_ms_;
   std::vector<Correlator*> consumers_;

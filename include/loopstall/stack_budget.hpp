@@ -28,6 +28,7 @@ class StackBudget {
     bool skip_repeats = false;
   };
   enum class Skip { None, Repeat, Budget };
+  enum class Evidence { Sample, Blocked };  // an on-CPU sample, a blocked loop's stack
 
   void set_policy(const Policy& p) { policy_ = p; }
   const Policy& policy() const { return policy_; }
@@ -37,7 +38,7 @@ class StackBudget {
   // Neither spends nor counts: read() and skipped() do.
   Skip judge(std::uint32_t tid, std::uint64_t age_ns, std::uint64_t now_ns);
   void read() { tokens_ -= 1; }
-  void skipped(Skip why);
+  void skipped(Skip why, Evidence what);
   // Loop threads that are gone.
   void keep_only(const std::unordered_set<std::uint32_t>& live_tids);
 
@@ -45,6 +46,8 @@ class StackBudget {
   // per block episode), by reason; cumulative.
   std::uint64_t skipped_repeat() const { return skipped_repeat_; }
   std::uint64_t skipped_budget() const { return skipped_budget_; }
+  // Of skipped_budget(), the on-CPU samples.
+  std::uint64_t samples_skipped_budget() const { return samples_skipped_budget_; }
 
  private:
   struct LoopWindow {
@@ -59,7 +62,7 @@ class StackBudget {
   std::unordered_map<std::uint32_t, LoopWindow> loops_;  // by tid
   double tokens_ = kReadsPerSec;
   std::uint64_t refill_ns_ = 0;
-  std::uint64_t skipped_repeat_ = 0, skipped_budget_ = 0;
+  std::uint64_t skipped_repeat_ = 0, skipped_budget_ = 0, samples_skipped_budget_ = 0;
 };
 
 }  // namespace loopstall

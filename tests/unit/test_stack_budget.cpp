@@ -32,8 +32,9 @@ TEST_CASE("stack budget: with repeats skipped, a loop's first stalls, the first 
   CHECK(b.judge(7, 60 * kMs, now) == Skip::None);
   b.on_stall(7, 150 * kMs, now);
   CHECK(b.judge(7, 60 * kMs, now) == Skip::Repeat);
-  b.skipped(Skip::Repeat);
+  b.skipped(Skip::Repeat, StackBudget::Evidence::Sample);
   CHECK(b.skipped_repeat() == 1);
+  CHECK(b.skipped_budget() == 0);
   b.keep_only({8});
   CHECK(b.judge(7, 60 * kMs, now) == Skip::None);  // forgotten: its first stall again
 }
@@ -51,6 +52,11 @@ TEST_CASE("stack budget: over the rate, repeats go first; first and longest keep
   CHECK(repeats == StackBudget::kReadsPerSec - StackBudget::kRepeatReserve + 1);
   CHECK(firsts == StackBudget::kRepeatReserve - 1);
   CHECK(b.judge(9, 60 * kMs, now) == Skip::Budget);
+  // Both metrics of budget skips come from these counts: all kinds, and samples alone.
+  b.skipped(Skip::Budget, StackBudget::Evidence::Sample);
+  b.skipped(Skip::Budget, StackBudget::Evidence::Blocked);
+  CHECK(b.skipped_budget() == 2);
+  CHECK(b.samples_skipped_budget() == 1);
   now += kSec;  // refilled
   CHECK(b.judge(9, 60 * kMs, now) == Skip::None);
 }

@@ -18,6 +18,8 @@ import signal
 import sys
 import time
 
+import fleet
+
 real_sleep = time.sleep  # bound before monkey-patching: blocks the hub
 
 
@@ -36,8 +38,9 @@ def repeat_stall(n, ms):
     return repeat_stall(n - 1, ms) + 1
 
 
-def child(a, index, ready_w, done_w):
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+def child(a, index, ready_w, done_r, done_w):
+    os.close(done_r)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, fleet.STOP)
     from gevent import monkey
 
     monkey.patch_all()
@@ -84,29 +87,10 @@ def main():
     ap.add_argument("--go-file", required=True)
     a = ap.parse_args()
     sys.setrecursionlimit(a.depth + 200)
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    ready_r, ready_w = os.pipe()
     done_r, done_w = os.pipe()
-    pids = []
-    for i in range(a.procs):
-        pid = os.fork()
-        if pid == 0:
-            os.close(ready_r)
-            os.close(done_r)
-            try:
-                child(a, i, ready_w, done_w)
-            finally:
-                os._exit(0)
-        pids.append(pid)
-    os.close(ready_w)
+    procs = fleet.Fleet(a.procs, lambda i, ready_w: child(a, i, ready_w, done_r, done_w))
     os.close(done_w)
-    got = 0
-    while got < a.procs:
-        b = os.read(ready_r, a.procs)
-        if not b:
-            break
-        got += len(b)
-    print("READY", os.getpid(), *pids, flush=True)
+    print("READY", os.getpid(), *procs.pids, flush=True)
     total = 0
     buf = b""
     done = 0
@@ -121,17 +105,7 @@ def main():
             total += int(line.split()[2])
             done += 1
     print("ALL_DONE", total, flush=True)
-    signal.sigwait({signal.SIGTERM, signal.SIGINT})
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    for pid in pids:
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
+    procs.wait_and_stop()
 
 
 if __name__ == "__main__":
