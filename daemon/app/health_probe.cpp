@@ -92,7 +92,12 @@ const Health& HealthProbe::take(std::uint64_t now_ns, bool fresh) {
   h_.samples_over_budget = det_.samples_over_budget();
   h_.stack_skipped_repeat = det_.stack_budget().skipped_repeat();
   h_.stack_skipped_budget = det_.stack_budget().skipped_budget();
-  if (fresh || !h_.counters_read_ns || now_ns - h_.counters_read_ns >= kCountersEveryNs) read_counters(now_ns);
+  if (fresh || !h_.counters_read_ns || now_ns - h_.counters_read_ns >= kCountersEveryNs) {
+    read_counters(now_ns);
+    h_.loops_by_service.clear();
+    for (const ls_loop& l : det_.last_scan())
+      if (corr_.watches(l.tgid)) h_.loops_by_service[corr_.service_of(l.tgid)]++;
+  }
   return h_;
 }
 

@@ -58,6 +58,9 @@ StallMetrics::StallMetrics(Metrics& m, std::size_t max_services, const std::stri
       read_bytes_(m.counter("loopstall_loop_read_bytes_total", "Bytes the socket receives of loop threads returned")),
       monitored_(m.gauge("loopstall_monitored_loops", "Loop threads being measured now")),
       loops_(m.gauge("loopstall_loops", "Loop threads being measured now, by loop kind")),
+      service_loops_(m.gauge("loopstall_service_loops",
+                             "Loop threads being measured now, by service: a service's average loop "
+                             "utilisation is rate(loopstall_loop_busy_seconds_total) over this")),
       ongoing_(m.gauge("loopstall_ongoing_stalls", "Loops stalled right now (iteration in progress >= threshold)")),
       longest_ongoing_(m.gauge("loopstall_longest_ongoing_stall_seconds", "Age of the longest iteration in progress")),
       watched_(m.gauge("loopstall_watched_processes", "Processes whose loops are measured")),
@@ -248,6 +251,14 @@ void StallMetrics::health(const Health& h) {
   advance_to(*f.bpf_samples_skipped, static_cast<double>(h.bpf.samples_skipped));
   advance_to(*f.state_repairs, static_cast<double>(h.bpf.state_repairs));
   f.bpf_stats_enabled->Set(h.bpf_stats_enabled ? 1 : 0);
+  // By bounded label: services beyond the limit add up in "other".
+  for (auto& [label, g] : service_loops_by_label_) g->Set(0);
+  for (const auto& [service, n] : h.loops_by_service) {
+    const std::string label = services_(service);
+    Gauge*& g = service_loops_by_label_[label];
+    if (!g) g = &service_loops_.Add(labels({{"service", label}}));
+    g->Increment(static_cast<double>(n));
+  }
   for (const ProgramRuns& p : h.programs) {
     advance_to(program_runs_.Add(labels({{"program", p.name}})), static_cast<double>(p.runs));
     advance_to(program_seconds_.Add(labels({{"program", p.name}})), static_cast<double>(p.run_ns) / 1e9);

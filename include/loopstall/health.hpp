@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,9 @@ struct Health {
 
   // Read with syscalls, so at most once a second (counters_read_ns says when).
   std::uint64_t counters_read_ns = 0;
+  // Watched loop threads by service (as the process gave it), counted with
+  // the counters: the denominator of a service's average utilisation.
+  std::map<std::string, std::uint64_t> loops_by_service;
   int programs_attached = 0;
   std::vector<std::string> attach_failures;  // optional programs not attached
   struct Bpf {                               // the BPF side's own counters, cumulative

@@ -97,6 +97,7 @@ class StallMetrics : public Sink {
   Family<Counter>& read_bytes_;
   Family<Gauge>& monitored_;
   Family<Gauge>& loops_;
+  Family<Gauge>& service_loops_;
   Family<Gauge>& ongoing_;
   Family<Gauge>& longest_ongoing_;
   Family<Gauge>& watched_;
@@ -128,7 +129,8 @@ class StallMetrics : public Sink {
   std::uint64_t counters_seen_ns_ = 0;  // Health::counters_read_ns last exported
   const AlertEngine* alerts_ = nullptr;
   const AlertSender* sender_ = nullptr;
-  std::map<std::string, Gauge*> firing_;  // by rule: rules gone on reload lose their series
+  std::map<std::string, Gauge*> service_loops_by_label_;  // a service gone stays, at 0
+  std::map<std::string, Gauge*> firing_;                  // by rule: rules gone on reload lose their series
   std::vector<std::pair<std::string, const OutputQueue*>> outputs_;
   const EventCoalescer* coalescer_ = nullptr;
 };

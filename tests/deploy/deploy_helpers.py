@@ -45,6 +45,7 @@ METRICS = {
     "loopstall_stall_time_seconds_total": {"component", "service"},
     "loopstall_blocked_seconds_total": {"syscall", "service"},
     "loopstall_loops": {"loop"},
+    "loopstall_service_loops": {"service"},
     "loopstall_ongoing_stalls": set(),
     "loopstall_longest_ongoing_stall_seconds": set(),
     "loopstall_probe_attach_failures_total": {"probe"},

@@ -72,6 +72,9 @@ def test_busy_and_read_counters_and_top_through_the_daemon(bpf, tmp):
         assert reads >= 1000, second
         assert read_bytes / reads <= 1.5
         assert reads / max(iters, 1) >= 5
+        # One loop thread each: what the saturation alert divides the busy time by.
+        loops = series(second, "loopstall_service_loops")
+        assert [loops.get((("service", svc[w]),)) for w in (reader, busy, idle)] == [1, 1, 1], loops
         # Every state is exported, and the exposition passes promtool.
         states = {dict(k)["state"] for k in series(second, "loopstall_loop_busy_seconds_total")}
         assert states == {"on_cpu", "blocked", "runqueue"}, states

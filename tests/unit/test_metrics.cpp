@@ -193,6 +193,31 @@ TEST_CASE("every family has HELP and TYPE before anything is measured") {
   CHECK(!s.has("process_start_time_seconds"));
 }
 
+TEST_CASE("loop threads by service: the denominator of a service's average utilisation") {
+  Metrics reg;
+  StallMetrics m(reg, 2, "1");  // two service labels, then "other"
+  Health h = snapshot(1'000'000'000);
+  h.loops_by_service = {{"api.service", 4}, {"gunicorn.service", 2}, {"late.service", 1}, {"later.service", 3}};
+  m.health(h);
+  Scrape s(reg.render());
+  CHECK(s.at("loopstall_service_loops{service=\"api.service\"}") == 4);
+  CHECK(s.at("loopstall_service_loops{service=\"gunicorn.service\"}") == 2);
+  CHECK(s.at("loopstall_service_loops{service=\"other\"}") == 4);  // over the label limit: added up
+  // A service whose loops are gone reads 0; a snapshot between counter reads changes nothing.
+  h.now_ns += 1'000'000'000;
+  h.counters_read_ns = h.now_ns;
+  h.loops_by_service = {{"gunicorn.service", 3}};
+  m.health(h);
+  s = Scrape(reg.render());
+  CHECK(s.at("loopstall_service_loops{service=\"api.service\"}") == 0);
+  CHECK(s.at("loopstall_service_loops{service=\"gunicorn.service\"}") == 3);
+  CHECK(s.at("loopstall_service_loops{service=\"other\"}") == 0);
+  h.now_ns += 100'000'000;
+  h.loops_by_service = {};
+  m.health(h);
+  CHECK(Scrape(reg.render()).at("loopstall_service_loops{service=\"gunicorn.service\"}") == 3);
+}
+
 TEST_CASE("a health snapshot sets the gauges and moves the mirrored counters") {
   Metrics reg;
   StallMetrics m(reg, 200, "1");
