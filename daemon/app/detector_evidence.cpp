@@ -39,6 +39,15 @@ void Detector::on_sample(const ls_sample_event& e, std::size_t size) {
   scan_if_due();
   auto s = stacks_->on_cpu(e);
   if (!s) return;
+  // Without frames from BPF the Python stack is read from memory now, after
+  // the sample: if the iteration is over by then (a backlog, a slow read) it
+  // is whatever runs next -- gevent's Hub.run, not the hog. Keep it only if
+  // the sampled iteration is still the loop's current one.
+  if (e.py_status != LS_PY_OK && !s->python.empty()) {
+    const auto now_loop = engine_->find_loop(e.hdr.tid);
+    if (!now_loop || now_loop->iter_start_ns != e.iter_start_ns) s->python.clear();
+    if (s->empty()) return;
+  }
   name_framework(e.hdr.tgid, s->python);
   for (Correlator* c : consumers_) c->on_sample(e.hdr.tgid, e.hdr.tid, e.iter_start_ns, *s);
 }

@@ -360,6 +360,70 @@ TEST_CASE("stalls and hung loops of watched processes reach the sinks") {
   rig.det.remove(corr);
 }
 
+// Python frames read from memory after the sample (BPF had none for the thread).
+class FramesNow : public NoStacks {
+ public:
+  std::optional<StackSample> on_cpu(const ls_sample_event&) override {
+    StackSample s;
+    s.python = {PyFrame{"hog", "/srv/app.py", 7}};
+    return s;
+  }
+};
+
+TEST_CASE("Python frames read after the sample count only while its iteration is still going on") {
+  Child loop(true);
+  Inspector procs;
+  procs.procs[loop.pid()] = python_proc(loop.pid());
+  FakeEngine* engine = nullptr;
+  Detector det(
+      EngineOptions{},
+      [&](const EngineOptions&) {
+        auto e = std::make_unique<FakeEngine>();
+        engine = e.get();
+        return e;
+      },
+      std::make_unique<FramesNow>());
+  CapturingSink sink;
+  Correlator corr(Selection{}, 100, sink, procs.fn());
+  det.add(corr);
+  REQUIRE(corr.watches(loop.pid()));
+
+  const std::uint64_t now = monotonic_ns();
+  // Two 300 ms stalls, one sample each taken while they ran (BPF could not
+  // read the thread state: the frames are read when the sample is handled).
+  // When it is handled the loop is inside the first one still, but the
+  // second is over: its frames would be whatever ran next.
+  ls_loop first = make_loop(loop.pid(), loop.pid(), now - 900 * kMs);
+  ls_loop second = make_loop(loop.pid(), loop.pid(), now - 400 * kMs);
+  const auto sample = [&](const ls_loop& l) {
+    auto e = std::make_unique<ls_sample_event>();
+    std::memset(e.get(), 0, sizeof *e);
+    e->hdr.type = LS_EV_SAMPLE;
+    e->hdr.tgid = l.tgid;
+    e->hdr.tid = l.tid;
+    e->iter_start_ns = l.iter_start_ns;
+    e->ts_ns = l.iter_start_ns + 150 * kMs;
+    e->py_status = LS_PY_FAULT;
+    engine->push(*e);
+  };
+  for (ls_loop* l : {&first, &second}) l->on_cpu_ns = 300 * kMs;
+  engine->loops = {first};  // the loop is in the first iteration while both samples are handled
+  sample(first);
+  sample(second);
+  engine->push(make_stall_event(first, now - 600 * kMs, "python3.11"));
+  engine->push(make_stall_event(second, now - 100 * kMs, "python3.11"));
+  det.step(0);
+
+  std::vector<const StallReport*> finals;
+  for (const auto& r : sink.reports)
+    if (!r.ongoing) finals.push_back(&r);
+  REQUIRE(finals.size() == 2);
+  REQUIRE(finals[0]->python_stacks.size() == 1);
+  CHECK(finals[0]->python_stacks[0].frames[0].function == "hog");
+  CHECK(finals[1]->python_stacks.empty());
+  det.remove(corr);
+}
+
 TEST_CASE("processes that are gone are forgotten everywhere") {
   auto loop = std::make_unique<Child>(true);
   const std::uint32_t pid = loop->pid();
