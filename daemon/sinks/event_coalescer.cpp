@@ -158,6 +158,7 @@ void EventCoalescer::on_final(const StallReport& r, std::uint64_t now) {
 }
 
 void EventCoalescer::tick(std::uint64_t now_ns) {
+  next_.tick(now_ns);  // its own timing (the text sink's status line)
   if (!opt_.enabled || now_ns < next_due_ns_) return;
   const std::uint64_t window = opt_.window_ns();
   std::uint64_t due = UINT64_MAX;

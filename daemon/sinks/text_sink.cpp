@@ -4,6 +4,7 @@
 #include "loopstall/text_sink.hpp"
 
 #include <algorithm>
+#include <optional>
 
 namespace loopstall {
 namespace {
@@ -22,6 +23,23 @@ std::string cut(const std::string& s, std::size_t cols) {
   return s;
 }
 
+// A stall spent (>= 90 %) in one state -- on CPU, blocked, waiting for a CPU
+// -- is taken to be in it still, extra_ms after its last report: a hang's
+// status line counts up between the correlator's reports. A mixed one is
+// shown as last measured until its next report.
+bool extrapolate(StallReport& r, double extra_ms) {
+  Breakdown& b = r.breakdown;
+  double* part = r.cause == Cause::Cpu               ? &b.on_cpu_ms
+                 : r.cause == Cause::BlockingSyscall ? &b.blocked_ms
+                 : r.cause == Cause::Runqueue        ? &b.runqueue_ms
+                                                     : nullptr;
+  if (!part || extra_ms <= 0 || *part < 0.9 * r.duration_ms) return false;
+  *part += extra_ms;
+  r.duration_ms += extra_ms;
+  if (r.cause == Cause::BlockingSyscall && !r.syscalls.empty()) r.syscalls.front().ms += extra_ms;
+  return true;
+}
+
 }  // namespace
 
 std::size_t TextSink::width() const {
@@ -36,17 +54,32 @@ void TextSink::emit(const std::string& lines) {
   out_(rec + lines);
 }
 
-// The longest ongoing stall, and how many more there are.
+// The longest ongoing stall, and how many more there are, as they are now
+// (extrapolate()). Stalls not reported again for kStatusStaleNs are left
+// out; none left: no status line.
 void TextSink::draw_status() {
-  if (ongoing_.empty()) return;
-  const auto longest = std::max_element(ongoing_.begin(), ongoing_.end(), [](const auto& a, const auto& b) {
-    return a.second.last.duration_ms < b.second.last.duration_ms;
-  });
-  std::string line = format_stall_line(longest->second.last, width() - 1);
-  if (ongoing_.size() > 1) line += " (+" + std::to_string(ongoing_.size() - 1) + " more)";
+  std::optional<StallReport> longest;
+  std::size_t live = 0;
+  for (const auto& [id, o] : ongoing_) {
+    if (o.at_ns && now_ns_ > o.at_ns + kStatusStaleNs) continue;
+    ++live;
+    const double extra_ms = o.at_ns && now_ns_ > o.at_ns ? static_cast<double>(now_ns_ - o.at_ns) / 1e6 : 0;
+    // Copied only when it is the longest so far: at most a few per redraw.
+    if (longest && o.last.duration_ms + extra_ms <= longest->duration_ms) continue;
+    longest = o.last;
+    extrapolate(*longest, extra_ms);
+  }
+  if (!longest) {
+    if (status_shown_) out_(kEraseLine);
+    status_shown_ = false;
+    return;
+  }
+  std::string line = format_stall_line(*longest, width() - 1);
+  if (live > 1) line += " (+" + std::to_string(live - 1) + " more)";
   if (!header_done_) emit("");
   out_(std::string(kEraseLine) + cut(line, width() - 1) + "\r");
   status_shown_ = true;
+  drawn_ns_ = now_ns_;
 }
 
 void TextSink::stall(const StallReport& r) {
@@ -58,11 +91,20 @@ void TextSink::stall(const StallReport& r) {
   }
   Ongoing& o = ongoing_[r.stall_id];
   o.last = r;
+  o.at_ns = 0;
   o.printed = opt_.ongoing_lines || (!terminal() && r.duration_ms >= kOngoingLineMs);
   if (o.printed)
     emit(format_stall(r, width()));
   else if (terminal())
     draw_status();
+}
+
+void TextSink::tick(std::uint64_t now_ns) {
+  now_ns_ = now_ns;
+  if (!terminal() || opt_.ongoing_lines || ongoing_.empty()) return;
+  for (auto& [id, o] : ongoing_)
+    if (!o.at_ns) o.at_ns = now_ns;
+  if (status_shown_ && now_ns >= drawn_ns_ + kStatusRedrawNs) draw_status();
 }
 
 void TextSink::finish(const Summary& s) {

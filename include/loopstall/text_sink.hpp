@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -25,6 +26,11 @@ inline constexpr std::size_t kTextWidth = 120;
 // Off a terminal, an ongoing stall is printed once it is this old (the
 // correlator reports it at the threshold, then every 5 s).
 inline constexpr double kOngoingLineMs = 1000;
+// On a terminal the status line's age is redrawn this often between the
+// correlator's reports; a stall not reported again for kStatusStaleNs
+// (two missed 5 s reports: its process is gone) leaves the status line.
+inline constexpr std::uint64_t kStatusRedrawNs = 1'000'000'000ULL;
+inline constexpr std::uint64_t kStatusStaleNs = 11'000'000'000ULL;
 
 // The column header above the stall lines (no newline).
 std::string stall_header();
@@ -42,6 +48,9 @@ class TextSink : public Sink {
  public:
   explicit TextSink(Writer out, TextOptions opt = {}) : out_(std::move(out)), opt_(opt) {}
   void stall(const StallReport& r) override;
+  // After each scan (now_ns: the scan's CLOCK_MONOTONIC, the time of the
+  // ongoing reports it made): the status line's age advances.
+  void tick(std::uint64_t now_ns) override;
   void finish(const Summary& s) override;
 
  private:
@@ -52,12 +61,14 @@ class TextSink : public Sink {
 
   struct Ongoing {
     StallReport last;
-    bool printed = false;  // the last report was printed as a line
+    bool printed = false;     // the last report was printed as a line
+    std::uint64_t at_ns = 0;  // when it was measured (the next tick's time; 0 until then)
   };
   Writer out_;
   TextOptions opt_;
   bool header_done_ = false, status_shown_ = false;
-  std::map<std::string, Ongoing> ongoing_;  // by stall_id
+  std::uint64_t now_ns_ = 0, drawn_ns_ = 0;  // the last tick, the last status drawn
+  std::map<std::string, Ongoing> ongoing_;   // by stall_id
 };
 
 }  // namespace loopstall

@@ -88,7 +88,8 @@ def test_hung_loop_off_a_terminal_is_printed_then_its_end(bpf_ready):
 
 def test_hung_loop_on_a_terminal_is_one_status_line(bpf_ready, tmp_path):
     """Under tmux: the ongoing stall is one line redrawn in place (capture-pane shows one, not
-    one per update), the final line replaces it, Ctrl-C prints the summary."""
+    one per update), its age moving every second, the final line replaces it, Ctrl-C prints the
+    summary."""
     go = tmp_path / "go"
     w = workload("gevent_stall.py", "sleep", "--ms", "7000", "--go-file", str(go), "--warmup", "0.3")
     cmd = (f"{bpf_ready} capture --standalone --format text --pid {w.pid}; echo CAPTURE_EXITED $?; sleep 30")
@@ -98,6 +99,10 @@ def test_hung_loop_on_a_terminal_is_one_status_line(bpf_ready, tmp_path):
         status = lambda p: [l for l in p.splitlines() if " ONGOING " in l]
         # The first report (at the threshold), then the one at 5 s: the same row, redrawn.
         t.wait_pane(lambda p: status(p), 10, "the ongoing status line")
+        # In between, its age moves once a second (not in 5 s jumps).
+        pane = t.wait_pane(lambda p: any(s.ongoing and 2000 <= s.ms < 5000 for s in stall_lines(p, w.pid)), 6,
+                           "the status line's age moving before the 5 s report")
+        assert len(status(pane)) == 1, f"one status line, redrawn in place:\n{pane}"
         pane = t.wait_pane(lambda p: any(s.ongoing and s.ms >= 5000 for s in stall_lines(p, w.pid)), 10,
                            "the status line updated to 5 s")
         print(pane)

@@ -252,6 +252,15 @@ TEST_CASE("coalescer: flush writes every summary and held report (shutdown, capt
   CHECK(g.co.loops_followed() == 0);
 }
 
+TEST_CASE("coalescer: every tick reaches the sink behind it, on or off, due or not") {
+  for (const bool on : {true, false}) {
+    Rig g({on, 10, 5});
+    g.co.tick(g.now);
+    g.co.tick(g.now + kSec / 10);
+    CHECK(g.out.ticks == std::vector<std::uint64_t>{g.now, g.now + kSec / 10});
+  }
+}
+
 TEST_CASE("coalescer: memory is bounded; what does not fit is written, counted") {
   Rig g;
   for (std::uint32_t tid = 1; tid <= CoalesceOptions::kMaxLoops + 10; ++tid)

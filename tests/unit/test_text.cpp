@@ -313,6 +313,14 @@ StallReport ongoing(double ms) {
   return r;
 }
 
+// An ongoing stall blocked in one syscall all along (a hang).
+StallReport hung(double ms) {
+  StallReport r = ongoing(ms);
+  r.breakdown = {0, ms, 0, 0};
+  r.syscalls = {{230, "clock_nanosleep", ms, 1}};
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("TextSink off a terminal: one line per finished stall, a hung loop's line from 1 s on") {
@@ -391,6 +399,55 @@ TEST_CASE("TextSink on a terminal: the ongoing stall is one status line updated 
   sink.finish(s);
   CHECK(rec.records.back() == format_summary(s));
   CHECK(rec.records[rec.records.size() - 2] == "\x1b[K" + format_stall(other, 100));
+}
+
+TEST_CASE("TextSink on a terminal: a hang's status line counts up between the correlator's reports") {
+  Recorded rec;
+  TextSink sink(rec.writer(), {120, false});
+  const std::uint64_t t0 = 1'000'000'000'000ULL;
+  constexpr std::uint64_t kMs = 1'000'000;
+  sink.tick(t0 - 100 * kMs);
+  sink.stall(hung(150));  // made by the scan at t0
+  sink.tick(t0);
+  const std::size_t drawn = rec.records.size();
+  sink.tick(t0 + 500 * kMs);  // not yet: once a second
+  CHECK(rec.records.size() == drawn);
+  sink.tick(t0 + 1200 * kMs);
+  REQUIRE(rec.records.size() == drawn + 1);
+  CHECK(has(rec.records.back(), "1350.0 ONGOING blocked 1350 ms in clock_nanosleep"));
+  CHECK(rec.records.back().back() == '\r');
+  sink.tick(t0 + 2300 * kMs);
+  CHECK(has(rec.records.back(), "2450.0 ONGOING blocked 2450 ms"));
+  // The correlator's next report resets the base: its numbers, then time since it.
+  sink.stall(hung(5150));
+  sink.tick(t0 + 5000 * kMs);
+  CHECK(has(rec.records.back(), "5150.0"));
+  sink.tick(t0 + 6000 * kMs);
+  CHECK(has(rec.records.back(), "6150.0 ONGOING blocked 6150 ms"));
+  // No report for 11 s (its process is gone, the final never comes): the status line goes.
+  sink.tick(t0 + 16'500 * kMs);
+  CHECK(rec.records.back() == "\x1b[K");
+  const std::size_t gone = rec.records.size();
+  sink.tick(t0 + 18'000 * kMs);
+  CHECK(rec.records.size() == gone);
+
+  // A stall that mixed states is shown as last measured until its next report.
+  Recorded mixed_rec;
+  TextSink mixed(mixed_rec.writer(), {120, false});
+  StallReport m = ongoing(400);
+  m.breakdown = {200, 200, 0, 0};
+  mixed.stall(m);
+  mixed.tick(t0);
+  mixed.tick(t0 + 1500 * kMs);
+  CHECK(has(mixed_rec.records.back(), "400.0 ONGOING"));
+
+  // Off a terminal nothing is redrawn.
+  Recorded plain;
+  TextSink off(plain.writer());
+  off.stall(hung(150));
+  off.tick(t0);
+  off.tick(t0 + 3000 * kMs);
+  CHECK(plain.records.empty());
 }
 
 TEST_CASE("iteration-duration quantiles come from the log2 histogram's bucket bounds") {

@@ -64,8 +64,10 @@ class CapturingSink : public Sink {
   void iterations(std::uint32_t pid, const std::string& service, const IterationDelta& d) override {
     iteration_calls.push_back({pid, service, d.count});
   }
+  void tick(std::uint64_t now_ns) override { ticks.push_back(now_ns); }
   void finish(const Summary& s) override { summaries.push_back(s); }
   std::vector<StallReport> reports;
+  std::vector<std::uint64_t> ticks;
   std::vector<Iterations> iteration_calls;
   std::vector<Summary> summaries;
 };
