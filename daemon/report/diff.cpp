@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 
+#include "event_fields.hpp"
 #include "loopstall/printable.hpp"
 #include "loopstall/report.hpp"
 #include "loopstall/sink.hpp"
@@ -32,7 +33,9 @@ struct LoopSide {
 std::map<std::string, LoopSide> loop_sides(const Capture& c) {
   std::map<std::string, LoopSide> out;
   for (const json& ev : c.stalls) {
-    LoopSide& s = out[loop_key(ev.value("comm", std::string()), ev.value("loop", std::string()))];
+    // Lenient, as every reader of a stall event's other fields (capture_file.cpp):
+    // a comm that is not a string is "", not an exception out of `diff`.
+    LoopSide& s = out[loop_key(event_fields::str(ev, "comm"), event_fields::str(ev, "loop"))];
     const double ms = ev["duration_ms"].get<double>();  // read_capture checked it is a number
     s.ms += ms;
     s.max_ms = std::max(s.max_ms, ms);

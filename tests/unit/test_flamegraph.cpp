@@ -135,6 +135,18 @@ TEST_CASE("diff: table golden, the hog is the largest change") {
   check_golden("two_culprits_vs_no_hog.diff.txt", format_diff_text(d));
 }
 
+TEST_CASE("diff: a stall whose comm or loop is not a string is named \"\", not an exception") {
+  Capture a;
+  a.stalls.push_back(json::parse(R"({"pid":1,"comm":1e300,"loop":["x"],"duration_ms":200,"cause":"cpu"})"));
+  Capture b;
+  b.stalls.push_back(json::parse(R"({"pid":1,"comm":"x","loop":"asyncio","duration_ms":100,"cause":"cpu"})"));
+  CaptureDiff d;
+  REQUIRE_NOTHROW(d = diff_captures(a, b, "a", "b"));
+  REQUIRE(d.loops.size() == 2);
+  CHECK(d.loops[0].name == " []");  // the larger change: 200 ms gone
+  CHECK(d.loops[1].name == "x [asyncio]");
+}
+
 TEST_CASE("differential flame graph: what vanished in B is still drawn, in blue") {
   const auto a = stall_stacks(read_capture(kData + "/two_culprits.lsc"));
   const auto b = stall_stacks(read_capture(kData + "/no_hog.lsc"));
