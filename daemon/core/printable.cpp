@@ -75,4 +75,17 @@ std::string valid_utf8(std::string_view s) {
   return out;
 }
 
+std::size_t display_columns(std::string_view s) {
+  std::size_t n = 0;
+  for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
+std::string first_columns(std::string_view s, std::size_t cols) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && n++ == cols) return std::string(s.substr(0, i));
+  return std::string(s);
+}
+
 }  // namespace loopstall

@@ -15,12 +15,6 @@ constexpr std::size_t kTopFrames = 3;          // of the culprit's stack, as py-
 constexpr double kOtherCulpritShare = 0.2;     // another culprit this large gets a line of its own
 constexpr const char* kContinuation = "    ";  // indent of the lines under a stall line
 
-// Characters on screen, not bytes: printable() keeps valid UTF-8.
-std::size_t display_len(const std::string& s) {
-  return static_cast<std::size_t>(
-      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
-}
-
 std::string ms_text(double ms) {
   char buf[32];
   std::snprintf(buf, sizeof buf, ms >= 100 ? "%.0f ms" : "%.1f ms", ms);
@@ -28,36 +22,52 @@ std::string ms_text(double ms) {
 }
 
 // The dominant part of the time first, then the others that took at least a
-// tenth of the stall: "blocked 300 ms in read, cpu 60.2 ms".
-std::string cause_text(const StallReport& r) {
+// tenth of the stall: "blocked 300 ms in read, cpu 60.2 ms". Terse (narrow
+// lines): a part alone loses its time, which is the stall's: "blocked in read".
+std::string cause_text(const StallReport& r, bool terse) {
   const Breakdown& b = r.breakdown;
-  std::string blocked = "blocked " + ms_text(b.blocked_ms);
-  if (!r.syscalls.empty()) blocked += " in " + printable(r.syscalls.front().name);
+  const double cpu = std::max(0.0, b.on_cpu_ms - b.gc_ms);
   struct Part {
     Cause cause;
     double ms;
-    std::string text;
+    const char* name;
   };
-  const double cpu = std::max(0.0, b.on_cpu_ms - b.gc_ms);
-  std::vector<Part> parts = {{Cause::Cpu, cpu, "cpu " + ms_text(cpu)},
-                             {Cause::BlockingSyscall, b.blocked_ms, blocked},
-                             {Cause::Runqueue, b.runqueue_ms, "runq " + ms_text(b.runqueue_ms)},
-                             {Cause::Gc, b.gc_ms, "gc " + ms_text(b.gc_ms)}};
+  std::vector<Part> parts = {{Cause::Cpu, cpu, "cpu"},
+                             {Cause::BlockingSyscall, b.blocked_ms, "blocked"},
+                             {Cause::Runqueue, b.runqueue_ms, "runq"},
+                             {Cause::Gc, b.gc_ms, "gc"}};
   std::stable_partition(parts.begin(), parts.end(), [&](const Part& p) { return p.cause == r.cause; });
-  std::string out = parts.front().text;
-  for (std::size_t i = 1; i < parts.size(); ++i)
-    if (parts[i].ms >= 0.1 * r.duration_ms && parts[i].ms > 0) out += ", " + parts[i].text;
+  std::erase_if(parts, [&, first = true](const Part& p) mutable {
+    const bool keep = first || (p.ms >= 0.1 * r.duration_ms && p.ms > 0);
+    first = false;
+    return !keep;
+  });
+  std::string out;
+  for (const Part& p : parts) {
+    if (!out.empty()) out += ", ";
+    out += p.name;
+    if (!terse || parts.size() > 1) out += " " + ms_text(p.ms);
+    if (p.cause == Cause::BlockingSyscall && !r.syscalls.empty()) out += " in " + printable(r.syscalls.front().name);
+  }
   return out;
 }
 
-// Appends items to `line` separated by " < " while they fit in width (the
-// first always); the rest go on continuation lines. Returns the lines.
-std::string wrap(std::string line, const std::vector<std::string>& items, std::size_t width) {
+// Appends items to `line` separated by " < " while they fit in width; the
+// rest go on continuation lines. The first goes on `line` however long,
+// unless first_may_move: then one that does not fit starts the next line
+// (narrow terminals: a culprit cut in two by the terminal is unreadable).
+std::string wrap(std::string line, const std::vector<std::string>& items, std::size_t width,
+                 bool first_may_move = false) {
   std::string out;
   bool first = true;
   for (const std::string& item : items) {
     const std::string piece = first ? item : " < " + item;
-    if (!first && display_len(line) + display_len(piece) > width) {
+    const bool fits = display_columns(line) + display_columns(piece) <= width;
+    if (first && first_may_move && !fits) {
+      while (!line.empty() && line.back() == ' ') line.pop_back();
+      out += line + "\n";
+      line = std::string(kContinuation) + item;
+    } else if (!first && !fits) {
       out += line + "\n";
       line = std::string(kContinuation) + "< " + item;
     } else {
@@ -87,36 +97,54 @@ std::vector<std::string> native_labels(const StallReport& r) {
   return labels;
 }
 
-std::string line_prefix(const StallReport& r) {
+// Below kCompactBelow columns (an 80-column terminal, a tmux pane) TID, COMM,
+// LOOP and TIME's milliseconds are left out (the summary names each PID) and
+// the cause is terse, so that the culprit still shows beside PID and STALL_MS.
+bool compact(std::size_t width) {
+  return width < kCompactBelow;
+}
+
+std::string line_prefix(const StallReport& r, std::size_t width) {
   char when[32] = "";
   const std::time_t secs = static_cast<std::time_t>(r.start_unix_ns / 1'000'000'000LL);
   std::tm tm{};
   if (localtime_r(&secs, &tm)) std::strftime(when, sizeof when, "%H:%M:%S", &tm);
   const int millis = static_cast<int>((r.start_unix_ns / 1'000'000LL) % 1000);
-  std::string cause = (r.ongoing ? "ONGOING " : "") + cause_text(r);
+  std::string cause = (r.ongoing ? "ONGOING " : "") + cause_text(r, compact(width));
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%s.%03d %7u %7u %-15s %-8s %9.1f ", when, millis, r.pid, r.tid,
-                printable(r.comm).c_str(), std::string(to_string(r.loop)).c_str(), r.duration_ms);
+  if (compact(width))
+    std::snprintf(buf, sizeof buf, "%s %7u %9.1f ", when, r.pid, r.duration_ms);
+  else
+    std::snprintf(buf, sizeof buf, "%s.%03d %7u %7u %-15s %-8s %9.1f ", when, millis, r.pid, r.tid,
+                  printable(r.comm).c_str(), std::string(to_string(r.loop)).c_str(), r.duration_ms);
   std::string line = buf;
   line += cause;
-  if (display_len(cause) < 24) line.append(24 - display_len(cause), ' ');
+  const std::size_t cause_cols = compact(width) ? 0 : 24;  // compact: the culprit right after it
+  if (display_columns(cause) < cause_cols) line.append(cause_cols - display_columns(cause), ' ');
   return line + " ";
 }
 
 }  // namespace
 
-std::string stall_header() {
+std::string stall_header(std::size_t width) {
   char buf[128];
-  std::snprintf(buf, sizeof buf, "%-12s %7s %7s %-15s %-8s %9s %-24s %s", "TIME", "PID", "TID", "COMM", "LOOP",
-                "STALL_MS", "CAUSE", "CULPRIT");
+  if (compact(width))
+    std::snprintf(buf, sizeof buf, "%-8s %7s %9s %s", "TIME", "PID", "STALL_MS", "CAUSE CULPRIT");
+  else
+    std::snprintf(buf, sizeof buf, "%-12s %7s %7s %-15s %-8s %9s %-24s %s", "TIME", "PID", "TID", "COMM", "LOOP",
+                  "STALL_MS", "CAUSE", "CULPRIT");
   return buf;
 }
 
-std::string format_stall(const StallReport& r, std::size_t width) {
+namespace {
+
+// first_may_move: see wrap(); never for a status line, which is one line.
+std::string stall_lines(const StallReport& r, std::size_t width, bool first_may_move) {
   const auto shares = culprit_shares(r);
   const CulpritShare& top = shares.front();
   std::string out =
-      wrap(line_prefix(r), top.stack ? python_labels(*top.stack) : std::vector{printable(top.name)}, width);
+      wrap(line_prefix(r, width), top.stack ? python_labels(*top.stack) : std::vector{printable(top.name)}, width,
+           first_may_move);
   // A stall that mixed 191 ms of one function with 300 ms of another shows both.
   for (std::size_t i = 1; i < shares.size(); ++i) {
     if (!shares[i].stack || shares[i].ms < kOtherCulpritShare * r.duration_ms) continue;
@@ -136,8 +164,14 @@ std::string format_stall(const StallReport& r, std::size_t width) {
   return out;
 }
 
+}  // namespace
+
+std::string format_stall(const StallReport& r, std::size_t width) {
+  return stall_lines(r, width, compact(width));
+}
+
 std::string format_stall_line(const StallReport& r, std::size_t width) {
-  const std::string lines = format_stall(r, width);
+  const std::string lines = stall_lines(r, width, false);
   return lines.substr(0, lines.find('\n'));
 }
 

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <optional>
 
+#include "loopstall/printable.hpp"
+
 namespace loopstall {
 namespace {
 
@@ -14,14 +16,6 @@ namespace {
 // record overwrites it. Records end in '\n' or '\r', so a client relaying
 // the daemon's output line by line relays the status line too.
 constexpr const char* kEraseLine = "\x1b[K";
-
-// The first `cols` characters of a line of printable() text (valid UTF-8).
-std::string cut(const std::string& s, std::size_t cols) {
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < s.size(); ++i)
-    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && n++ == cols) return s.substr(0, i);
-  return s;
-}
 
 // A stall spent (>= 90 %) in one state -- on CPU, blocked, waiting for a CPU
 // -- is taken to be in it still, extra_ms after its last report: a hang's
@@ -49,7 +43,7 @@ std::size_t TextSink::width() const {
 void TextSink::emit(const std::string& lines) {
   std::string rec = status_shown_ ? kEraseLine : "";
   status_shown_ = false;
-  if (!header_done_) rec += stall_header() + "\n";
+  if (!header_done_) rec += stall_header(width()) + "\n";
   header_done_ = true;
   out_(rec + lines);
 }
@@ -77,7 +71,7 @@ void TextSink::draw_status() {
   std::string line = format_stall_line(*longest, width() - 1);
   if (live > 1) line += " (+" + std::to_string(live - 1) + " more)";
   if (!header_done_) emit("");
-  out_(std::string(kEraseLine) + cut(line, width() - 1) + "\r");
+  out_(std::string(kEraseLine) + first_columns(line, width() - 1) + "\r");
   status_shown_ = true;
   drawn_ns_ = now_ns_;
 }

@@ -2,6 +2,7 @@
 // file names, native symbols) made safe for a terminal or a log line.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,11 @@ namespace loopstall {
 // UTF-8) becomes "\xHH", and a backslash "\\", so the result cannot move the
 // cursor, recolour, retitle or otherwise drive the terminal it is printed on.
 std::string printable(std::string_view s);
+
+// Characters on screen of printable() text (valid UTF-8), and its first
+// `cols` of them: never cuts a character in two.
+std::size_t display_columns(std::string_view s);
+std::string first_columns(std::string_view s, std::size_t cols);
 
 }  // namespace loopstall
 

@@ -32,8 +32,12 @@ inline constexpr double kOngoingLineMs = 1000;
 inline constexpr std::uint64_t kStatusRedrawNs = 1'000'000'000ULL;
 inline constexpr std::uint64_t kStatusStaleNs = 11'000'000'000ULL;
 
-// The column header above the stall lines (no newline).
-std::string stall_header();
+// Lines narrower than this leave out TID, COMM, LOOP and TIME's milliseconds,
+// and a cause of one part its time ("blocked in read").
+inline constexpr std::size_t kCompactBelow = 100;
+
+// The column header above the stall lines of that width (no newline).
+std::string stall_header(std::size_t width = kTextWidth);
 // The stall line alone (no newline): time, pid, tid, comm, loop, duration,
 // cause ("cpu 77.6 ms", "blocked 300 ms in read"), the culprit's frames as
 // far as they fit in `width`; "ONGOING" before the cause while it lasts.

@@ -122,3 +122,32 @@ def test_hung_loop_on_a_terminal_is_one_status_line(bpf_ready, tmp_path):
         assert "CAPTURE_EXITED 0" in pane, pane
         row = summary_rows(pane)[w.pid]
         assert row["CULPRIT"] == "blocking_sleep (gevent_stall.py)", pane
+
+
+def test_hung_loop_on_an_80_column_terminal_still_names_the_culprit(bpf_ready, tmp_path):
+    """Under tmux, 80 columns wide: the narrow layout (TIME PID STALL_MS CAUSE CULPRIT) keeps the
+    culprit on the status line, which never wraps, and under the final line, whole."""
+    go = tmp_path / "go"
+    w = workload("gevent_stall.py", "sleep", "--ms", "3000", "--go-file", str(go), "--warmup", "0.3")
+    cmd = f"{bpf_ready} capture --standalone --format text --pid {w.pid}; echo CAPTURE_EXITED $?; sleep 30"
+    with Tmux(cmd, width=80, prefix="lsnarrow") as t:
+        t.wait_pane(lambda p: "loopstall: ready" in p, 30, "the capture ready")
+        go.write_text(str(time.time()))
+        mine = lambda p: [l for l in p.splitlines() if re.match(rf"^\d\d:\d\d:\d\d +{w.pid} ", l)]
+        pane = t.wait_pane(lambda p: any(" ONGOING " in l and "blocking_sleep" in l for l in mine(p)), 10,
+                           "the status line naming the culprit")
+        print(pane)
+        assert re.search(r"^TIME +PID +STALL_MS CAUSE CULPRIT$", pane, re.M), pane
+        status = [l for l in mine(pane) if " ONGOING " in l]
+        assert len(status) == 1 and len(status[0]) <= 80, pane
+        assert "blocked in clock_nanosleep" in status[0], pane
+        w.mark_wait("STALL_END", 10)
+        # The final line; its culprit, too long to fit beside the cause, starts the next line.
+        final = lambda p: re.search(rf"^\d\d:\d\d:\d\d +{w.pid} +\d+\.\d blocked in clock_nanosleep\n"
+                                    r" +blocking_sleep \(gevent_stall\.py:\d+\)", p, re.M)
+        pane = t.wait_pane(final, 10, "the final line")
+        print(pane)
+        assert not [l for l in mine(pane) if " ONGOING " in l], pane
+        assert w.wait(20) == 0
+        t.send_keys("C-c")
+        t.wait_pane(lambda p: "CAPTURE_EXITED 0" in p, 15, "the capture exiting on Ctrl-C")

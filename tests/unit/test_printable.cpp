@@ -41,3 +41,13 @@ TEST_CASE("valid_utf8 replaces only what is not UTF-8") {
         "b");
   CHECK(valid_utf8("\xe2\x9c") == "\xef\xbf\xbd\xef\xbf\xbd");
 }
+
+TEST_CASE("display_columns and first_columns count characters, not bytes") {
+  CHECK(display_columns("abc") == 3);
+  CHECK(display_columns("\u00e9t\u00e9") == 3);
+  CHECK(display_columns("") == 0);
+  CHECK(first_columns("abcdef", 3) == "abc");
+  CHECK(first_columns("\u00e9t\u00e9!", 3) == "\u00e9t\u00e9");
+  CHECK(first_columns("ab", 5) == "ab");
+  CHECK(first_columns("ab", 0).empty());
+}

@@ -90,6 +90,42 @@ TEST_CASE("format_stall_line: ongoing, the culprit's frame py-spy style") {
   CHECK(has(format_stall_line(r), "Handler.handle (app.py)"));
 }
 
+TEST_CASE("format_stall on a narrow terminal: the culprit still shows in 80 columns") {
+  StallReport r = report();
+  r.ongoing = true;
+  r.duration_ms = 5118.4;
+  r.breakdown = {0, 5118.4, 0, 0};
+  r.syscalls = {{230, "clock_nanosleep", 5118.4, 1}};
+  r.python_stacks = {{5, {{"blocking_sleep", "/srv/gevent_stall.py", 42}, {"handle", "/srv/app.py", 7}}}};
+  const std::string head = stall_header(80);
+  const std::string line = format_stall_line(r, 79);
+  CAPTURE(head);
+  CAPTURE(line);
+  CHECK(head.rfind("TIME", 0) == 0);
+  for (const char* gone : {"TID", "COMM", "LOOP"}) CHECK_FALSE(has(head, gone));
+  CHECK(has(line, " 4242    5118.4 ONGOING blocked in clock_nanosleep blocking_sleep (gevent_stall.py:42)"));
+  CHECK(line.find("blocking_sleep") + std::string("blocking_sleep").size() <= 79);
+  for (const char* gone : {"4243", "gunicorn", "gevent "}) CHECK_FALSE(has(line, gone));
+  // The columns of the header are the line's.
+  CHECK(head.find("PID") + 3 == line.find("4242") + 4);
+  CHECK(head.find("STALL_MS") + 8 == line.find("5118.4") + 6);
+  // The final lines: a culprit that does not fit beside the cause starts the next line instead
+  // of being cut in two by the terminal; the status line (one line) keeps it there, cut.
+  r.ongoing = false;
+  const std::string lines = format_stall(r, 79);
+  CAPTURE(lines);
+  CHECK(lines.rfind(format_stall_line(r, 79).substr(0, 20), 0) == 0);
+  CHECK(has(lines, " 4242    5118.4 blocked in clock_nanosleep\n    blocking_sleep (gevent_stall.py:42) < handle"));
+  for (std::size_t at = 0, nl; (nl = lines.find('\n', at)) != std::string::npos; at = nl + 1) CHECK(nl - at <= 79);
+  r.ongoing = true;
+  // A mixed cause keeps every part's time.
+  r.breakdown = {1000, 4118.4, 0, 0};
+  CHECK(has(format_stall_line(r, 79), "ONGOING blocked 4118 ms in clock_nanosleep, cpu 1000 ms blocking_sleep"));
+  // From kCompactBelow columns on: the full layout.
+  CHECK(has(stall_header(kCompactBelow), "TID"));
+  CHECK(has(format_stall_line(r, kCompactBelow), " 4243 gunicorn "));
+}
+
 TEST_CASE("format_stall: the top three frames, wrapped on indented lines") {
   StallReport r = report();
   r.python_stacks = {{5,
