@@ -94,7 +94,8 @@ Daemon::Daemon(const DaemonFlags& flags, const EngineFactory& make)
   metrics_.watch_alerts(alerts_, sender_.get());
   if (events_) {
     metrics_.watch_output("events", *events_);
-    event_log_ = std::make_unique<JsonLinesSink>(events_->writer());
+    event_log_ = std::make_unique<JsonLinesSink>(events_->writer(), EventLogBudget{cfg_.event_log_bytes_per_s});
+    metrics_.watch_event_log(*event_log_);
     coalescer_ = std::make_unique<EventCoalescer>(*event_log_, cfg_.event_coalescing);
     metrics_.watch_coalescer(*coalescer_);
     fan_.add(coalescer_.get());
@@ -184,10 +185,10 @@ void Daemon::reload(std::uint64_t now) {
     metrics_.set_max_services(next.max_services);
     if (next.metrics_listen != cfg_.metrics_listen || next.control_socket != cfg_.control_socket ||
         next.events != cfg_.events || next.alertmanager_url != cfg_.alertmanager_url ||
-        next.event_coalescing != cfg_.event_coalescing)
+        next.event_coalescing != cfg_.event_coalescing || next.event_log_bytes_per_s != cfg_.event_log_bytes_per_s)
       std::fprintf(stderr,
-                   "loopstalld: reload: listen address, control socket, event log, event coalescing and "
-                   "Alertmanager URL changes take effect at restart\n");
+                   "loopstalld: reload: listen address, control socket, event log, event coalescing, event log "
+                   "budget and Alertmanager URL changes take effect at restart\n");
     cfg_ = std::move(next);
     sel_ = next_sel;
     std::fprintf(stderr, "loopstalld: configuration reloaded (threshold %g ms, %zu alert rules)\n", cfg_.threshold_ms,

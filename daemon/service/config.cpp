@@ -266,8 +266,8 @@ Config parse_config(const std::string& text) {
   if (!duplicate.empty()) fail(duplicate, "duplicate key");
   if (!j.is_object()) throw ConfigError("the configuration must be a JSON object");
   only_keys(j, "",
-            {"threshold_ms", "sample_hz", "metrics_listen", "events", "event_coalescing", "control_socket", "watch",
-             "service_names", "labels", "alerts"});
+            {"threshold_ms", "sample_hz", "metrics_listen", "events", "event_coalescing", "event_log_bytes_per_s",
+             "control_socket", "watch", "service_names", "labels", "alerts"});
   Config c;
   if (j.contains("threshold_ms"))
     c.threshold_ms = number(j["threshold_ms"], "threshold_ms", kMinThresholdMs, kMaxThresholdMs);
@@ -279,6 +279,9 @@ Config parse_config(const std::string& text) {
   }
   if (j.contains("events")) c.events = string(j["events"], "events");
   if (j.contains("event_coalescing")) c.event_coalescing = coalescing(j["event_coalescing"], "event_coalescing");
+  if (j.contains("event_log_bytes_per_s"))
+    c.event_log_bytes_per_s =
+        static_cast<std::uint64_t>(integer(j["event_log_bytes_per_s"], "event_log_bytes_per_s", 0, 1 << 30));
   if (j.contains("control_socket")) c.control_socket = string(j["control_socket"], "control_socket");
   if (j.contains("watch")) {
     const json& w = object_at(j["watch"], "watch");

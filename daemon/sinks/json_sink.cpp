@@ -1,7 +1,9 @@
 #include "loopstall/json_sink.hpp"
 
+#include <algorithm>
 #include <cmath>
 
+#include "loopstall/clock.hpp"
 #include "loopstall/json_writer.hpp"
 #include "loopstall/phase_times.hpp"
 
@@ -15,7 +17,7 @@ double round_us(double ms) {
 
 }  // namespace
 
-void append_stall_json(std::string& out, const StallReport& r) {
+void append_stall_json(std::string& out, const StallReport& r, bool lean) {
   JsonWriter w(out);
   w.begin_object();
   w.key("type"), w.value("stall");
@@ -23,7 +25,7 @@ void append_stall_json(std::string& out, const StallReport& r) {
   w.key("pid"), w.value(r.pid);
   w.key("tid"), w.value(r.tid);
   w.key("comm"), w.value(r.comm);
-  w.key("exe"), w.value(r.exe);
+  w.key("exe"), w.value(lean ? std::string_view(r.exe).substr(0, kLeanExeBytes) : std::string_view(r.exe));
   w.key("service"), w.value(r.service);
   w.key("loop"), w.value(to_string(r.loop));
   w.key("python_version"), w.value(r.python_version);
@@ -50,7 +52,9 @@ void append_stall_json(std::string& out, const StallReport& r) {
   }
   w.end_array();
   w.key("python_stacks"), w.begin_array();
-  for (const auto& st : r.python_stacks) {
+  static const std::vector<PyStack> kNoPython;
+  static const std::vector<NativeFrame> kNoNative;
+  for (const auto& st : lean ? kNoPython : r.python_stacks) {
     w.begin_object();
     w.key("samples"), w.value(st.samples);
     w.key("frames"), w.begin_array();
@@ -66,7 +70,7 @@ void append_stall_json(std::string& out, const StallReport& r) {
   }
   w.end_array();
   w.key("native_stack"), w.begin_array();
-  for (const auto& f : r.native_stack) {
+  for (const auto& f : lean ? kNoNative : r.native_stack) {
     w.begin_object();
     w.key("symbol"), w.value(f.symbol);
     w.key("module"), w.value(f.module);
@@ -74,6 +78,7 @@ void append_stall_json(std::string& out, const StallReport& r) {
     w.end_object();
   }
   w.end_array();
+  if (lean) w.key("stacks_omitted"), w.value(true);
   if (const auto& c = r.coalesced) {
     w.key("coalesced"), w.begin_object();
     w.key("count"), w.value(c->count);
@@ -97,12 +102,38 @@ nlohmann::ordered_json to_json(const StallReport& r) {
   return nlohmann::ordered_json::parse(stall_json(r));
 }
 
+JsonLinesSink::JsonLinesSink(Writer out, EventLogBudget budget, Clock clock)
+    : out_(std::move(out)),
+      budget_(budget),
+      clock_(clock ? std::move(clock) : Clock(monotonic_ns)),
+      tokens_(static_cast<double>(budget.bytes_per_s * EventLogBudget::kBudgetBurstS)) {}
+
+// A token bucket of bytes, refilled at bytes_per_s; a line that fits spends
+// its size.
+bool JsonLinesSink::fits(std::size_t bytes) {
+  const std::uint64_t now = clock_();
+  const double cap = static_cast<double>(budget_.bytes_per_s * EventLogBudget::kBudgetBurstS);
+  if (refill_ns_ && now > refill_ns_)
+    tokens_ = std::min(
+        cap, tokens_ + static_cast<double>(now - refill_ns_) * 1e-9 * static_cast<double>(budget_.bytes_per_s));
+  refill_ns_ = now;
+  if (static_cast<double>(bytes) > tokens_) return false;
+  tokens_ -= static_cast<double>(bytes);
+  return true;
+}
+
 void JsonLinesSink::stall(const StallReport& r) {
   const PhaseTimer timer(Phase::kJson);
   // Invalid UTF-8 is replaced (comm and paths come from other processes).
   line_.clear();
   append_stall_json(line_, r);
   line_ += '\n';
+  if (budget_.bytes_per_s && !fits(line_.size())) {
+    line_.clear();
+    append_stall_json(line_, r, true);
+    line_ += '\n';
+    ++stacks_omitted_;
+  }
   out_(line_);
 }
 

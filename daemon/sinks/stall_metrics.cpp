@@ -96,6 +96,9 @@ StallMetrics::StallMetrics(Metrics& m, std::size_t max_services, const std::stri
       coalescer_full_(m.counter("loopstall_event_coalescer_full_total",
                                 "Stall reports written one by one because the coalescer follows too many loops "
                                 "or culprits already")),
+      stacks_omitted_(m.counter("loopstall_event_stacks_omitted_total",
+                                "Events written without their stacks because the event log's byte budget "
+                                "(event_log_bytes_per_s) was spent")),
       state_repairs_(m.counter("loopstall_bpf_run_state_repairs_total",
                                "Switch-ins of loop threads the tracer did not see, repaired when the thread was "
                                "next seen running")),
@@ -239,6 +242,7 @@ void StallMetrics::health(const Health& h) {
     advance_to(ongoing_withheld_.Add({}), static_cast<double>(c.ongoing_withheld));
     advance_to(coalescer_full_.Add({}), static_cast<double>(c.table_full));
   }
+  if (event_log_) advance_to(stacks_omitted_.Add({}), static_cast<double>(event_log_->stacks_omitted()));
   if (h.counters_read_ns == counters_seen_ns_) return;
   counters_seen_ns_ = h.counters_read_ns;  // the rest changes once a second at most
   advance_to(*f.loops_full, static_cast<double>(h.bpf.loops_full));

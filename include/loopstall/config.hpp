@@ -45,6 +45,9 @@ struct Config {
   std::string events = "-";  // "" = off, "-" = stdout
   // Repeats folded into summaries in the event log (on in the daemon).
   CoalesceOptions event_coalescing{.enabled = true};
+  // Bytes per second the event log's lines may take before stalls are
+  // written without their stacks (json_sink.hpp); 0: no limit.
+  std::uint64_t event_log_bytes_per_s = 256 * 1024;
   std::string control_socket = "/run/loopstalld/control.sock";
   bool all_loops = false;
   std::vector<ProcessMatch> include;  // empty: every Python process

@@ -13,6 +13,7 @@
 
 #include "loopstall/alerts.hpp"
 #include "loopstall/event_coalescer.hpp"
+#include "loopstall/json_sink.hpp"
 #include "loopstall/metrics.hpp"
 #include "loopstall/output.hpp"
 #include "loopstall/sink.hpp"
@@ -59,6 +60,7 @@ class StallMetrics : public Sink {
   void watch_alerts(const AlertEngine& alerts, const AlertSender* sender);
   void watch_output(const std::string& name, const OutputQueue& q);
   void watch_coalescer(const EventCoalescer& c) { coalescer_ = &c; }
+  void watch_event_log(const JsonLinesSink& s) { event_log_ = &s; }
 
  private:
   using Counter = prometheus::Counter;
@@ -113,6 +115,7 @@ class StallMetrics : public Sink {
   Family<Counter>& summaries_;
   Family<Counter>& ongoing_withheld_;
   Family<Counter>& coalescer_full_;
+  Family<Counter>& stacks_omitted_;
   Family<Counter>& state_repairs_;
   Family<Gauge>& alerts_firing_;
   Family<Counter>& deliveries_;
@@ -133,6 +136,7 @@ class StallMetrics : public Sink {
   std::map<std::string, Gauge*> firing_;                  // by rule: rules gone on reload lose their series
   std::vector<std::pair<std::string, const OutputQueue*>> outputs_;
   const EventCoalescer* coalescer_ = nullptr;
+  const JsonLinesSink* event_log_ = nullptr;
 };
 
 }  // namespace loopstall

@@ -227,8 +227,8 @@ def test_unit_syscall_filter():
 # ====================================================================== config
 # The documented configuration keys (the lead's parser implements exactly these).
 CONFIG_KEYS = {
-    "threshold_ms", "sample_hz", "metrics_listen", "events", "event_coalescing", "control_socket",
-    "watch", "service_names", "labels", "alerts",
+    "threshold_ms", "sample_hz", "metrics_listen", "events", "event_coalescing", "event_log_bytes_per_s",
+    "control_socket", "watch", "service_names", "labels", "alerts",
 }
 COALESCING_KEYS = {"enabled", "window_s", "burst"}
 WATCH_KEYS = {"all_loops", "include", "exclude"}

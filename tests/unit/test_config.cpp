@@ -35,6 +35,15 @@ TEST_CASE("an empty object gives the built-in defaults") {
   CHECK(c.event_coalescing.enabled);  // on in the daemon
   CHECK(c.event_coalescing.window_s == 10);
   CHECK(c.event_coalescing.burst == 5);
+  CHECK(c.event_log_bytes_per_s == 256 * 1024);
+}
+
+TEST_CASE("event_log_bytes_per_s is read and checked") {
+  CHECK(parse_config(R"({"event_log_bytes_per_s": 0})").event_log_bytes_per_s == 0);
+  CHECK(parse_config(R"({"event_log_bytes_per_s": 1000000})").event_log_bytes_per_s == 1000000);
+  CHECK(error_of(R"({"event_log_bytes_per_s": -1})").find("event_log_bytes_per_s: must be between") == 0);
+  CHECK(error_of(R"({"event_log_bytes_per_s": 1.5})").find("event_log_bytes_per_s: must be a whole") == 0);
+  CHECK(error_of(R"({"event_log_bytes_per_s": "1M"})").find("event_log_bytes_per_s") == 0);
 }
 
 TEST_CASE("event_coalescing is read and checked") {

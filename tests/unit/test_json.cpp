@@ -300,6 +300,56 @@ TEST_CASE("JsonLinesSink: one parseable object per line") {
   CHECK(out.find('\n') == out.find("}\n") + 1);  // no pretty-printing
 }
 
+TEST_CASE("JsonLinesSink with a byte budget: over it, stalls are still written, without their stacks") {
+  // A process that chose 4 KiB function and file names and a 64-frame stack: ~0.5 MB a line.
+  StallReport big = test::sample_reports()[0];
+  big.exe = "/" + std::string(5000, 'e');
+  PyStack st{1, {}};
+  for (int i = 0; i < 64; ++i) st.frames.push_back({std::string(4096, 'f'), std::string(4096, 'p'), i});
+  big.python_stacks = {st};
+  big.native_stack = {{"deep_c", "/lib/libx.so", 16}};
+  std::uint64_t now = 1'000'000'000;
+  std::vector<std::string> lines;
+  const std::uint64_t rate = 64 * 1024;  // burst: 30 s of it, 1.9 MiB
+  JsonLinesSink sink([&](std::string_view l) { lines.emplace_back(l); }, EventLogBudget{rate}, [&] { return now; });
+  std::size_t bytes = 0;
+  for (int i = 0; i < 20; ++i) {  // 20 in one instant: the burst takes three
+    big.stall_id = "big-" + std::to_string(i);
+    sink.stall(big);
+    bytes += lines.back().size();
+  }
+  REQUIRE(lines.size() == 20);  // every stall written
+  CHECK(sink.stacks_omitted() == 17);
+  CHECK(bytes <= rate * EventLogBudget::kBudgetBurstS + 17 * 2048);
+  const auto full = ordered_json::parse(lines[0]);
+  CHECK(full["python_stacks"][0]["frames"].size() == 64);
+  CHECK_FALSE(full.contains("stacks_omitted"));
+  const auto lean = ordered_json::parse(lines[19]);
+  CHECK(lean["stall_id"] == "big-19");
+  CHECK(lean["stacks_omitted"] == true);
+  CHECK(lean["python_stacks"].empty());
+  CHECK(lean["native_stack"].empty());
+  CHECK(lean["exe"].get<std::string>().size() == kLeanExeBytes);
+  CHECK(lean["duration_ms"] == full["duration_ms"]);
+  CHECK(lean["cause"] == full["cause"]);
+  CHECK(lines[19].size() < 2048);
+  // The budget refills: 10 s later a small stall fits whole, and so does a big one after 30 s.
+  now += 10'000'000'000ULL;
+  StallReport small = test::sample_reports()[0];
+  sink.stall(small);
+  CHECK_FALSE(ordered_json::parse(lines.back()).contains("stacks_omitted"));
+  now += 30'000'000'000ULL;
+  sink.stall(big);
+  CHECK(ordered_json::parse(lines.back())["python_stacks"][0]["frames"].size() == 64);
+  // Without a budget (a capture's own output) nothing is ever lean.
+  std::vector<std::string> plain;
+  JsonLinesSink unlimited([&](std::string_view l) { plain.emplace_back(l); });
+  for (int i = 0; i < 20; ++i) unlimited.stall(big);
+  CHECK(unlimited.stacks_omitted() == 0);
+  CHECK(std::none_of(plain.begin(), plain.end(),
+                     [](const std::string& l) { return l.find("stacks_omitted") != std::string::npos; }));
+}
+
 TEST_CASE("sample reports cover the shapes the schema test relies on") {
   const std::vector<StallReport> rs = test::sample_reports();
   bool ongoing = false, final = false, null_version = false, stacks = false, native = false, same_id = false;
