@@ -247,6 +247,19 @@ void AlertEngine::health(const Health& h) {
            clock_.to_unix_ns(l.iter_start_ns), now_ns, 0, false);
     }
   }
+  // Every frequent-stall window slides, not only those of firing alerts: a
+  // service that stalled fewer times than the rule needs and is then gone
+  // (a name per process) must not stay for good. Empty ones are forgotten.
+  for (auto it = windows_.begin(); it != windows_.end();) {
+    const auto rule =
+        std::find_if(rules_.begin(), rules_.end(), [&](const AlertRule& r) { return r.name == it->first.first; });
+    auto& w = it->second;
+    if (rule != rules_.end()) {
+      const auto window_ns = static_cast<std::uint64_t>(rule->window_s * 1e9);
+      while (!w.empty() && now_ns > w.front() && now_ns - w.front() > window_ns) w.pop_front();
+    }
+    it = w.empty() || rule == rules_.end() ? windows_.erase(it) : std::next(it);
+  }
   // Clear what no longer holds: hung loops that returned (not seen in this
   // scan), frequent-stall windows that emptied, expired stall events.
   std::vector<std::string> done, expired;
@@ -258,10 +271,8 @@ void AlertEngine::health(const Health& h) {
     } else if (rule->kind == AlertRule::Kind::Hung) {
       if (act.last_seen_ns != now_ns) done.push_back(key);
     } else if (rule->kind == AlertRule::Kind::Frequent) {
-      auto& w = windows_[{rule->name, act.alert.labels.at("service")}];
-      const auto window_ns = static_cast<std::uint64_t>(rule->window_s * 1e9);
-      while (!w.empty() && now_ns - w.front() > window_ns) w.pop_front();
-      if (w.size() < rule->stalls) done.push_back(key);
+      const auto w = windows_.find({rule->name, act.alert.labels.at("service")});
+      if (w == windows_.end() || w->second.size() < rule->stalls) done.push_back(key);
     } else if (act.expires_ns && now_ns >= act.expires_ns) {
       expired.push_back(key);  // Alertmanager resolves it by its endsAt
     }
@@ -275,8 +286,6 @@ void AlertEngine::health(const Health& h) {
     act.alert.ends_unix_ns = clock_.to_unix_ns(now_ns + 4 * kResendNs);
     if (sender_) sender_->send({act.alert});
   }
-  // Forget empty windows.
-  for (auto it = windows_.begin(); it != windows_.end();) it = it->second.empty() ? windows_.erase(it) : std::next(it);
 }
 
 void AlertEngine::set_rules(std::vector<AlertRule> rules, std::uint64_t now_ns) {

@@ -144,6 +144,10 @@ void StallMetrics::watch_output(const std::string& name, const OutputQueue& q) {
 StallMetrics::PerService& StallMetrics::per_service(const std::string& service) {
   auto it = per_service_.find(service);
   if (it != per_service_.end()) return it->second;
+  // Keyed by the name as the process gave it: whoever starts processes
+  // chooses how many there are. A full cache starts over (its entries are
+  // pointers to series that stay; each is found again on its next call).
+  if (per_service_.size() >= kMaxCachedServices) per_service_.clear();
   const auto l = labels({{"service", services_(service)}});
   const auto state = [&](const char* st) {
     auto with = l;

@@ -49,13 +49,11 @@ void TextSink::emit(const std::string& lines) {
 }
 
 // The longest ongoing stall, and how many more there are, as they are now
-// (extrapolate()). Stalls not reported again for kStatusStaleNs are left
-// out; none left: no status line.
+// (extrapolate()); none left: no status line.
 void TextSink::draw_status() {
   std::optional<StallReport> longest;
   std::size_t live = 0;
   for (const auto& [id, o] : ongoing_) {
-    if (o.at_ns && now_ns_ > o.at_ns + kStatusStaleNs) continue;
     ++live;
     const double extra_ms = o.at_ns && now_ns_ > o.at_ns ? static_cast<double>(now_ns_ - o.at_ns) / 1e6 : 0;
     // Copied only when it is the longest so far: at most a few per redraw.
@@ -95,9 +93,14 @@ void TextSink::stall(const StallReport& r) {
 
 void TextSink::tick(std::uint64_t now_ns) {
   now_ns_ = now_ns;
-  if (!terminal() || opt_.ongoing_lines || ongoing_.empty()) return;
-  for (auto& [id, o] : ongoing_)
-    if (!o.at_ns) o.at_ns = now_ns;
+  // A stall not reported again for kStatusStaleNs is over without a final
+  // report (its process was killed): forgotten, or a long capture keeps
+  // every such report and prints it at its end as still going on.
+  for (auto it = ongoing_.begin(); it != ongoing_.end();) {
+    if (!it->second.at_ns) it->second.at_ns = now_ns;
+    it = now_ns > it->second.at_ns + kStatusStaleNs ? ongoing_.erase(it) : std::next(it);
+  }
+  if (!terminal() || opt_.ongoing_lines) return;
   if (status_shown_ && now_ns >= drawn_ns_ + kStatusRedrawNs) draw_status();
 }
 

@@ -80,6 +80,8 @@ class AlertEngine : public Sink {
   std::uint64_t updates() const { return updates_; }
   // Firing alerts by rule name.
   std::map<std::string, int> firing_counts() const;
+  // (rule, service) pairs of frequent-stall rules with stalls in their window.
+  std::size_t windows_followed() const { return windows_.size(); }
 
  private:
   struct Active {

@@ -46,6 +46,11 @@ class ServiceLabels {
 
 class StallMetrics : public Sink {
  public:
+  // Services whose series are looked up by their raw name without a label
+  // lookup (iterations() runs for every loop after every scan): at most
+  // this many, as many as the BPF map has loop threads.
+  static constexpr std::size_t kMaxCachedServices = 4096;
+
   StallMetrics(Metrics& m, std::size_t max_services, const std::string& version);
   ~StallMetrics() override;
   void stall(const StallReport& r) override;
@@ -54,6 +59,7 @@ class StallMetrics : public Sink {
   // process, and the outputs watched below.
   void health(const Health& h) override;
   void set_max_services(std::size_t max);
+  std::size_t services_cached() const { return per_service_.size(); }
   // Other outputs whose own state is exported: the alert sink (alerts
   // firing by rule, deliveries) and output queues (records dropped). Not
   // owned; they must outlive this sink.

@@ -28,7 +28,8 @@ inline constexpr std::size_t kTextWidth = 120;
 inline constexpr double kOngoingLineMs = 1000;
 // On a terminal the status line's age is redrawn this often between the
 // correlator's reports; a stall not reported again for kStatusStaleNs
-// (two missed 5 s reports: its process is gone) leaves the status line.
+// (two missed 5 s reports: its process is gone) leaves the status line and
+// is forgotten (not printed at the end as still going on).
 inline constexpr std::uint64_t kStatusRedrawNs = 1'000'000'000ULL;
 inline constexpr std::uint64_t kStatusStaleNs = 11'000'000'000ULL;
 

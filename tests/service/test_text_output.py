@@ -1,6 +1,8 @@
 """Text output of a capture through loopstalld: the daemon lays the text out for the client's own
 output (its terminal or not), so a hung loop is a status line in place on a terminal and a line of
 its own in a file, as in a standalone capture (tests/integration/test_text_output.py)."""
+import os
+import signal
 import time
 
 import service_harness as h
@@ -58,3 +60,29 @@ def test_hung_loop_on_a_terminal_through_the_daemon(bpf, tmp):
         print(pane)
         assert "CAPTURE_EXITED 0" in pane, pane
         assert summary_rows(pane)[w.pid]["CULPRIT"] == "blocking_sleep (gevent_stall.py)", pane
+
+
+def test_a_loop_killed_mid_stall_is_not_listed_as_still_going_on(bpf, tmp):
+    """A process killed inside a stall sends no final report. The correlator forgets such a stall
+    after 2 s; the text output kept it (one report per killed process for the capture's life) and
+    printed it at the end as a stall still going on, however long dead its process was. Killed
+    1.5 s into a stall (no ongoing line off a terminal yet), the capture ends over 11 s later: no
+    line for it, though the daemon saw the stall (its ongoing event is in the daemon's log)."""
+    d = Daemon(tmp)
+    out = tmp / "stalls.txt"
+    cap = h.Proc([h.LOOPSTALL, "capture", "--socket", d.sock, "--format", "text", "--output", out, "--duration",
+                  22], name="capture")
+    cap.wait_line(lambda l: "through loopstalld" in l, 10)
+    w = Workload("gevent_stall.py", "sleep", "--ms", 60000, "--warmup", 0.5)
+    w.wait_line(lambda l: l.startswith("STALL_START "), 10, "out")
+    time.sleep(1.5)
+    os.kill(w.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    w.wait(10)
+    h.wait_for(lambda: [e for e in d.events() if e["pid"] == w.pid and e["ongoing"]], 10,
+               what="the daemon's ongoing event of the killed loop", describe=d.describe)
+    assert cap.wait(40) == 0, cap.describe()
+    assert time.monotonic() - killed > 12, "the capture ended too soon after the kill to tell"
+    text = out.read_text()
+    print(text)
+    assert not stall_lines(text, w.pid), f"pid {w.pid} died mid-stall long before the end:\n{text}"

@@ -119,6 +119,23 @@ TEST_CASE("a frequent-stalls rule fires at N stalls in the window and resolves w
   CHECK(e.firing_counts().at("Often") == 0);
 }
 
+TEST_CASE("a frequent-stalls rule forgets the windows of services that stopped stalling") {
+  // A service is named by its process (OTEL_SERVICE_NAME): thousands of
+  // short processes, each stalling fewer times than the rule needs, left a
+  // window per name for the daemon's life (the shipped config has such a rule).
+  Log log;
+  AlertEngine e({rule(R"({"name": "Often", "stalls": 5, "min_ms": 200, "window_s": 1})")}, nullptr, log.f);
+  for (int i = 0; i < 1000; ++i) {
+    StallReport r = stall(250);
+    r.service = "svc-" + std::to_string(i);
+    e.stall(r);
+  }
+  CHECK(e.windows_followed() == 1000);
+  e.health(health_at(monotonic_ns() + 2 * kSec));  // every window has passed
+  CHECK(e.windows_followed() == 0);
+  CHECK(log.count("alert firing") == 0);
+}
+
 TEST_CASE("a hung-loop rule fires while hung and resolves when the loop returns") {
   Log log;
   AlertEngine e({rule(R"({"name": "Hung", "hung_s": 1, "severity": "critical"})")}, nullptr, log.f);

@@ -294,6 +294,28 @@ TEST_CASE("service labels stay bounded and valid UTF-8") {
   CHECK(text.find("\xff") == std::string::npos);
 }
 
+TEST_CASE("series by service: memory stays bounded however many services come and go") {
+  // Any local user names their processes' service (OTEL_SERVICE_NAME): a
+  // name per process, thousands of processes. The labels were bounded, the
+  // daemon's cache of series by raw name was not (~300 B per name, forever).
+  Metrics reg;
+  StallMetrics m(reg, 200, "1");
+  IterationDelta d;
+  d.count = 1;
+  constexpr int kNames = 20000;
+  for (int i = 0; i < kNames; ++i) m.iterations(static_cast<std::uint32_t>(i), "svc-" + std::to_string(i), d);
+  // Invalid UTF-8 variants that all make one label value.
+  for (int i = 0; i < 256; ++i) m.iterations(1, std::string("bad") + static_cast<char>(0x80 | (i & 0x3f)) + "x", d);
+  CHECK(m.services_cached() <= StallMetrics::kMaxCachedServices);
+  // Still exact: the first 200 services have their own series, the rest add up in "other".
+  m.iterations(7, "svc-7", d);
+  const Scrape s(reg.render());
+  CHECK(s.at("loopstall_loop_iterations_total{service=\"svc-7\"}") == 2);
+  CHECK(s.at("loopstall_loop_iterations_total{service=\"svc-199\"}") == 1);
+  CHECK(!s.has("loopstall_loop_iterations_total{service=\"svc-200\"}"));
+  CHECK(s.at("loopstall_loop_iterations_total{service=\"other\"}") == kNames - 200 + 256);
+}
+
 TEST_CASE("alerts firing follow the alert sink's rules; a rule gone on reload loses its series") {
   Metrics reg;
   StallMetrics m(reg, 200, "1");

@@ -486,6 +486,39 @@ TEST_CASE("TextSink on a terminal: a hang's status line counts up between the co
   CHECK(plain.records.empty());
 }
 
+TEST_CASE("TextSink forgets a stall whose final report never comes (its process was killed mid-stall)") {
+  // A local user's process that dies inside a stall leaves no final report:
+  // the correlator forgets the stall after 2 s, and so must the text output,
+  // or a long capture holds every such report and prints them at its end as
+  // "still going on", long after their processes are gone.
+  const std::uint64_t t0 = 1'000'000'000'000ULL;
+  constexpr std::uint64_t kMs = 1'000'000;
+  for (int cols : {0, 120}) {
+    CAPTURE(cols);
+    Recorded rec;
+    TextSink sink(rec.writer(), {cols, false});
+    sink.tick(t0 - 100 * kMs);
+    StallReport dead = ongoing(700);
+    dead.stall_id = "66-dead";
+    dead.pid = dead.tid = 66;
+    dead.comm = "killedmidstall";
+    sink.stall(dead);
+    // Another loop hangs all along; the correlator reports it every 5 s.
+    for (std::uint64_t ms = 0; ms <= 30'000; ms += 1000) {
+      if (ms % 5000 == 0) sink.stall(hung(150 + static_cast<double>(ms)));
+      sink.tick(t0 + ms * kMs);
+    }
+    if (cols) CHECK(!has(rec.records.back(), "killedmidstall"));  // the status line shows the live hang
+    const std::size_t before_end = rec.records.size();
+    sink.finish(Summary{});
+    std::string end;
+    for (std::size_t i = before_end; i < rec.records.size(); ++i) end += rec.records[i];
+    CAPTURE(end);
+    CHECK(has(rec.all(), "30150.0 ONGOING"));  // still going on: a line (at the end on a terminal)
+    CHECK(!has(end, "killedmidstall"));        // gone 30 s ago: not
+  }
+}
+
 TEST_CASE("iteration-duration quantiles come from the log2 histogram's bucket bounds") {
   loopstall::IterationHist h{};
   CHECK(loopstall::hist_quantile_ms(h, 0.5) == 0);
