@@ -27,16 +27,17 @@ void StallEvidence::add_cpu_sample(StackSample s) {
   if (!s.native.empty()) count_into(cpu_native_, std::move(s.native), 1, kMaxDistinctStacks);
 }
 
-void StallEvidence::add_block(std::uint64_t block_start_ns, std::uint64_t blocked_ns, const StackSample* stacks) {
+void StallEvidence::add_block(std::uint64_t block_start_ns, std::uint64_t blocked_ns,
+                              std::optional<StackSample> stacks) {
   for (Block& b : blocks_) {
     if (b.start_ns == block_start_ns) {
       b.blocked_ns = std::max(b.blocked_ns, blocked_ns);
-      if (stacks && b.stacks.empty()) b.stacks = *stacks;
+      if (stacks && b.stacks.empty()) b.stacks = std::move(*stacks);
       return;
     }
   }
   if (blocks_.size() >= kMaxBlocks) return;
-  blocks_.push_back({block_start_ns, blocked_ns, stacks ? *stacks : StackSample{}});
+  blocks_.push_back({block_start_ns, blocked_ns, stacks ? std::move(*stacks) : StackSample{}});
 }
 
 // Self is const StallEvidence& (copies the frames) or StallEvidence&&

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "loopstall/stall.hpp"
@@ -27,8 +28,8 @@ class StallEvidence {
   void add_cpu_sample(StackSample s);
   // A block episode (identified by when it began) seen still blocked,
   // blocked_ns so far. The first sighting carries its stacks; later ones
-  // (stacks == nullptr) only extend it.
-  void add_block(std::uint64_t block_start_ns, std::uint64_t blocked_ns, const StackSample* stacks);
+  // (nullopt) only extend it.
+  void add_block(std::uint64_t block_start_ns, std::uint64_t blocked_ns, std::optional<StackSample> stacks);
   bool empty() const { return cpu_ == 0 && blocks_.empty(); }
 
   // python_stacks: identical stacks merged, most samples first. A block

@@ -79,8 +79,8 @@ TEST_CASE("evidence: a block weighs its duration in sample periods") {
   StallEvidence e;
   e.add_cpu_sample(stack({"compute"}, {"cpu_fn"}));
   const StackSample blocked = stack({"sleepy"}, {"clock_nanosleep", "usleep"});
-  e.add_block(1000, 30'000'000, &blocked);
-  e.add_block(1000, 250'000'000, nullptr);  // seen again later: longer, same episode
+  e.add_block(1000, 30'000'000, blocked);
+  e.add_block(1000, 250'000'000, std::nullopt);  // seen again later: longer, same episode
   StallReport r;
   r.cause = Cause::BlockingSyscall;
   e.fill(r, 10);
@@ -99,7 +99,7 @@ TEST_CASE("evidence: native stack of an on-CPU stall is the most sampled one") {
   e.add_cpu_sample(stack({"f"}, {"hot"}));
   e.add_cpu_sample(stack({"f"}, {"cold"}));
   const StackSample blocked = stack({"g"}, {"read"});
-  e.add_block(5, 1'000'000, &blocked);
+  e.add_block(5, 1'000'000, blocked);
   StallReport r;
   r.cause = Cause::Cpu;
   e.fill(r, 10);
@@ -112,9 +112,9 @@ TEST_CASE("evidence: native stack of an on-CPU stall is the most sampled one") {
 TEST_CASE("evidence: the longest of several blocks gives the native stack") {
   StallEvidence e;
   const StackSample a = stack({"a"}, {"futex"}), b = stack({"b"}, {"nanosleep"});
-  e.add_block(1, 40'000'000, &a);
-  e.add_block(2, 90'000'000, &b);
-  e.add_block(1, 60'000'000, nullptr);
+  e.add_block(1, 40'000'000, a);
+  e.add_block(2, 90'000'000, b);
+  e.add_block(1, 60'000'000, std::nullopt);
   StallReport r;
   r.cause = Cause::BlockingSyscall;
   e.fill(r, 10);
@@ -125,12 +125,12 @@ TEST_CASE("evidence: the longest of several blocks gives the native stack") {
 
 TEST_CASE("evidence: a block first seen without stacks gets them later") {
   StallEvidence e;
-  e.add_block(7, 10'000'000, nullptr);
+  e.add_block(7, 10'000'000, std::nullopt);
   StallReport before;
   e.fill(before, 10);
   CHECK(before.python_stacks.empty());
   const StackSample s = stack({"late"});
-  e.add_block(7, 20'000'000, &s);
+  e.add_block(7, 20'000'000, s);
   StallReport after;
   e.fill(after, 10);
   REQUIRE(after.python_stacks.size() == 1);  // one episode, now with its stacks
@@ -145,9 +145,9 @@ TEST_CASE("evidence: the moving fill (final report) gives what the copying one (
     e.add_cpu_sample(stack({"a", "main"}, {"parse"}));
     e.add_cpu_sample(stack({"a", "main"}, {"parse"}));
     const StackSample blocked = stack({"b", "main"}, {"nanosleep", "main"});
-    e.add_block(7, 40'000'000, &blocked);
+    e.add_block(7, 40'000'000, blocked);
     const StackSample same = stack({"a", "main"});
-    e.add_block(9, 5'000'000, &same);  // merged into the on-CPU stack
+    e.add_block(9, 5'000'000, same);  // merged into the on-CPU stack
     StallReport ongoing, final;
     ongoing.cause = final.cause = cause;
     e.fill(ongoing, 10);
