@@ -126,12 +126,17 @@ StallReport Correlator::make_report(const ls_loop& l, std::uint64_t end_ns, bool
   r.syscalls = t.syscalls;
   if (auto it = evidence_.find({l.tid, l.iter_start_ns}); it != evidence_.end()) {
     // A final report is its evidence's last use: on_stall drops it next.
+    // An ongoing one borrows the frames until give_back().
     if (ongoing)
-      it->second.seen.fill(r, sample_period_ms_);
+      it->second.seen.lend(r, sample_period_ms_);
     else
       std::move(it->second.seen).fill(r, sample_period_ms_);
   }
   return r;
+}
+
+void Correlator::give_back(StallReport& ongoing, const ls_loop& l) {
+  if (auto it = evidence_.find({l.tid, l.iter_start_ns}); it != evidence_.end()) it->second.seen.take_back(ongoing);
 }
 
 void Correlator::on_sample(std::uint32_t pid, std::uint32_t tid, std::uint64_t iter_start_ns, StackSample s) {
@@ -251,9 +256,10 @@ void Correlator::on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns
     it->second.last_seen_ns = now_ns;
     if (!fresh && now_ns - it->second.last_report_ns < kOngoingRepeatNs) continue;
     it->second.last_report_ns = now_ns;
-    const StallReport r = make_report(l, now_ns, true, nullptr);
+    StallReport r = make_report(l, now_ns, true, nullptr);
     totals_[l.tgid].ongoing = OngoingStall{r.start_unix_ns, r.duration_ms, r.cause, culprit_summary(r)};
     sink_.stall(r);
+    give_back(r, l);
   }
   // Stalls whose final report will never come (the process died, or the
   // event was dropped and counted as such in the BPF stats).
@@ -284,7 +290,7 @@ void Correlator::flush_ongoing(const std::vector<ls_loop>& loops, std::uint64_t 
     if (!watches(l.tgid) || exiting(l.tgid)) continue;
     account_iterations(l);
     if (!Tuning::iteration_older(l.iter_start_ns, now_ns, threshold_ns)) continue;
-    const StallReport r = make_report(l, now_ns, true, nullptr);
+    StallReport r = make_report(l, now_ns, true, nullptr);
     ProcessTotals& pt = totals_[r.pid];
     if (pt.comm.empty()) pt.comm = r.comm, pt.loop = r.loop;
     pt.in_progress++;
@@ -292,6 +298,7 @@ void Correlator::flush_ongoing(const std::vector<ls_loop>& loops, std::uint64_t 
     pt.in_progress_ms += r.duration_ms;
     pt.add_culprits(r);
     sink_.stall(r);
+    give_back(r, l);
   }
 }
 

@@ -150,7 +150,9 @@ class Correlator {
 
   const ProcInfo* process(std::uint32_t pid);
   ls_proc_state decide(std::uint32_t pid, const ProcInfo* p);
+  // An ongoing report borrows its evidence's frames: give_back() after use.
   StallReport make_report(const ls_loop& l, std::uint64_t end_ns, bool ongoing, const char* comm);
+  void give_back(StallReport& ongoing, const ls_loop& l);
   void account_iterations(const ls_loop& l);
 
   Selection sel_;

@@ -2,6 +2,8 @@
 // and the correlator carrying evidence into its reports.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "loopstall/correlator.hpp"
 #include "loopstall/decode.hpp"
 #include "loopstall/evidence.hpp"
@@ -159,6 +161,46 @@ TEST_CASE("evidence: the moving fill (final report) gives what the copying one (
     }
     CHECK(final.native_stack == ongoing.native_stack);
     CHECK_FALSE(final.native_stack.empty());
+  }
+}
+
+TEST_CASE("evidence: frames lent to an ongoing report come back whole, for the next report and the final") {
+  for (const Cause cause : {Cause::BlockingSyscall, Cause::Cpu}) {
+    CAPTURE(static_cast<int>(cause));
+    StallEvidence e;
+    e.add_cpu_sample(stack({"a", "main"}, {"parse"}));
+    e.add_cpu_sample(stack({"c", "main"}, {"parse"}));
+    e.add_cpu_sample(stack({"a", "main"}, {"parse"}));
+    e.add_block(7, 40'000'000, stack({"b", "main"}, {"nanosleep", "main"}));
+    e.add_block(9, 5'000'000, stack({"a", "main"}));  // merged into the on-CPU stack
+    StallReport copied;
+    copied.cause = cause;
+    e.fill(copied, 10);
+    for (int round = 0; round < 2; ++round) {
+      StallReport lent;
+      lent.cause = cause;
+      e.lend(lent, 10);
+      REQUIRE(lent.python_stacks.size() == copied.python_stacks.size());
+      for (std::size_t i = 0; i < lent.python_stacks.size(); ++i) {
+        CHECK(lent.python_stacks[i].samples == copied.python_stacks[i].samples);
+        CHECK(lent.python_stacks[i].frames == copied.python_stacks[i].frames);
+      }
+      CHECK(lent.native_stack == copied.native_stack);
+      e.take_back(lent);
+    }
+    // Evidence added after the loan counts as usual.
+    e.add_cpu_sample(stack({"c", "main"}, {"parse"}));
+    StallReport final;
+    final.cause = cause;
+    std::move(e).fill(final, 10);
+    REQUIRE(final.python_stacks.size() == 3);
+    CHECK(final.native_stack == copied.native_stack);
+    for (const PyStack& st : final.python_stacks) {
+      const auto same = std::find_if(copied.python_stacks.begin(), copied.python_stacks.end(),
+                                     [&](const PyStack& c) { return c.frames == st.frames; });
+      REQUIRE(same != copied.python_stacks.end());
+      CHECK(st.samples == same->samples + (st.frames.front().function == "c" ? 1 : 0));
+    }
   }
 }
 
