@@ -80,7 +80,7 @@ class FrameReader {
   }
 
  private:
-  static constexpr std::uint64_t kPage = 4096;
+  static constexpr std::uint64_t kPage = Memory::kPageSize;
   static constexpr std::uint64_t kWindow = 16 * 1024;  // CPython's data stack chunk
   static constexpr int kMaxLoads = 4;
 
