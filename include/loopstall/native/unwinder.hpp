@@ -6,9 +6,10 @@
 // the read-only segments of the ELF files, and only then from the live
 // process (optional). A Dwfl (modules, parsed CFI) is cached per pid and
 // rebuilt when the process's code mappings change (exec, dlopen, dlclose, pid
-// reuse; checked through /proc/PID/stat's vsize and start time, then the
-// maps); symbol tables are shared by build-id across processes. Not
-// thread-safe: one NativeUnwinder per thread.
+// reuse; checked through /proc/PID/stat -- start time, code and stack start,
+// vsize -- then, if only vsize moved, the executable mappings' size in
+// status, and only then the maps); symbol tables are shared by build-id
+// across processes. Not thread-safe: one NativeUnwinder per thread.
 #pragma once
 
 #include <sys/types.h>
