@@ -62,7 +62,7 @@ void Detector::adopt_loops(std::uint32_t pid) {
     if (init->run_state == LS_RUNNING && !py.empty()) {
       StackSample s;
       s.python = std::move(py);
-      for (Correlator* c : consumers_) c->on_sample(pid, tid, init->iter_start_ns, s);
+      share(s, [&](Correlator& c, StackSample v) { c.on_sample(pid, tid, init->iter_start_ns, std::move(v)); });
     }
   }
 }

@@ -49,7 +49,7 @@ void Detector::on_sample(const ls_sample_event& e, std::size_t size) {
     if (s->empty()) return;
   }
   name_framework(e.hdr.tgid, s->python);
-  for (Correlator* c : consumers_) c->on_sample(e.hdr.tgid, e.hdr.tid, e.iter_start_ns, *s);
+  share(*s, [&](Correlator& c, StackSample v) { c.on_sample(e.hdr.tgid, e.hdr.tid, e.iter_start_ns, std::move(v)); });
 }
 
 // Loop threads blocked inside a long iteration: their stack is the one
@@ -85,8 +85,9 @@ void Detector::capture_blocks(std::uint64_t now_ns) {
         b = {l.iter_start_ns, l.last_ts_ns, s.has_value()};
       }
     }
-    for (Correlator* c : consumers_)
-      c->on_block(l.tgid, l.tid, l.iter_start_ns, l.last_ts_ns, now_ns - l.last_ts_ns, s ? &*s : nullptr);
+    share(s, [&](Correlator& c, std::optional<StackSample> v) {
+      c.on_block(l.tgid, l.tid, l.iter_start_ns, l.last_ts_ns, now_ns - l.last_ts_ns, std::move(v));
+    });
   }
 }
 

@@ -83,11 +83,10 @@ ls_proc_state Correlator::decide(std::uint32_t pid, const ProcInfo* p) {
 
 void Correlator::forget_process(std::uint32_t pid) {
   exiting_.erase(pid);
-  // Evidence ids start with the tid; a process's threads are in threads_.
+  // Evidence is by thread; a process's threads are in threads_.
   for (const auto& [tid, tc] : threads_) {
     if (tc.pid != pid) continue;
-    const std::string prefix = std::to_string(tid) + "-";
-    std::erase_if(evidence_, [&](const auto& kv) { return kv.first.starts_with(prefix); });
+    std::erase_if(evidence_, [&](const auto& kv) { return kv.first.tid == tid; });
   }
   procs_.erase(pid);
   watched_.erase(pid);
@@ -125,28 +124,33 @@ StallReport Correlator::make_report(const ls_loop& l, std::uint64_t end_ns, bool
   r.breakdown = t.breakdown;
   r.cause = classify_cause(t.breakdown);
   r.syscalls = t.syscalls;
-  if (auto it = evidence_.find(r.stall_id); it != evidence_.end()) {
+  if (auto it = evidence_.find({l.tid, l.iter_start_ns}); it != evidence_.end()) {
     // A final report is its evidence's last use: on_stall drops it next.
+    // An ongoing one borrows the frames until give_back().
     if (ongoing)
-      it->second.seen.fill(r, sample_period_ms_);
+      it->second.seen.lend(r, sample_period_ms_);
     else
       std::move(it->second.seen).fill(r, sample_period_ms_);
   }
   return r;
 }
 
-void Correlator::on_sample(std::uint32_t pid, std::uint32_t tid, std::uint64_t iter_start_ns, const StackSample& s) {
+void Correlator::give_back(StallReport& ongoing, const ls_loop& l) {
+  if (auto it = evidence_.find({l.tid, l.iter_start_ns}); it != evidence_.end()) it->second.seen.take_back(ongoing);
+}
+
+void Correlator::on_sample(std::uint32_t pid, std::uint32_t tid, std::uint64_t iter_start_ns, StackSample s) {
   if (!watches(pid)) return;
-  Evidence& e = evidence_[make_stall_id(tid, iter_start_ns)];
-  e.seen.add_cpu_sample(s);
+  Evidence& e = evidence_[{tid, iter_start_ns}];
+  e.seen.add_cpu_sample(std::move(s));
   e.last_touch_ns = last_scan_ns_;
 }
 
 void Correlator::on_block(std::uint32_t pid, std::uint32_t tid, std::uint64_t iter_start_ns,
-                          std::uint64_t block_start_ns, std::uint64_t blocked_ns, const StackSample* stacks) {
+                          std::uint64_t block_start_ns, std::uint64_t blocked_ns, std::optional<StackSample> stacks) {
   if (!watches(pid)) return;
-  Evidence& e = evidence_[make_stall_id(tid, iter_start_ns)];
-  e.seen.add_block(block_start_ns, blocked_ns, stacks);
+  Evidence& e = evidence_[{tid, iter_start_ns}];
+  e.seen.add_block(block_start_ns, blocked_ns, std::move(stacks));
   e.last_touch_ns = last_scan_ns_;
 }
 
@@ -203,7 +207,7 @@ void Correlator::account_iterations(const ls_loop& l) {
 
 void Correlator::on_stall(const ls_stall_event& e) {
   if (!watches(e.loop.tgid) || e.end_ns < e.loop.iter_start_ns) return;  // not ours, or garbage
-  const std::string id = make_stall_id(e.loop.tid, e.loop.iter_start_ns);
+  const IterationKey id{e.loop.tid, e.loop.iter_start_ns};
   if (exiting(e.loop.tgid)) {
     ongoing_.erase(id);
     evidence_.erase(id);
@@ -247,15 +251,15 @@ void Correlator::on_scan(const std::vector<ls_loop>& loops, std::uint64_t now_ns
       longest_ongoing_ns_ = std::max<std::uint64_t>(longest_ongoing_ns_, now_ns - l.iter_start_ns);
     if (!Tuning::iteration_older(l.iter_start_ns, now_ns, threshold_ns)) continue;
     if (exiting(l.tgid)) continue;
-    const std::string id = make_stall_id(l.tid, l.iter_start_ns);
-    auto [it, fresh] = ongoing_.try_emplace(id);
+    auto [it, fresh] = ongoing_.try_emplace({l.tid, l.iter_start_ns});
     it->second.pid = l.tgid;
     it->second.last_seen_ns = now_ns;
     if (!fresh && now_ns - it->second.last_report_ns < kOngoingRepeatNs) continue;
     it->second.last_report_ns = now_ns;
-    const StallReport r = make_report(l, now_ns, true, nullptr);
+    StallReport r = make_report(l, now_ns, true, nullptr);
     totals_[l.tgid].ongoing = OngoingStall{r.start_unix_ns, r.duration_ms, r.cause, culprit_summary(r)};
     sink_.stall(r);
+    give_back(r, l);
   }
   // Stalls whose final report will never come (the process died, or the
   // event was dropped and counted as such in the BPF stats).
@@ -286,7 +290,7 @@ void Correlator::flush_ongoing(const std::vector<ls_loop>& loops, std::uint64_t 
     if (!watches(l.tgid) || exiting(l.tgid)) continue;
     account_iterations(l);
     if (!Tuning::iteration_older(l.iter_start_ns, now_ns, threshold_ns)) continue;
-    const StallReport r = make_report(l, now_ns, true, nullptr);
+    StallReport r = make_report(l, now_ns, true, nullptr);
     ProcessTotals& pt = totals_[r.pid];
     if (pt.comm.empty()) pt.comm = r.comm, pt.loop = r.loop;
     pt.in_progress++;
@@ -294,6 +298,7 @@ void Correlator::flush_ongoing(const std::vector<ls_loop>& loops, std::uint64_t 
     pt.in_progress_ms += r.duration_ms;
     pt.add_culprits(r);
     sink_.stall(r);
+    give_back(r, l);
   }
 }
 

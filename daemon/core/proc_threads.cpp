@@ -1,5 +1,6 @@
 // Threads in /proc (procfs.hpp): what a thread is doing now, and its ids in
-// the PID namespaces it lives in.
+// the PID namespaces it lives in; the small per-task files (stat, status,
+// syscall) of a process too.
 #include <sched.h>
 
 #include <algorithm>
@@ -140,6 +141,26 @@ std::optional<ThreadSyscall> parse_syscall_file(std::string_view text) {
 
 std::optional<std::string> read_stat(std::uint32_t pid, const std::string& proc_root) {
   return read_small(proc_root + "/" + std::to_string(pid) + "/stat");
+}
+
+std::optional<std::uint64_t> parse_exec_mapped_kb(std::string_view status) {
+  std::uint64_t total = 0;
+  for (const std::string_view key : {"VmExe:", "VmLib:"}) {
+    auto v = line_after(status, key);
+    if (!v) return std::nullopt;
+    while (!v->empty() && (v->front() == ' ' || v->front() == '\t')) v->remove_prefix(1);
+    std::uint64_t kb = 0;
+    const auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), kb);
+    if (ec != std::errc() || std::string_view(end, v->data() + v->size()) != " kB") return std::nullopt;
+    total += kb;
+  }
+  return total;
+}
+
+std::optional<std::uint64_t> read_exec_mapped_kb(std::uint32_t pid, const std::string& proc_root) {
+  const auto text = read_small(proc_root + "/" + std::to_string(pid) + "/status");
+  if (!text) return std::nullopt;
+  return parse_exec_mapped_kb(*text);
 }
 
 std::optional<ThreadSyscall> read_thread_syscall(std::uint32_t pid, std::uint32_t tid, const std::string& proc_root) {

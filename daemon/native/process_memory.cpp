@@ -27,6 +27,41 @@ std::optional<std::string> Memory::read_cstring(std::uint64_t addr, std::size_t 
   return out;
 }
 
+namespace {
+
+// The bytes from addr + at to the end of their page, at most n - at.
+std::size_t to_page_end(std::uint64_t addr, std::size_t at, std::size_t n) {
+  return std::min<std::size_t>(n - at, Memory::kPageSize - (addr + at) % Memory::kPageSize);
+}
+
+}  // namespace
+
+std::size_t Memory::read_pages(std::uint64_t addr, void* buf, std::size_t n) const {
+  std::size_t got = 0;
+  while (got < n) {
+    const std::size_t chunk = to_page_end(addr, got, n);
+    if (!read(addr + got, static_cast<std::uint8_t*>(buf) + got, chunk)) break;
+    got += chunk;
+  }
+  return got;
+}
+
+std::size_t ProcessMemory::read_pages(std::uint64_t addr, void* buf, std::size_t n) const {
+  constexpr std::size_t kMaxPieces = 64;  // 256 KiB; more goes piece by piece
+  if (n == 0 || addr == 0 || addr + n < addr || n > (kMaxPieces - 1) * kPageSize)
+    return Memory::read_pages(addr, buf, n);
+  std::array<iovec, kMaxPieces> remote{};
+  std::size_t pieces = 0;
+  for (std::size_t at = 0; at < n; ++pieces) {
+    const std::size_t len = to_page_end(addr, at, n);
+    remote[pieces] = {reinterpret_cast<void*>(addr + at), len};
+    at += len;
+  }
+  iovec local{buf, n};
+  const ssize_t got = process_vm_readv(pid_, &local, 1, remote.data(), pieces, 0);
+  return got > 0 ? static_cast<std::size_t>(got) : 0;
+}
+
 bool ProcessMemory::read(std::uint64_t addr, void* buf, std::size_t n) const {
   if (n == 0) return true;
   if (addr == 0 || addr + n < addr) return false;  // NULL or wrapping

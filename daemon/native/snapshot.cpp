@@ -5,23 +5,11 @@
 #include "loopstall/phase_times.hpp"
 
 namespace loopstall::native {
-namespace {
-
-constexpr std::uint64_t kPage = 4096;
-
-}  // namespace
 
 std::vector<std::uint8_t> read_stack(const Memory& mem, std::uint64_t sp, std::size_t max_bytes) {
   std::vector<std::uint8_t> out(max_bytes);
-  std::size_t got = 0;
   // Page by page: the stack mapping usually ends before sp + max_bytes.
-  while (got < max_bytes) {
-    const std::uint64_t addr = sp + got;
-    const std::size_t chunk = std::min<std::size_t>(max_bytes - got, kPage - addr % kPage);
-    if (!mem.read(addr, out.data() + got, chunk)) break;
-    got += chunk;
-  }
-  out.resize(got);
+  out.resize(mem.read_pages(sp, out.data(), max_bytes));
   return out;
 }
 

@@ -32,21 +32,35 @@ std::uint64_t code_hash(const std::vector<Mapping>& maps) {
   return h;
 }
 
-// starttime (field 22) and vsize (field 23) of /proc/PID/stat: a cheap probe
-// (no walk over the mappings, unlike reading maps). A new starttime is a new
-// process behind a reused pid; exec, dlopen and dlclose change vsize.
-std::optional<std::pair<std::uint64_t, std::uint64_t>> read_stat_probe(pid_t pid) {
+}  // namespace
+
+// Fields of /proc/PID/stat: a cheap probe (no walk over the mappings, unlike
+// reading maps). A new starttime is a new process behind a reused pid; exec
+// moves the code and the stack (ASLR); exec, dlopen and dlclose change
+// vsize -- and so does the anonymous memory a process maps all the time.
+std::optional<NativeUnwinder::Probe> NativeUnwinder::read_probe(pid_t pid) {
   const auto stat = read_stat(static_cast<std::uint32_t>(pid));
   if (!stat) return std::nullopt;
-  const auto starttime = stat_field(*stat, 22), vsize = stat_field(*stat, 23);
-  if (!starttime || !vsize) return std::nullopt;
-  std::pair<std::uint64_t, std::uint64_t> out{0, 0};
-  std::from_chars(starttime->data(), starttime->data() + starttime->size(), out.first);
-  std::from_chars(vsize->data(), vsize->data() + vsize->size(), out.second);
-  return out;
+  Probe p;
+  for (const auto& [n, out] : {std::pair{22, &p.starttime}, {23, &p.vsize}, {26, &p.startcode}, {28, &p.startstack}}) {
+    const auto f = stat_field(*stat, n);
+    if (!f) return std::nullopt;
+    std::from_chars(f->data(), f->data() + f->size(), *out);
+  }
+  return p;
 }
 
-}  // namespace
+// The probe changed: only vsize (the same process image) with the same
+// executable mappings is anonymous memory (Python's arenas, 3.11's data
+// stack chunks: a deep call maps one and frees it at every stall).
+bool NativeUnwinder::same_code(pid_t pid, Entry& e, const Probe& now) {
+  if (now.starttime != e.probe.starttime || now.startcode != e.probe.startcode || now.startstack != e.probe.startstack)
+    return false;
+  const auto exec_kb = read_exec_mapped_kb(static_cast<std::uint32_t>(pid));
+  if (!exec_kb || *exec_kb != e.exec_kb) return false;
+  e.probe = now;
+  return true;
+}
 
 NativeUnwinder::NativeUnwinder() : NativeUnwinder(Options{}) {}
 NativeUnwinder::NativeUnwinder(Options options) : options_(options) {
@@ -60,13 +74,13 @@ void NativeUnwinder::forget(pid_t pid) {
 
 DwflProcess* NativeUnwinder::process_for(pid_t pid) {
   auto it = cache_.find(pid);
-  const auto probe = read_stat_probe(pid);
+  const auto probe = read_probe(pid);
   if (it != cache_.end()) {
     Entry& e = it->second;
     // Exited (or exiting): a cached Dwfl still unwinds the snapshot, which
     // holds the stack, from the files it already has open.
     const bool gone = !probe;
-    if (gone || *probe == e.probe) {
+    if (gone || *probe == e.probe || same_code(pid, e, *probe)) {
       e.process->set_live(!gone);
       e.last_use = ++tick_;
       ++stats_.cache_hits;
@@ -74,6 +88,9 @@ DwflProcess* NativeUnwinder::process_for(pid_t pid) {
     }
   }
   if (!probe) return nullptr;
+  // Before the maps: a dlopen between the two reads shows next time.
+  const auto exec_kb = read_exec_mapped_kb(static_cast<std::uint32_t>(pid));
+  if (!exec_kb) return nullptr;
   const auto text = read_maps(static_cast<std::uint32_t>(pid));
   if (!text || text->empty()) return nullptr;  // gone, or a kernel thread
   std::vector<Mapping> maps = parse_maps(*text);
@@ -84,6 +101,7 @@ DwflProcess* NativeUnwinder::process_for(pid_t pid) {
     e.process->update_maps(std::move(maps));
     e.process->set_live(true);
     e.probe = *probe;
+    e.exec_kb = *exec_kb;
     e.last_use = ++tick_;
     ++stats_.cache_hits;
     return e.process.get();
@@ -107,6 +125,7 @@ DwflProcess* NativeUnwinder::process_for(pid_t pid) {
   e.process = std::move(p);
   e.code_hash = hash;
   e.probe = *probe;
+  e.exec_kb = *exec_kb;
   e.last_use = ++tick_;
   return e.process.get();
 }

@@ -107,19 +107,25 @@ std::optional<PyFrame> CodeResolver::try_resolve(const Memory& mem, const RawFra
 std::vector<PyFrame> CodeResolver::resolve_stack(const Memory& mem, const std::vector<RawFrame>& frames) {
   std::vector<PyFrame> out;
   out.reserve(frames.size());
-  std::unordered_set<std::uint64_t> validated;
+  std::vector<std::uint64_t> validated;  // few distinct code objects per stack
+  const RawFrame* last = nullptr;        // recursion: the same frame again
   for (const RawFrame& f : frames) {
+    if (last && f.code == last->code && f.instr == last->instr) {
+      out.push_back(out.back());
+      continue;
+    }
     const Entry* e = nullptr;
-    if (validated.count(f.code) != 0) {
+    if (std::find(validated.begin(), validated.end(), f.code) != validated.end()) {
       // Still cached unless a bound cleared the cache meanwhile.
       if (const auto it = cache_.find(f.code); it != cache_.end()) e = &it->second;
     }
     if (e == nullptr) {
       e = entry(mem, f.code);
       if (e == nullptr) break;
-      validated.insert(f.code);
+      validated.push_back(f.code);
     }
     out.push_back(PyFrame{e->function, e->file, line(*e, f)});
+    last = &f;
   }
   return out;
 }

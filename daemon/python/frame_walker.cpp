@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 #include <unordered_set>
 #include <vector>
@@ -23,6 +24,28 @@ T field(const std::uint8_t* block, std::uint32_t off) {
   std::memcpy(&v, block + off, sizeof v);
   return v;
 }
+
+// The frame addresses a walk has visited (a cycle ends it): open
+// addressing in one allocation sized for the walk's bound, where a node-based
+// set cost an allocation per frame. Addresses are plausible pointers, never 0.
+class VisitedFrames {
+ public:
+  explicit VisitedFrames(std::size_t max_steps) : slots_(std::bit_ceil(2 * max_steps + 2), 0) {}
+  // False if addr was visited already.
+  bool insert(std::uint64_t addr) {
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = (addr >> 4) * 0x9E3779B97F4A7C15ULL >> 20 & mask;; i = (i + 1) & mask) {
+      if (slots_[i] == addr) return false;
+      if (slots_[i] == 0) {
+        slots_[i] = addr;
+        return true;
+      }
+    }
+  }
+
+ private:
+  std::vector<std::uint64_t> slots_;
+};
 
 std::uint32_t end_of(std::uint32_t off, std::uint32_t size) {
   return off == kNoField ? 0 : off + size;
@@ -57,7 +80,7 @@ class FrameReader {
   }
 
  private:
-  static constexpr std::uint64_t kPage = 4096;
+  static constexpr std::uint64_t kPage = Memory::kPageSize;
   static constexpr std::uint64_t kWindow = 16 * 1024;  // CPython's data stack chunk
   static constexpr int kMaxLoads = 4;
 
@@ -161,11 +184,12 @@ std::vector<RawFrame> walk_frames(const Memory& mem, const PyOffsets& o, std::ui
 
   // The owner field exists from 3.11 on, where frames are in the data stack.
   FrameReader reader(mem, o.frame_owner != kNoField);
-  std::unordered_set<std::uint64_t> seen;
-  auto frame = current_frame(mem, o, tstate);
   // Skipped shim frames count too, so the loop is bounded even if all are shims.
-  for (std::size_t step = 0; frame && frames.size() < max_depth && step < 2 * max_depth + 8; ++step) {
-    if (!seen.insert(*frame).second) break;  // cycle
+  const std::size_t max_steps = 2 * max_depth + 8;
+  VisitedFrames seen(max_steps);
+  auto frame = current_frame(mem, o, tstate);
+  for (std::size_t step = 0; frame && frames.size() < max_depth && step < max_steps; ++step) {
+    if (!seen.insert(*frame)) break;  // cycle
     if (!reader.read(*frame, block.data(), block_size)) break;
     const auto code = field<std::uint64_t>(block.data(), o.frame_code);
     const bool shim = o.frame_owner != kNoField && o.owner_cstack != kNoField &&

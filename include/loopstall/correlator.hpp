@@ -79,11 +79,12 @@ class Correlator {
   void set_stack_loop(std::uint32_t pid, LoopKind k);
   std::size_t watched_processes() const { return watched_.size(); }
 
-  // Stall evidence (stacks), already read by the Detector. Iteration
-  // identified by (tid, iter_start_ns).
-  void on_sample(std::uint32_t pid, std::uint32_t tid, std::uint64_t iter_start_ns, const StackSample& s);
+  // Stall evidence (stacks), already read by the Detector (and kept, not
+  // copied: a deep stack is hundreds of strings). Iteration identified by
+  // (tid, iter_start_ns).
+  void on_sample(std::uint32_t pid, std::uint32_t tid, std::uint64_t iter_start_ns, StackSample s);
   void on_block(std::uint32_t pid, std::uint32_t tid, std::uint64_t iter_start_ns, std::uint64_t block_start_ns,
-                std::uint64_t blocked_ns, const StackSample* stacks);
+                std::uint64_t blocked_ns, std::optional<StackSample> stacks);
   // Iterations that have gone on for this long get their blocks captured
   // (the same age at which BPF starts sampling).
   std::uint64_t evidence_after_ns() const { return Tuning::evidence_after_ns_of(threshold_ns()); }
@@ -116,6 +117,18 @@ class Correlator {
   std::size_t ongoing_count() const { return ongoing_.size(); }
 
  private:
+  // One loop iteration (what a stall_id names), as a map key: no string to
+  // format and hash per loop per scan.
+  struct IterationKey {
+    std::uint32_t tid = 0;
+    std::uint64_t iter_start_ns = 0;
+    bool operator==(const IterationKey&) const = default;
+  };
+  struct IterationKeyHash {
+    std::size_t operator()(const IterationKey& k) const {
+      return std::hash<std::uint64_t>{}(k.iter_start_ns * 0x9E3779B97F4A7C15ULL ^ k.tid);
+    }
+  };
   struct Ongoing {
     std::uint32_t pid = 0;
     std::uint64_t last_report_ns = 0;
@@ -137,7 +150,9 @@ class Correlator {
 
   const ProcInfo* process(std::uint32_t pid);
   ls_proc_state decide(std::uint32_t pid, const ProcInfo* p);
+  // An ongoing report borrows its evidence's frames: give_back() after use.
   StallReport make_report(const ls_loop& l, std::uint64_t end_ns, bool ongoing, const char* comm);
+  void give_back(StallReport& ongoing, const ls_loop& l);
   void account_iterations(const ls_loop& l);
 
   Selection sel_;
@@ -150,8 +165,8 @@ class Correlator {
   std::set<std::uint32_t> watched_;
   std::set<std::uint32_t> exiting_;                            // interpreters past Py_Finalize
   std::unordered_map<std::uint32_t, ThreadCounters> threads_;  // by tid
-  std::unordered_map<std::string, Ongoing> ongoing_;           // by stall_id
-  std::unordered_map<std::string, Evidence> evidence_;         // by stall_id
+  std::unordered_map<IterationKey, Ongoing, IterationKeyHash> ongoing_;
+  std::unordered_map<IterationKey, Evidence, IterationKeyHash> evidence_;
   double sample_period_ms_ = Tuning{}.sample_period_ms();
   std::uint64_t last_scan_ns_ = 0;                 // evidence is timed in scan time
   std::map<std::uint32_t, ProcessTotals> totals_;  // by pid

@@ -83,6 +83,12 @@ class Detector {
   // A consumer other than c that watches pid (and knows it), if any.
   const Correlator* watcher_besides(const Correlator& c, std::uint32_t pid) const;
   std::uint64_t evidence_after_ns() const;
+  // Hands v to every consumer: a copy to each but the last, which takes it.
+  template <typename T, typename Give>
+  void share(T& v, Give&& give) {
+    for (std::size_t i = 0; i < consumers_.size(); ++i)
+      give(*consumers_[i], i + 1 == consumers_.size() ? std::move(v) : T(v));
+  }
   void sweep();
   void account_drops();
 

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "loopstall/stall.hpp"
@@ -27,8 +28,8 @@ class StallEvidence {
   void add_cpu_sample(StackSample s);
   // A block episode (identified by when it began) seen still blocked,
   // blocked_ns so far. The first sighting carries its stacks; later ones
-  // (stacks == nullptr) only extend it.
-  void add_block(std::uint64_t block_start_ns, std::uint64_t blocked_ns, const StackSample* stacks);
+  // (nullopt) only extend it.
+  void add_block(std::uint64_t block_start_ns, std::uint64_t blocked_ns, std::optional<StackSample> stacks);
   bool empty() const { return cpu_ == 0 && blocks_.empty(); }
 
   // python_stacks: identical stacks merged, most samples first. A block
@@ -39,10 +40,20 @@ class StallEvidence {
   // The same, moving the frames out (the final report: the evidence is
   // dropped after it, and a deep stack is hundreds of strings to copy).
   void fill(StallReport& r, double sample_period_ms) &&;
+  // The same for a report used and dropped while the evidence goes on (an
+  // ongoing report): the frames are lent to r, not copied, until
+  // take_back(r) returns them. Nothing may be added in between.
+  void lend(StallReport& r, double sample_period_ms);
+  void take_back(StallReport& r);
 
  private:
+  // Where lent frames came from: r.python_stacks[i] from python[i].
+  struct Lent {
+    std::vector<std::vector<PyFrame>*> python;
+    std::vector<NativeFrame>* native = nullptr;
+  };
   template <typename Self>
-  static void fill_from(Self&& self, StallReport& r, double sample_period_ms);
+  static void fill_from(Self&& self, StallReport& r, double sample_period_ms, Lent* lent);
   template <typename Frame>
   struct Counted {
     std::vector<Frame> frames;
@@ -56,6 +67,7 @@ class StallEvidence {
   std::vector<Counted<NativeFrame>> cpu_native_;
   std::vector<Block> blocks_;
   std::uint64_t cpu_ = 0;  // samples seen
+  Lent lent_;
 };
 
 }  // namespace loopstall

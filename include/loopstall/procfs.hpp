@@ -91,6 +91,13 @@ std::optional<double> parse_exec_start_ms(std::string_view sched_file);
 // /proc/PID/stat (bounded); nullopt when gone.
 std::optional<std::string> read_stat(std::uint32_t pid, const std::string& proc_root = "/proc");
 
+// KiB of executable file mappings (status: VmExe + VmLib, the kernel's
+// exec_vm): the executable and the shared libraries' code. Changes with
+// exec, dlopen and dlclose, not with the anonymous memory a process maps
+// and unmaps all the time. nullopt when gone or malformed.
+std::optional<std::uint64_t> parse_exec_mapped_kb(std::string_view status);
+std::optional<std::uint64_t> read_exec_mapped_kb(std::uint32_t pid, const std::string& proc_root = "/proc");
+
 // /proc/PID/task/TID/syscall of a thread that is off CPU: the syscall number
 // (-1 when blocked outside a syscall), its arguments, and the user sp and pc.
 struct ThreadSyscall {

@@ -1,9 +1,11 @@
 // Hostile inputs: the unwinder must return an empty or partial stack in
 // bounded time, never crash or hang.
 #include <doctest/doctest.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -12,6 +14,7 @@
 
 #include "doctest_helpers.hpp"
 #include "loopstall/native/proc_maps.hpp"
+#include "loopstall/native/snapshot.hpp"
 #include "loopstall/native/unwinder.hpp"
 #include "loopstall/procfs.hpp"
 
@@ -152,4 +155,29 @@ TEST_CASE("the cache is bounded and can be told about exits") {
   CHECK(u.cached_processes() == 0);
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
+}
+
+TEST_CASE("read_stack: up to the first unreadable page, in one read or page by page alike") {
+  constexpr std::size_t kPage = loopstall::Memory::kPageSize;
+  void* area = mmap(nullptr, 4 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(area != MAP_FAILED);
+  auto* bytes = static_cast<std::uint8_t*>(area);
+  for (std::size_t i = 0; i < 4 * kPage; ++i) bytes[i] = static_cast<std::uint8_t>(i * 7);
+  REQUIRE(mprotect(bytes + 2 * kPage, kPage, PROT_NONE) == 0);  // a hole: the "end" of the stack
+  // The base class's page-by-page reads, for comparison.
+  struct PageByPage final : loopstall::Memory {
+    loopstall::ProcessMemory live{getpid()};
+    bool read(std::uint64_t addr, void* buf, std::size_t n) const override { return live.read(addr, buf, n); }
+  } slow;
+  const loopstall::ProcessMemory fast(getpid());
+  const auto sp = reinterpret_cast<std::uint64_t>(bytes) + 100;
+  for (const std::size_t want : {std::size_t{0}, std::size_t{10}, kPage, 3 * kPage, 16 * kPage}) {
+    CAPTURE(want);
+    const auto got = read_stack(fast, sp, want);
+    CHECK(got == read_stack(slow, sp, want));
+    CHECK(got.size() == std::min(want, 2 * kPage - 100));
+    CHECK(std::equal(got.begin(), got.end(), bytes + 100));
+  }
+  CHECK(read_stack(fast, reinterpret_cast<std::uint64_t>(bytes) + 2 * kPage, kPage).empty());
+  munmap(area, 4 * kPage);
 }

@@ -2,6 +2,8 @@
 // and the correlator carrying evidence into its reports.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "loopstall/correlator.hpp"
 #include "loopstall/decode.hpp"
 #include "loopstall/evidence.hpp"
@@ -79,8 +81,8 @@ TEST_CASE("evidence: a block weighs its duration in sample periods") {
   StallEvidence e;
   e.add_cpu_sample(stack({"compute"}, {"cpu_fn"}));
   const StackSample blocked = stack({"sleepy"}, {"clock_nanosleep", "usleep"});
-  e.add_block(1000, 30'000'000, &blocked);
-  e.add_block(1000, 250'000'000, nullptr);  // seen again later: longer, same episode
+  e.add_block(1000, 30'000'000, blocked);
+  e.add_block(1000, 250'000'000, std::nullopt);  // seen again later: longer, same episode
   StallReport r;
   r.cause = Cause::BlockingSyscall;
   e.fill(r, 10);
@@ -99,7 +101,7 @@ TEST_CASE("evidence: native stack of an on-CPU stall is the most sampled one") {
   e.add_cpu_sample(stack({"f"}, {"hot"}));
   e.add_cpu_sample(stack({"f"}, {"cold"}));
   const StackSample blocked = stack({"g"}, {"read"});
-  e.add_block(5, 1'000'000, &blocked);
+  e.add_block(5, 1'000'000, blocked);
   StallReport r;
   r.cause = Cause::Cpu;
   e.fill(r, 10);
@@ -112,9 +114,9 @@ TEST_CASE("evidence: native stack of an on-CPU stall is the most sampled one") {
 TEST_CASE("evidence: the longest of several blocks gives the native stack") {
   StallEvidence e;
   const StackSample a = stack({"a"}, {"futex"}), b = stack({"b"}, {"nanosleep"});
-  e.add_block(1, 40'000'000, &a);
-  e.add_block(2, 90'000'000, &b);
-  e.add_block(1, 60'000'000, nullptr);
+  e.add_block(1, 40'000'000, a);
+  e.add_block(2, 90'000'000, b);
+  e.add_block(1, 60'000'000, std::nullopt);
   StallReport r;
   r.cause = Cause::BlockingSyscall;
   e.fill(r, 10);
@@ -125,12 +127,12 @@ TEST_CASE("evidence: the longest of several blocks gives the native stack") {
 
 TEST_CASE("evidence: a block first seen without stacks gets them later") {
   StallEvidence e;
-  e.add_block(7, 10'000'000, nullptr);
+  e.add_block(7, 10'000'000, std::nullopt);
   StallReport before;
   e.fill(before, 10);
   CHECK(before.python_stacks.empty());
   const StackSample s = stack({"late"});
-  e.add_block(7, 20'000'000, &s);
+  e.add_block(7, 20'000'000, s);
   StallReport after;
   e.fill(after, 10);
   REQUIRE(after.python_stacks.size() == 1);  // one episode, now with its stacks
@@ -145,9 +147,9 @@ TEST_CASE("evidence: the moving fill (final report) gives what the copying one (
     e.add_cpu_sample(stack({"a", "main"}, {"parse"}));
     e.add_cpu_sample(stack({"a", "main"}, {"parse"}));
     const StackSample blocked = stack({"b", "main"}, {"nanosleep", "main"});
-    e.add_block(7, 40'000'000, &blocked);
+    e.add_block(7, 40'000'000, blocked);
     const StackSample same = stack({"a", "main"});
-    e.add_block(9, 5'000'000, &same);  // merged into the on-CPU stack
+    e.add_block(9, 5'000'000, same);  // merged into the on-CPU stack
     StallReport ongoing, final;
     ongoing.cause = final.cause = cause;
     e.fill(ongoing, 10);
@@ -159,6 +161,46 @@ TEST_CASE("evidence: the moving fill (final report) gives what the copying one (
     }
     CHECK(final.native_stack == ongoing.native_stack);
     CHECK_FALSE(final.native_stack.empty());
+  }
+}
+
+TEST_CASE("evidence: frames lent to an ongoing report come back whole, for the next report and the final") {
+  for (const Cause cause : {Cause::BlockingSyscall, Cause::Cpu}) {
+    CAPTURE(static_cast<int>(cause));
+    StallEvidence e;
+    e.add_cpu_sample(stack({"a", "main"}, {"parse"}));
+    e.add_cpu_sample(stack({"c", "main"}, {"parse"}));
+    e.add_cpu_sample(stack({"a", "main"}, {"parse"}));
+    e.add_block(7, 40'000'000, stack({"b", "main"}, {"nanosleep", "main"}));
+    e.add_block(9, 5'000'000, stack({"a", "main"}));  // merged into the on-CPU stack
+    StallReport copied;
+    copied.cause = cause;
+    e.fill(copied, 10);
+    for (int round = 0; round < 2; ++round) {
+      StallReport lent;
+      lent.cause = cause;
+      e.lend(lent, 10);
+      REQUIRE(lent.python_stacks.size() == copied.python_stacks.size());
+      for (std::size_t i = 0; i < lent.python_stacks.size(); ++i) {
+        CHECK(lent.python_stacks[i].samples == copied.python_stacks[i].samples);
+        CHECK(lent.python_stacks[i].frames == copied.python_stacks[i].frames);
+      }
+      CHECK(lent.native_stack == copied.native_stack);
+      e.take_back(lent);
+    }
+    // Evidence added after the loan counts as usual.
+    e.add_cpu_sample(stack({"c", "main"}, {"parse"}));
+    StallReport final;
+    final.cause = cause;
+    std::move(e).fill(final, 10);
+    REQUIRE(final.python_stacks.size() == 3);
+    CHECK(final.native_stack == copied.native_stack);
+    for (const PyStack& st : final.python_stacks) {
+      const auto same = std::find_if(copied.python_stacks.begin(), copied.python_stacks.end(),
+                                     [&](const PyStack& c) { return c.frames == st.frames; });
+      REQUIRE(same != copied.python_stacks.end());
+      CHECK(st.samples == same->samples + (st.frames.front().function == "c" ? 1 : 0));
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "loopstall/json_sink.hpp"
+#include "loopstall/json_writer.hpp"
 #include "sample_reports.hpp"
 
 using namespace loopstall;
@@ -252,7 +254,13 @@ TEST_CASE("stall_json: the same bytes as the nlohmann tree it replaced") {
   odd.threshold_ms = 1e17;
   odd.breakdown = {0.1 + 0.2, 1.0 / 3.0, 123456789.123456, -0.0};
   odd.syscalls = {{-1, "", 0.0005, 0}, {0, "read", 2.5e-4, UINT64_MAX}};
-  odd.python_stacks = {{0, {}}, {UINT64_MAX, {{"", "", 0}, {"<module>", "/a b/\n.py", -1}, {"f", "g", std::nullopt}}}};
+  odd.python_stacks = {{0, {}},
+                       {UINT64_MAX,
+                        {{"", "", 0},
+                         {"<module>", "/a b/\n.py", -1},
+                         {"f", "g", std::nullopt},
+                         {"min", "m.py", INT_MIN},
+                         {"max", "m.py", INT_MAX}}}};
   odd.native_stack = {{"", "", 0}, {"_Z3foov+0x10", "[vdso]", UINT64_MAX}};
   rs.push_back(odd);
   StallReport nan = base_report();
@@ -269,6 +277,35 @@ TEST_CASE("stall_json: the same bytes as the nlohmann tree it replaced") {
   for (const auto& r : rs) want += reference_dump(r) + "\n";
   CHECK(sink_output(rs, &writes) == want);
   CHECK(writes == rs.size());
+}
+
+TEST_CASE("JsonWriter::plain: the word-at-a-time check agrees with the byte-by-byte rule") {
+  auto by_byte = [](std::string_view s) {
+    for (const char ch : s) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') return false;
+    }
+    return true;
+  };
+  // Every byte value at every place of a word, next to every kind of
+  // neighbour (borrows and carries cross bytes).
+  std::size_t checked = 0;
+  std::string first_wrong;
+  for (const char fill : {'a', ' ', '~', '!', '#', '[', ']'}) {
+    for (std::size_t len = 0; len <= 17; ++len) {
+      std::string s(len, fill);
+      CHECK(JsonWriter::plain(s));
+      for (std::size_t at = 0; at < len; ++at) {
+        for (int b = 0; b < 256; ++b, ++checked) {
+          s[at] = static_cast<char>(b);
+          if (JsonWriter::plain(s) != by_byte(s) && first_wrong.empty()) first_wrong = s;
+        }
+        s[at] = fill;
+      }
+    }
+  }
+  CHECK(checked == 7 * 153 * 256);
+  CHECK(first_wrong.empty());
 }
 
 TEST_CASE("JsonLinesSink: one parseable object per line") {

@@ -79,6 +79,21 @@ TEST_CASE("stat fields: comm may hold spaces and parentheses") {
   CHECK_FALSE(parent_pid(4, root.path().string()).has_value());  // init's child
 }
 
+TEST_CASE("exec mapped KiB: VmExe + VmLib of status, this process's too") {
+  const std::string status = "Name:\tpython3.11\nVmSize:\t  41720 kB\nVmExe:\t    2764 kB\nVmLib:\t    7508 kB\n";
+  CHECK(parse_exec_mapped_kb(status) == 10272U);
+  CHECK_FALSE(parse_exec_mapped_kb("Name:\tkthreadd\n").has_value());  // kernel threads have no Vm lines
+  CHECK_FALSE(parse_exec_mapped_kb("VmExe:\t 12 kB\nVmLib:\t x kB\n").has_value());
+  CHECK_FALSE(parse_exec_mapped_kb("VmExe:\t 12 MB\nVmLib:\t 3 kB\n").has_value());
+  TempDir root;
+  root.write("7/status", status);
+  CHECK(read_exec_mapped_kb(7, root.path().string()) == 10272U);
+  CHECK_FALSE(read_exec_mapped_kb(8, root.path().string()).has_value());
+  const auto self = read_exec_mapped_kb(static_cast<std::uint32_t>(getpid()));
+  REQUIRE(self.has_value());
+  CHECK(*self > 0);
+}
+
 TEST_CASE("parse_syscall_file: in a syscall, blocked elsewhere, running, garbage") {
   const auto in = parse_syscall_file("232 0x3 0x7ffd0000 0x40 0xffffffff 0x0 0x0 0x7ffd1000 0x7f0000001234\n");
   REQUIRE(in.has_value());

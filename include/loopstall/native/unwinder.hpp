@@ -6,9 +6,10 @@
 // the read-only segments of the ELF files, and only then from the live
 // process (optional). A Dwfl (modules, parsed CFI) is cached per pid and
 // rebuilt when the process's code mappings change (exec, dlopen, dlclose, pid
-// reuse; checked through /proc/PID/stat's vsize and start time, then the
-// maps); symbol tables are shared by build-id across processes. Not
-// thread-safe: one NativeUnwinder per thread.
+// reuse; checked through /proc/PID/stat -- start time, code and stack start,
+// vsize -- then, if only vsize moved, the executable mappings' size in
+// status, and only then the maps); symbol tables are shared by build-id
+// across processes. Not thread-safe: one NativeUnwinder per thread.
 #pragma once
 
 #include <sys/types.h>
@@ -16,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -91,14 +93,21 @@ class NativeUnwinder {
   const Stats& stats() const { return stats_; }
 
  private:
+  struct Probe {
+    std::uint64_t starttime = 0, vsize = 0, startcode = 0, startstack = 0;
+    bool operator==(const Probe&) const = default;
+  };
   struct Entry {
     std::unique_ptr<DwflProcess> process;
     std::uint64_t code_hash = 0;  // of the code mappings the Dwfl was built from
-    // (starttime, vsize) from /proc/PID/stat when the maps were last read:
-    // while they hold, the maps are not read again.
-    std::pair<std::uint64_t, std::uint64_t> probe;
+    // /proc/PID/stat's probe and the executable mappings' size as of the
+    // last maps read: while they hold, the maps are not read again.
+    Probe probe;
+    std::uint64_t exec_kb = 0;
     std::uint64_t last_use = 0;
   };
+  static std::optional<Probe> read_probe(pid_t pid);
+  static bool same_code(pid_t pid, Entry& e, const Probe& now);
   DwflProcess* process_for(pid_t pid);
   std::vector<UnwoundFrame> run(DwflProcess& p, const StackSnapshot& snap, std::size_t max_frames);
 

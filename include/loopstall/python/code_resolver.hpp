@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "loopstall/process_memory.hpp"
@@ -33,7 +32,8 @@ class CodeResolver {
   // One stack, innermost first, up to the first frame that does not resolve.
   // Each distinct code object is validated once per call: the frames were read
   // at one moment, and a code object they share is one object for all of them
-  // (deep recursion costs one header read, not one per frame).
+  // (deep recursion costs one header read, not one per frame); a frame
+  // repeating the one before it (recursion) is not decoded again.
   std::vector<PyFrame> resolve_stack(const Memory& mem, const std::vector<RawFrame>& frames);
 
   std::size_t cache_size() const { return cache_.size(); }
