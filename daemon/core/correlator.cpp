@@ -84,8 +84,9 @@ ls_proc_state Correlator::decide(std::uint32_t pid, const ProcInfo* p) {
 void Correlator::forget_process(std::uint32_t pid) {
   exiting_.erase(pid);
   // Evidence is by thread; a process's threads are in threads_.
-  for (const auto& [tid, tc] : threads_) {
+  for (const auto& [thread, tc] : threads_) {
     if (tc.pid != pid) continue;
+    const std::uint32_t tid = thread;  // clang 14 cannot capture a structured binding
     std::erase_if(evidence_, [&](const auto& kv) { return kv.first.tid == tid; });
   }
   procs_.erase(pid);
