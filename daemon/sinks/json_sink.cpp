@@ -123,16 +123,15 @@ JsonLinesSink::JsonLinesSink(Writer out, EventLogBudget budget, Clock clock)
     : out_(std::move(out)),
       budget_(budget),
       clock_(clock ? std::move(clock) : Clock(monotonic_ns)),
-      tokens_(static_cast<double>(budget.bytes_per_s * EventLogBudget::kBudgetBurstS)) {}
+      tokens_(budget.burst_bytes()) {}
 
 // A token bucket of bytes, refilled at bytes_per_s; a line that fits spends
 // its size.
 bool JsonLinesSink::fits(std::size_t bytes) {
   const std::uint64_t now = clock_();
-  const double cap = static_cast<double>(budget_.bytes_per_s * EventLogBudget::kBudgetBurstS);
   if (refill_ns_ && now > refill_ns_)
-    tokens_ = std::min(
-        cap, tokens_ + static_cast<double>(now - refill_ns_) * 1e-9 * static_cast<double>(budget_.bytes_per_s));
+    tokens_ = std::min(budget_.burst_bytes(), tokens_ + static_cast<double>(now - refill_ns_) * 1e-9 *
+                                                            static_cast<double>(budget_.bytes_per_s));
   refill_ns_ = now;
   if (static_cast<double>(bytes) > tokens_) return false;
   tokens_ -= static_cast<double>(bytes);

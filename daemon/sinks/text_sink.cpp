@@ -21,17 +21,16 @@ constexpr const char* kEraseLine = "\x1b[K";
 // -- is taken to be in it still, extra_ms after its last report: a hang's
 // status line counts up between the correlator's reports. A mixed one is
 // shown as last measured until its next report.
-bool extrapolate(StallReport& r, double extra_ms) {
+void extrapolate(StallReport& r, double extra_ms) {
   Breakdown& b = r.breakdown;
   double* part = r.cause == Cause::Cpu               ? &b.on_cpu_ms
                  : r.cause == Cause::BlockingSyscall ? &b.blocked_ms
                  : r.cause == Cause::Runqueue        ? &b.runqueue_ms
                                                      : nullptr;
-  if (!part || extra_ms <= 0 || *part < 0.9 * r.duration_ms) return false;
+  if (!part || extra_ms <= 0 || *part < 0.9 * r.duration_ms) return;
   *part += extra_ms;
   r.duration_ms += extra_ms;
   if (r.cause == Cause::BlockingSyscall && !r.syscalls.empty()) r.syscalls.front().ms += extra_ms;
-  return true;
 }
 
 }  // namespace
@@ -51,23 +50,21 @@ void TextSink::emit(const std::string& lines) {
 // The longest ongoing stall, and how many more there are, as they are now
 // (extrapolate()); none left: no status line.
 void TextSink::draw_status() {
+  if (ongoing_.empty()) {
+    if (status_shown_) out_(kEraseLine);
+    status_shown_ = false;
+    return;
+  }
   std::optional<StallReport> longest;
-  std::size_t live = 0;
   for (const auto& [id, o] : ongoing_) {
-    ++live;
     const double extra_ms = o.at_ns && now_ns_ > o.at_ns ? static_cast<double>(now_ns_ - o.at_ns) / 1e6 : 0;
     // Copied only when it is the longest so far: at most a few per redraw.
     if (longest && o.last.duration_ms + extra_ms <= longest->duration_ms) continue;
     longest = o.last;
     extrapolate(*longest, extra_ms);
   }
-  if (!longest) {
-    if (status_shown_) out_(kEraseLine);
-    status_shown_ = false;
-    return;
-  }
   std::string line = format_stall_line(*longest, width() - 1);
-  if (live > 1) line += " (+" + std::to_string(live - 1) + " more)";
+  if (ongoing_.size() > 1) line += " (+" + std::to_string(ongoing_.size() - 1) + " more)";
   if (!header_done_) emit("");
   out_(std::string(kEraseLine) + first_columns(line, width() - 1) + "\r");
   status_shown_ = true;

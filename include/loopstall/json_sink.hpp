@@ -30,6 +30,7 @@ nlohmann::ordered_json to_json(const StallReport& r);
 struct EventLogBudget {
   std::uint64_t bytes_per_s = 0;  // 0: no budget (a capture's own output)
   static constexpr std::uint64_t kBudgetBurstS = 30;
+  double burst_bytes() const { return static_cast<double>(bytes_per_s * kBudgetBurstS); }
 };
 
 class JsonLinesSink : public Sink {
